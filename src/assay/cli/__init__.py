@@ -1,0 +1,1 @@
+"""The `assay` command: thin Typer commands over the Python API."""

@@ -1,0 +1,203 @@
+"""`assay plot | verdict | report | check | check-data | rerun`: evidence a reader can trust."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output with stable keys.")]
+ValueOpt = Annotated[str, typer.Option("--value", help="Per run: last (final value) or best (best step).")]
+
+
+def _lab():  # noqa: ANN202
+    from assay.lab import find_lab
+
+    return find_lab()
+
+
+def _where(items: list[str] | None) -> dict[str, Any] | None:
+    from assay.config import parse_value
+    from assay.errors import ConfigError
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"Cannot read --where '{item}'", "Write it as param=value, e.g. --where lr=0.01.")
+        out[key.strip()] = parse_value(raw.strip())
+    return out or None
+
+
+def verdict(
+    name: str,
+    where: Annotated[Optional[list[str]], typer.Option(help="Only runs with this param=value (repeatable).")] = None,
+    confidence: Annotated[float, typer.Option(help="Overall confidence (split over configurations).")] = 0.95,
+    value: ValueOpt = "last",
+    json_: JsonOpt = False,
+) -> None:
+    """Judge the hypothesis: supported / refuted / inconclusive, with the runs and numbers that decided it."""
+    from assay.cli.render import emit_json
+    from assay.report.verdict import verdict as do_verdict
+
+    v = do_verdict(_lab(), name, confidence, value, _where(where))
+    if json_:
+        emit_json(v.to_dict())
+        return
+    print(f"{v.experiment}: {v.verdict.upper()}  ({v.reason})")
+    print(f"  hypothesis: {v.hypothesis}")
+    print(f"  success: {' and '.join(v.success) or '-'}   failure: {' and '.join(v.failure) or '-'}   "
+          f"({v.value} value per run, {v.per_config_confidence:.1%} CI per configuration)")
+    for i, c in enumerate(v.configurations):
+        mark = "*" if i in v.decided_by else " "
+        print(f"{mark} [{c.verdict}] {c.label}: {len(c.runs)} run(s)")
+        for j in c.judged:
+            print(f"      {j.kind} {j.criterion.text}: {j.outcome} ({j.why})")
+        for rid in c.runs:
+            print(f"      {rid}")
+    for e in v.excluded:
+        print(f"  left out: {e['id']} ({e['status']}: {e['why']})")
+    if v.hint:
+        print(f"  next: {v.hint}")
+
+
+def plot(
+    target: Annotated[str, typer.Argument(metavar="RUN|NAME", help="A run, or an experiment with --compare.")],
+    metric: Annotated[Optional[str], typer.Option(help="Metrics, comma-separated (run: default all; --compare: the primary).")] = None,
+    compare: Annotated[bool, typer.Option("--compare", help="Compare an experiment's runs: curves, bars, sweeps.")] = False,
+    format_: Annotated[str, typer.Option("--format", help="png or webp.")] = "png",
+    value: ValueOpt = "last",
+    json_: JsonOpt = False,
+) -> None:
+    """Plot logged metrics only; each figure gets a .json sidecar naming its source files and series."""
+    from assay.report.plots import plot_experiment, plot_run
+
+    lab = _lab()
+    metrics = [m.strip() for m in (metric or "").split(",") if m.strip()]
+    if compare:
+        figures = []
+        for m in metrics or [None]:
+            figures += plot_experiment(lab, target, m, format_, value)
+    else:
+        figures = plot_run(lab, target, metrics or None, format_)
+    if json_:
+        from assay.cli.render import emit_json
+
+        emit_json([f.to_dict() for f in figures])
+        return
+    for f in figures:
+        print(f"{f.path}  (data: {f.sidecar.name})")
+
+
+def report(
+    name: str,
+    format_: Annotated[str, typer.Option("--format", help="Figure format: png or webp.")] = "png",
+    value: ValueOpt = "last",
+    json_: JsonOpt = False,
+) -> None:
+    """Write REPORT.md and a self-contained REPORT.html; regenerates only the generated blocks."""
+    from assay.report.report import write_report
+
+    res = write_report(_lab(), name, format_, value)
+    if json_:
+        from assay.cli.render import emit_json
+
+        emit_json(res.to_dict())
+        return
+    print(f"{'wrote' if res.created else 'updated'} {res.markdown} ({len(res.regenerated)} generated blocks, "
+          f"{len(res.figures)} figures; your text outside the markers is kept)")
+    print(f"wrote {res.html} (self-contained)")
+    if res.missing:
+        print(f"note: blocks removed by hand were not put back: {', '.join(res.missing)}")
+
+
+def check(
+    target: Annotated[str, typer.Argument(metavar="NAME|FILE", help="An experiment (its entry point) or a .py file.")],
+    json_: JsonOpt = False,
+) -> None:
+    """Reproducibility hygiene from the code's syntax tree: seeds, pinned deps, paths, outputs. Exit 1 on findings."""
+    from assay.checks.repro import check as do_check
+    from assay.lab import maybe_find_lab
+
+    res = do_check(maybe_find_lab(), target)
+    if json_:
+        from assay.cli.render import emit_json
+
+        emit_json(res.to_dict())
+    else:
+        for f in res.findings:
+            print(f"{f.where}: {f.code}: {f.message}\n    why: {f.why}\n    fix: {f.fix}")
+        print(f"{len(res.findings)} finding(s) in {', '.join(res.files)}")
+    if res.findings:
+        raise typer.Exit(1)
+
+
+def rerun(
+    run_ref: Annotated[str, typer.Argument(metavar="RUN")],
+    value: ValueOpt = "last",
+    confidence: Annotated[float, typer.Option(help="Confidence of the noise band.")] = 0.95,
+    json_: JsonOpt = False,
+) -> None:
+    """Re-run from the recorded commit (+ patch), params and seed in a temporary worktree; compare to the original."""
+    from assay.rerun import rerun as do_rerun
+
+    r = do_rerun(_lab(), run_ref, value, confidence)
+    if json_:
+        from assay.cli.render import emit_json
+
+        emit_json(r.to_dict())
+        return
+    from assay.cli.render import fmt
+
+    verdict = {True: "within noise", False: "NOT within noise", None: "noise unknown"}[r.within_noise]
+    print(f"{r.rerun}  ({r.status}, commit {r.commit[:10]}{' + patch' if r.patched else ''})")
+    print(f"{r.metric}: original {fmt(r.original_value)}, rerun {fmt(r.new_value)}, difference {fmt(r.difference)}: {verdict}")
+    print(f"  {r.explanation}; noise from {r.sigma_source}")
+    for w in r.warnings:
+        print(f"  warning: {w}")
+
+
+def check_data(
+    train: Path,
+    val: Path,
+    test: Annotated[Optional[Path], typer.Argument()] = None,
+    key: Annotated[Optional[str], typer.Option(help="Entity id column (key overlap).")] = None,
+    time: Annotated[Optional[str], typer.Option(help="Timestamp column (temporal order).")] = None,
+    target: Annotated[Optional[str], typer.Option(help="Label column (single-feature predictors).")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Leakage between csv/parquet splits: overlaps, time order, too-good features, drift. Exit 1 on findings."""
+    from assay.checks.data import check_data as do_check
+
+    rep = do_check(train, val, test, key, time, target)
+    if json_:
+        from assay.cli.render import emit_json
+
+        emit_json(rep.to_dict())
+    else:
+        from assay.cli.render import fmt, table
+
+        for f in rep.findings:
+            print(f"{f.where}: {f.code}: {f.message}\n    why: {f.why}\n    fix: {f.fix}")
+        if rep.drift:
+            table(["split", "column", "test", "statistic", "p", "drift"],
+                  [[d["split"], d["column"], d["test"], fmt(d["statistic"]), fmt(d["p_value"]), "yes" if d["drifted"] else ""]
+                   for d in rep.drift], title="train vs other splits, per column")
+        if rep.predictors:
+            table(["column", "metric", "alone on val", "baseline"],
+                  [[p["column"], p["metric"], fmt(p["score"]), fmt(p["baseline"])] for p in rep.predictors[:10]],
+                  title=f"single-feature predictors of {target} (fit on train)")
+        print(f"{len(rep.findings)} finding(s)")
+    if rep.findings:
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add this area's commands to `app`."""
+    app.command("verdict")(verdict)
+    app.command("plot")(plot)
+    app.command("report")(report)
+    app.command("check")(check)
+    app.command("rerun")(rerun)
+    app.command("check-data")(check_data)

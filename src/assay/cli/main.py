@@ -1,0 +1,355 @@
+"""`assay` commands. Each parses, calls one API function, renders; no SQL, git or processes here."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+# Rich help only on a terminal: piped (agents, scripts) it costs ~75 ms of imports for boxes
+# nobody sees. Typer reads TYPER_USE_RICH once, at import; it is removed again so that the
+# scripts assay launches do not inherit it.
+_PLAIN = not sys.stdout.isatty() and "TYPER_USE_RICH" not in os.environ
+if _PLAIN:
+    os.environ["TYPER_USE_RICH"] = "0"
+import typer  # noqa: E402
+
+if _PLAIN:
+    del os.environ["TYPER_USE_RICH"]
+
+from assay.errors import AssayError  # noqa: E402
+
+app = typer.Typer(
+    name="assay",
+    help="Hypothesis-driven ML experiments: declare, run, capture, compare.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+_state = {"debug": False}
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output with stable keys.")]
+
+
+@app.callback()
+def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False) -> None:
+    _state["debug"] = debug
+
+
+def _lab():  # noqa: ANN202
+    from assay.lab import find_lab
+
+    return find_lab()
+
+
+@app.command()
+def init(path: Annotated[Optional[Path], typer.Argument(help="Folder to make a lab (default: here).")] = None) -> None:
+    """Make a folder an assay lab: assay.toml, .assay/ index, AGENTS.md section."""
+    from assay.lab import init_lab
+
+    lab, written = init_lab(path)
+    print(f"lab ready at {lab.root}" + (f" (wrote {', '.join(written)})" if written else " (already initialised)"))
+    print("next: assay new NAME --hypothesis \"...\" --metric val_f1 --goal max")
+
+
+@app.command()
+def new(
+    name: str,
+    hypothesis: Annotated[str, typer.Option("--hypothesis", "-H", help="What you expect and why.")] = "",
+    metric: Annotated[Optional[str], typer.Option(help="The one primary metric that decides it.")] = None,
+    goal: Annotated[Optional[str], typer.Option(help="max or min.")] = None,
+    success: Annotated[Optional[str], typer.Option(help='Success criterion, e.g. "val_f1 >= 0.80".')] = None,
+    failure: Annotated[Optional[str], typer.Option(help='Failure criterion, e.g. "val_f1 < 0.75".')] = None,
+    secondary: Annotated[Optional[list[str]], typer.Option("--secondary", help="Secondary metric (name or name:min).")] = None,
+    from_: Annotated[Optional[str], typer.Option("--from", help="Copy this experiment's structure.")] = None,
+    entry: Annotated[Optional[str], typer.Option(help="Entry point (default train.py).")] = None,
+    timeout: Annotated[Optional[str], typer.Option(help="Default timeout, e.g. 30m.")] = None,
+) -> None:
+    """Create experiments/NAME/ with its hypothesis, criteria, config and a train.py."""
+    from assay.experiment import new_experiment
+
+    if not hypothesis:
+        raise AssayError("An experiment needs a hypothesis", f"assay new {name} --hypothesis \"X improves Y because Z\" ...")
+    lab = _lab()
+    exp = new_experiment(lab, name, hypothesis, metric, goal, success, failure, secondary, from_, entry, timeout)
+    print(f"created {exp.path.relative_to(lab.root)}/ (metric {exp.metric}, {exp.goal})")
+    print(f"next: assay run {name} baseline")
+
+
+@app.command(context_settings={"allow_extra_args": False})
+def run(
+    name: str,
+    desc: Annotated[str, typer.Argument(help="Short description, part of the run folder name.")],
+    overrides: Annotated[Optional[list[str]], typer.Argument(help="key=value params (+key=value adds a key).")] = None,
+    timeout: Annotated[Optional[str], typer.Option(help="e.g. 90s, 10m, 2h (default: the experiment's).")] = None,
+    repeat: Annotated[int, typer.Option(help="Run K seeds: seed, seed+1, ...")] = 1,
+    entry: Annotated[Optional[str], typer.Option(help="Entry point instead of the experiment's.")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Also stream output to the screen.")] = False,
+    tag: Annotated[Optional[list[str]], typer.Option(help="key=value tag for the run.")] = None,
+    smoke: Annotated[bool, typer.Option("--smoke", help="A scaled-down run (the experiment's smoke: params) under 60s; records throughput.")] = False,
+    oom_ladder: Annotated[Optional[bool], typer.Option("--oom-ladder/--no-oom-ladder", help="On OOM retry with the next remedy (default: on when the experiment has oom_ladder:).")] = None,
+    approve_locked: Annotated[Optional[list[str]], typer.Option("--approve-locked", help="A locked key the OOM ladder may change.")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Run an experiment's entry point; output goes to the run's logs/, one summary line here.
+
+    --timeout auto sizes the timeout from a smoke run first (time per step x steps + 30%)."""
+    from assay.runner import RunSpec, run_experiment
+    from assay.runner.launch import summary_line
+
+    lab = _lab()
+    tags = dict(t.split("=", 1) for t in (tag or []) if "=" in t)
+    spec = RunSpec(name, desc, list(overrides or []), timeout, repeat, entry, follow, tags)
+    if smoke or timeout == "auto" or oom_ladder is not False:
+        from assay.cli.sweep import run_validated
+
+        results = run_validated(lab, spec, smoke, oom_ladder, approve_locked or [], quiet=json_)
+    else:
+        results = run_experiment(lab, spec)
+    if json_:
+        from assay.cli.render import emit_json
+
+        emit_json([{**r.record, "path": str(r.path)} for r in results])
+    else:
+        for r in results:
+            print(summary_line(r, lab.root))
+    if any(r.status == "interrupted" for r in results):
+        raise typer.Exit(130)
+
+
+@app.command()
+def runs(
+    name: Annotated[Optional[str], typer.Argument(help="Experiment (default: all).")] = None,
+    where: Annotated[Optional[str], typer.Option(help='Filter, e.g. "val_f1>0.8 and lr<1e-3, status=ok".')] = None,
+    sort: Annotated[Optional[str], typer.Option(help="Field to sort by (metrics best-first); field:asc|desc.")] = None,
+    limit: Annotated[int, typer.Option(help="Rows to show (0: all).")] = 20,
+    all_: Annotated[bool, typer.Option("--all", help="Include ignored runs.")] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """List runs (newest first), filtered and sorted."""
+    from assay.cli.render import emit_json, fmt, table, when
+    from assay.config import format_bytes, format_duration
+    from assay.store.query import list_runs
+
+    lab = _lab()
+    rows, total = list_runs(lab, name, where, sort, limit or None, all_)
+    if json_:
+        emit_json({"total": total, "runs": rows})
+        return
+    if not rows:
+        print("no runs" + (f" match '{where}'" if where else "") + (f" in {name}" if name else ""))
+        return
+    varying = sorted({k for r in rows for k in r["params"] if len({fmt(x["params"].get(k)) for x in rows}) > 1} - {"seed"})[:6]
+    metric_keys = list(dict.fromkeys(r["primary_metric"] for r in rows if r["primary_metric"]))[:3]
+    headers = ["run", "status", *metric_keys, *varying, "time", "mem", "started"]
+    body = []
+    for r in rows:
+        rid = r["id"] if not name else r["id"].split("/", 1)[1]
+        body.append([rid + (" (ignored)" if r["ignored"] else ""), r["status"],
+                     *(fmt((r["metrics"].get(m) or {}).get("last")) for m in metric_keys),
+                     *(fmt(r["params"].get(k)) for k in varying),
+                     format_duration(r["duration"]), format_bytes(r["peak_rss"]), when(r["started"])])
+    table(headers, body)
+    if total > len(rows):
+        print(f"({total - len(rows)} more; --limit 0 shows all)")
+
+
+@app.command()
+def show(run_ref: Annotated[str, typer.Argument(metavar="RUN")], json_: JsonOpt = False) -> None:
+    """Show one run's record: status, params, metrics, provenance, log tail path."""
+    from assay.cli.render import emit_json, fmt, when
+    from assay.config import format_bytes, format_duration
+    from assay.store.query import show_run
+
+    lab = _lab()
+    rec = show_run(lab, run_ref)
+    if json_:
+        emit_json(rec)
+        return
+    print(f"{rec['id']}  {rec['status']}" + (f"  ({rec['reason']})" if rec.get("reason") else ""))
+    if rec.get("ignored"):
+        print(f"ignored: {rec['ignored']}")
+    print(f"started {when(rec.get('started'))}  duration {format_duration(rec.get('duration'))}  "
+          f"peak {format_bytes(rec.get('peak_rss'))}" + (f"  gpu {format_bytes(rec['peak_gpu_mem'])}" if rec.get("peak_gpu_mem") else "")
+          + f"  exit {fmt(rec.get('exit_code'))}")
+    from assay.config import flatten
+
+    print("params: " + ", ".join(f"{k}={fmt(v)}" for k, v in flatten(rec.get("params") or {}).items()))
+    for k, s in (rec.get("metrics") or {}).items():
+        print(f"  {k}: last {fmt(s.get('last'))} @ {s.get('last_step')}, best {fmt(s.get('best'))} @ {s.get('best_step')} ({s.get('count')} points)")
+    git = rec.get("git") or {}
+    if git:
+        print(f"git: {(git.get('commit') or '-')[:10]} on {git.get('branch')}" + (f", dirty ({len(git['dirty'])} files, patch {git.get('patch')})" if git.get("dirty") else ""))
+    for w in rec.get("warnings", []):
+        print(f"warning: {w}")
+    print(f"log: {rec['path']}/logs/output.log")
+
+
+@app.command()
+def compare(
+    name: str,
+    by: Annotated[str, typer.Option(help="Params to group by, comma-separated: lr,batch.")],
+    metric: Annotated[Optional[str], typer.Option(help="Metric (default: the primary).")] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Include ignored runs.")] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """Compare runs grouped by params: best metric per group (mean ± std over seeds), best row marked."""
+    from assay.cli.render import emit_json, fmt, table
+    from assay.store.query import compare as do_compare
+
+    lab = _lab()
+    keys = [k.strip() for k in by.split(",") if k.strip()]
+    res = do_compare(lab, name, keys, metric, all_)
+    if json_:
+        emit_json(res)
+        return
+    m = res["metric"]
+    step_name = "best_step" if not any("epoch" in str(k) for k in keys) else "best_epoch"
+    headers = [*keys, f"best_{m}", step_name, "n"]
+    body = []
+    for r in res["rows"]:
+        val = fmt(r["mean"]) + (f" ± {fmt(r['std'])}" if r["std"] is not None else "")
+        body.append([*(fmt(r[k]) for k in keys), val, fmt(r["best_step"]), str(r["n"]) + (f" (+{r['failed']} failed)" if r["failed"] else "")])
+    if not body:
+        print(f"no finished runs in {name}")
+        return
+    table(headers, body, highlight=res["best"], title=f"{name}: {m} ({res['goal']} is better)")
+
+
+@app.command()
+def note(name: str, text: str, run: Annotated[Optional[str], typer.Option(help="Run the note is about.")] = None) -> None:
+    """Append a timestamped note to JOURNAL.md: "[HUNCH] ...", tags WEIRD, HUNCH, TODO, RESOLVED."""
+    from assay.experiment import load_experiment
+    from assay.journal import add_note
+    from assay.store.query import find_run
+
+    lab = _lab()
+    exp = load_experiment(lab, name)
+    run_id = None
+    if run:
+        p = find_run(lab, run)
+        run_id = f"{p.parent.parent.name}/{p.name}"
+    e = add_note(exp.path, text, run_id)
+    print(f"noted [{e.tag}] in {exp.path.relative_to(lab.root)}/JOURNAL.md")
+
+
+@app.command()
+def journal(name: str, tag: Annotated[Optional[str], typer.Option(help="Only this tag.")] = None, json_: JsonOpt = False) -> None:
+    """Read an experiment's journal entries."""
+    from assay.experiment import load_experiment
+    from assay.journal import read_journal
+
+    exp = load_experiment(_lab(), name)
+    entries = read_journal(exp.path, tag)
+    if json_:
+        from assay.cli.render import emit_json
+
+        emit_json([e.to_dict() for e in entries])
+        return
+    for e in entries:
+        print(f"{e.when} [{e.tag}] {e.text}" + (f" (run: {e.run})" if e.run else ""))
+    if not entries:
+        print("no entries" + (f" tagged {tag}" if tag else ""))
+
+
+@app.command()
+def ignore(run_ref: Annotated[str, typer.Argument(metavar="RUN")], why: Annotated[str, typer.Option(help="Why it is left out.")]) -> None:
+    """Leave a run out of tables and comparisons (recorded in IGNORED_RUNS.md)."""
+    from assay.journal import ignore_run
+    from assay.store.index import Index
+    from assay.store.query import find_run
+
+    lab = _lab()
+    path = find_run(lab, run_ref)
+    ignore_run(path, why)
+    with Index(lab) as index:
+        index.set_ignored(f"{path.parent.parent.name}/{path.name}", True)
+    print(f"ignored {path.parent.parent.name}/{path.name}")
+
+
+@app.command()
+def reindex(force: Annotated[bool, typer.Option(help="Move an unreadable index aside first.")] = False, json_: JsonOpt = False) -> None:
+    """Rebuild the SQLite index from the run folders (the files are the truth)."""
+    from assay.store.query import reindex as do_reindex
+
+    res = do_reindex(_lab(), force)
+    if json_:
+        from assay.cli.render import emit_json
+
+        emit_json(res)
+        return
+    if res.get("moved_aside"):
+        print(f"moved the unreadable index to {res['moved_aside']}")
+    print(f"indexed {res['runs']} runs" + (f", {res['newly_lost']} newly marked lost" if res["newly_lost"] else ""))
+    for p in res["problems"]:
+        print(f"  unreadable: {p['path']}: {p['error']}")
+    for w in res.get("warnings", []):
+        print(f"  warning: {w['path']}: {w['warning']}")
+
+
+@app.command()
+def status(json_: JsonOpt = False) -> None:
+    """Runs in progress, and runs lost (their process died without a final record)."""
+    from assay.cli.render import emit_json, fmt, when
+    from assay.store.query import running_and_lost
+
+    res = running_and_lost(_lab())
+    if json_:
+        emit_json(res)
+        return
+    for r in res["running"]:
+        last = ", ".join(f"{k}={fmt(v)}" for k, v in list(r.get("metrics", {}).items())[:4])
+        print(f"running  {r['id']}  since {when(r['started'])}  {last}")
+    for r in res["lost"]:
+        print(f"lost     {r['id']}  started {when(r['started'])}")
+    if not res["running"] and not res["lost"]:
+        print("nothing running, nothing lost")
+
+
+@app.command()
+def demo(
+    path: Annotated[Path, typer.Argument(help="Folder for the demo lab.")] = Path("assay-demo"),
+) -> None:
+    """Create a demo lab (scikit-learn digits), run a baseline and variants, print the comparison."""
+    from assay.demo import run_demo
+
+    run_demo(path, print)
+
+
+@app.command("agent-guide")
+def agent_guide() -> None:
+    """Print the guide for coding agents (installed into AGENTS.md by `assay init`)."""
+    from assay.agents import GUIDE
+
+    print(GUIDE, end="")
+
+
+# Commands of the larger areas live in their own modules; each exposes register(app) and keeps
+# its heavy imports inside the command functions, so `assay --help` stays fast.
+from assay.cli import ecosystem as _ecosystem  # noqa: E402
+from assay.cli import evidence as _evidence  # noqa: E402
+from assay.cli import loop as _loop  # noqa: E402
+from assay.cli import sweep as _sweep  # noqa: E402
+from assay.cli import web as _web  # noqa: E402
+
+for _module in (_loop, _sweep, _evidence, _web, _ecosystem):
+    _module.register(app)
+
+
+def main() -> None:
+    """Entry point: AssayError -> `Error: ...` + hint on stderr, exit 1 (traceback with --debug)."""
+    try:
+        app()
+    except AssayError as exc:
+        if _state["debug"]:
+            raise
+        print(f"Error: {exc.message}", file=sys.stderr)
+        if exc.hint:
+            print(f"  {exc.hint}", file=sys.stderr)
+        sys.exit(exc.exit_code)
+
+
+if __name__ == "__main__":
+    main()

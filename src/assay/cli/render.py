@@ -1,0 +1,69 @@
+"""Output for people (Rich tables on a terminal, plain columns otherwise) and agents (--json)."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from datetime import datetime
+from typing import Any
+
+
+def is_tty() -> bool:
+    return sys.stdout.isatty()
+
+
+def _clean(v: Any) -> Any:
+    """Strict JSON for agents: NaN/inf become the strings "nan"/"inf"/"-inf"."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return str(v)
+    if isinstance(v, dict):
+        return {str(k): _clean(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_clean(x) for x in v]
+    return v
+
+
+def emit_json(data: Any) -> None:
+    sys.stdout.write(json.dumps(_clean(data), indent=1, default=str, allow_nan=False) + "\n")
+
+
+def fmt(v: Any) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return str(v).lower()
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return str(v)
+        return f"{v:.4g}"
+    if isinstance(v, (list, dict)):
+        return json.dumps(v)
+    return str(v)
+
+
+def when(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts).strftime("%m-%d %H:%M") if ts else "-"
+
+
+def table(headers: list[str], rows: list[list[str]], highlight: int | None = None, title: str | None = None) -> None:
+    """Print a table: Rich on a TTY (best row bold green), aligned text with a '*' marker otherwise."""
+    if is_tty():
+        from rich.console import Console
+        from rich.table import Table
+
+        t = Table(title=title, header_style="bold", show_edge=False, pad_edge=False)
+        for h in headers:
+            t.add_column(h, overflow="fold")
+        for i, row in enumerate(rows):
+            t.add_row(*row, style="bold green" if i == highlight else None)
+        Console().print(t)
+        return
+    if title:
+        print(title)
+    mark = highlight is not None
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    print(("  " if mark else "") + "  ".join(h.ljust(w) for h, w in zip(headers, widths)).rstrip())
+    for i, row in enumerate(rows):
+        prefix = ("* " if i == highlight else "  ") if mark else ""
+        print(prefix + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())

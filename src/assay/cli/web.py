@@ -1,0 +1,38 @@
+"""`assay` commands for the web area (registered on the main app by register())."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated, Optional
+
+import typer
+
+
+def ui(
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
+    host: Annotated[str, typer.Option(help="Address to bind; anything but loopback needs --allow-remote.")] = "127.0.0.1",
+    allow_remote: Annotated[bool, typer.Option("--allow-remote", help="Allow a non-loopback --host (requires a token).")] = False,
+    token: Annotated[Optional[str], typer.Option(help="Require this token (default for remote binds: a random one; "
+                                                      "also read from ASSAY_UI_TOKEN).")] = None,
+) -> None:
+    """Serve the read-only dashboard: experiments, runs tables, run pages with charts, loop, journal, report."""
+    from assay.lab import find_lab
+    from assay.web.server import plan, serve
+
+    lab = find_lab()
+    p = plan(host, port, allow_remote, token or os.environ.get("ASSAY_UI_TOKEN") or None)
+    if p.remote:
+        print(f"Warning: serving {lab.root} on {host}, reachable from other machines. Anyone with the token can read "
+              "its runs, logs and diffs.", file=sys.stderr)
+    print(f"assay dashboard for {lab.root}: {p.url}  (Ctrl-C stops it)", flush=True)
+    try:
+        serve(lab, p)
+    except ModuleNotFoundError as exc:
+        print(f"Error: the dashboard needs {exc.name}: pip install 'assay[web]'", file=sys.stderr)
+        raise typer.Exit(1) from None
+
+
+def register(app: typer.Typer) -> None:
+    """Add this area's commands to `app`."""
+    app.command("ui")(ui)

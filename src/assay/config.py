@@ -1,0 +1,185 @@
+"""Reading assay's configuration files and `key=value` overrides, with errors that name file and line."""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+from assay.errors import ConfigError, did_you_mean
+
+
+def load_yaml(path: Path) -> Any:
+    """Parse a YAML file; a syntax error becomes a ConfigError naming file:line."""
+    import yaml
+
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path} does not exist") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {exc.object[exc.start:exc.start + 1]!r} at offset {exc.start})",
+                          f"Save {path} as UTF-8.") from None
+    try:
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml when present
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise ConfigError(f"Malformed YAML in {where}: {problem}", f"Fix the syntax in {path}.") from None
+
+
+def dump_yaml(data: Any) -> str:
+    import yaml
+
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    """Parse a TOML file; a syntax error becomes a ConfigError naming file:line."""
+    import tomllib
+
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"Malformed TOML in {path}: {exc}", f"Fix the syntax in {path}.") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path} is not UTF-8 text (byte {exc.object[exc.start:exc.start + 1]!r} at offset {exc.start})",
+                          f"Save {path} as UTF-8.") from None
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write a whole file so readers see the old or the new content, never a torn one."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        with tmp.open("w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:  # a full disk or a read-only folder: the old file stays as it was
+        tmp.unlink(missing_ok=True)
+        from assay.errors import StoreError
+
+        raise StoreError(f"Could not write {path}: {exc.strerror or exc}",
+                         f"Free space or fix permissions on {path.parent} (df -h {path.parent}); "
+                         "the previous version of the file is intact.") from None
+
+
+# ---------------------------------------------------------------- overrides
+
+_OVERRIDE = re.compile(r"^(\+{0,2})([A-Za-z_][\w\-]*(?:\.[A-Za-z_][\w\-]*)*)=(.*)$", re.S)
+
+
+def parse_value(text: str) -> Any:
+    """Type a command-line value by YAML rules: 3e-4 -> float, true -> bool, [1,2] -> list."""
+    import yaml
+
+    if text == "":
+        return ""
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError:
+        return text
+    # YAML 1.1 reads "3e-4" as a string (it wants "3.0e-4"); practitioners mean a float.
+    if isinstance(value, str):
+        try:
+            return float(value) if re.fullmatch(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+", value) else value
+        except ValueError:
+            return value
+    return value
+
+
+def parse_overrides(items: list[str], source: str = "command line") -> list[tuple[str, Any, bool]]:
+    """Parse Hydra-style `key=value` / `+key=value` items into (dotted key, value, adds_new_key)."""
+    out = []
+    for item in items:
+        m = _OVERRIDE.match(item)
+        if not m:
+            raise ConfigError(
+                f"Cannot read override '{item}' from the {source}: expected key=value",
+                "Write it as key=value, e.g. lr=3e-4 or model.depth=8 (use +key=value for a new key).",
+            )
+        plus, key, raw = m.groups()
+        out.append((key, parse_value(raw), bool(plus)))
+    return out
+
+
+def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{'a': {'b': 1}} -> {'a.b': 1}. Lists stay values."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, dict) and v:
+            out.update(flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def apply_overrides(
+    defaults: dict[str, Any], overrides: list[tuple[str, Any, bool]], source: str = "config.yaml"
+) -> dict[str, Any]:
+    """Return a deep copy of `defaults` with overrides applied; unknown keys need a '+'."""
+    import copy
+
+    params = copy.deepcopy(defaults)
+    known = set(flatten(defaults))
+    for key, value, adds in overrides:
+        if key not in known and not adds and not any(k.startswith(key + ".") for k in known):
+            raise ConfigError(
+                f"Unknown parameter '{key}' (not in {source}; known: {', '.join(sorted(known)) or 'none'})."
+                + did_you_mean(key, known),
+                f"Add it to {source}, or pass +{key}=... to add it for this run only.",
+            )
+        node = params
+        parts = key.split(".")
+        for part in parts[:-1]:
+            nxt = node.get(part)
+            if not isinstance(nxt, dict):
+                nxt = node[part] = {}
+            node = nxt
+        node[parts[-1]] = value
+    return params
+
+
+def parse_duration(text: str | int | float | None) -> float | None:
+    """'90s', '10m', '1h30m', '1.5h', 45 -> seconds. None/'none'/'0' -> no timeout."""
+    if text is None:
+        return None
+    if isinstance(text, (int, float)):
+        return float(text) or None
+    s = str(text).strip().lower()
+    if s in ("", "none", "0", "off"):
+        return None
+    if re.fullmatch(r"\d+(\.\d+)?", s):
+        return float(s)
+    parts = re.findall(r"(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)", s)
+    if not parts or "".join(n + u for n, u in parts) != s.replace(" ", ""):
+        raise ConfigError(f"Cannot read duration '{text}'", "Use a number with a unit: 90s, 10m, 1h30m.")
+    scale = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
+    return sum(float(n) * scale[u] for n, u in parts)
+
+
+def format_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    if seconds < 60:
+        return f"{seconds:.1f}s"
+    m, s = divmod(int(round(seconds)), 60)
+    if m < 60:
+        return f"{m}m{s:02d}s"
+    h, m = divmod(m, 60)
+    return f"{h}h{m:02d}m"
+
+
+def format_bytes(n: int | float | None) -> str:
+    if not n:
+        return "-"
+    for unit in ("B", "KB", "MB", "GB", "TB"):
+        if n < 1024 or unit == "TB":
+            return f"{n:.0f}{unit}" if unit in ("B", "KB") else f"{n:.1f}{unit}"
+        n /= 1024
+    return f"{n}"

@@ -1,0 +1,59 @@
+"""Every error assay raises on purpose.
+
+    AssayError              message + hint (the fix, ideally as a command)
+    ├── ConfigError         assay.toml, experiment.yaml, config.yaml, key=value overrides
+    ├── RunError            launching a run, unknown run ids, missing entry points
+    ├── StoreError          run records and the SQLite index
+    ├── GitError            git state that assay refuses to work with
+    └── PluginError         unknown executor/sampler/decision/proposer names
+
+Library code raises these; only the CLI prints them (one or two lines) and picks the exit code.
+Foreign exceptions (yaml, tomllib, sqlite3, OSError) are translated where they enter.
+"""
+
+from __future__ import annotations
+
+
+class AssayError(Exception):
+    """Base class: `message` says what is wrong, `hint` how to fix it."""
+
+    exit_code = 1
+
+    def __init__(self, message: str, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:
+        return self.message if not self.hint else f"{self.message}\n  {self.hint}"
+
+
+class ConfigError(AssayError):
+    """A configuration file or a command-line override is wrong."""
+
+
+class RunError(AssayError):
+    """A run could not be launched or found."""
+
+
+class StoreError(AssayError):
+    """A run record or the index is unreadable or from a newer assay."""
+
+
+class GitError(AssayError):
+    """The git repository is not in a state assay will touch."""
+
+
+class PluginError(AssayError):
+    """A plug-in name is unknown or a plug-in misbehaved."""
+
+
+def did_you_mean(word: str, known: list[str] | tuple[str, ...] | set[str]) -> str:
+    """' Did you mean 'x'?' for the closest known word, or '' when nothing is close."""
+    import difflib
+
+    words = sorted(known)
+    close = difflib.get_close_matches(word, words, n=1, cutoff=0.6)
+    if not close:  # 'lr_max' -> 'lr', 'val' -> 'val_f1': a shared prefix is a good guess too
+        close = [w for w in words if len(w) >= 2 and (word.startswith(w) or w.startswith(word))][:1]
+    return f" Did you mean '{close[0]}'?" if close else ""

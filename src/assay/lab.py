@@ -1,0 +1,118 @@
+"""The lab: a folder with assay.toml (or [tool.assay] in pyproject.toml) and derived state in .assay/."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from assay.config import load_toml
+from assay.errors import ConfigError
+
+CONFIG_NAME = "assay.toml"
+STATE_DIR = ".assay"
+
+DEFAULT_TOML = """\
+# assay lab configuration. https://github.com/assay-ml/assay
+[lab]
+experiments_dir = "experiments"
+# python = ".venv/bin/python"   # interpreter for .py entry points (default: the one running assay)
+default_timeout = "2h"          # used when an experiment sets none
+"""
+
+
+@dataclass(frozen=True)
+class Lab:
+    """A lab root and its settings."""
+
+    root: Path
+    settings: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def state_dir(self) -> Path:
+        return self.root / STATE_DIR
+
+    @property
+    def index_path(self) -> Path:
+        return self.state_dir / "index.db"
+
+    @property
+    def experiments_dir(self) -> Path:
+        return self.root / str(self.settings.get("experiments_dir", "experiments"))
+
+    @property
+    def python(self) -> str:
+        py = self.settings.get("python")
+        if not py:
+            return sys.executable
+        p = Path(py)
+        return str(p if p.is_absolute() else self.root / p)
+
+    @property
+    def default_timeout(self) -> str:
+        return str(self.settings.get("default_timeout", "2h"))
+
+    def experiment_dir(self, name: str) -> Path:
+        return self.experiments_dir / name
+
+
+def _read_settings(root: Path) -> dict[str, Any] | None:
+    toml = root / CONFIG_NAME
+    if toml.is_file():
+        data = load_toml(toml)
+        return dict(data.get("lab", {}))
+    pyproject = root / "pyproject.toml"
+    if pyproject.is_file():
+        data = load_toml(pyproject)
+        tool = data.get("tool", {}).get("assay")
+        if tool is not None:
+            return dict(tool.get("lab", tool))
+    return None
+
+
+def find_lab(start: Path | None = None) -> Lab:
+    """Walk up from `start` (default: cwd) to the first folder holding an assay lab."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        settings = _read_settings(folder)
+        if settings is not None:
+            return Lab(folder, settings)
+    raise ConfigError(f"No assay lab found in {here} or its parents", "Run `assay init` to make this folder a lab.")
+
+
+def maybe_find_lab(start: Path | None = None) -> Lab | None:
+    try:
+        return find_lab(start)
+    except ConfigError:
+        return None
+
+
+def init_lab(root: Path | None = None) -> tuple[Lab, list[str]]:
+    """Make `root` a lab: assay.toml (unless pyproject has [tool.assay]), .assay/, AGENTS.md section.
+
+    Idempotent: existing files are kept; the AGENTS.md section is added once. Returns the lab and
+    the list of paths written.
+    """
+    from assay.agents import install_agents_section
+
+    root = (root or Path.cwd()).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    written: list[str] = []
+    if _read_settings(root) is None:
+        (root / CONFIG_NAME).write_text(DEFAULT_TOML, encoding="utf-8")
+        written.append(CONFIG_NAME)
+    lab = find_lab(root)
+    lab.state_dir.mkdir(exist_ok=True)
+    (lab.state_dir / ".gitignore").write_text("*\n", encoding="utf-8")
+    lab.experiments_dir.mkdir(exist_ok=True)
+    ignore = lab.experiments_dir / ".gitignore"
+    if not ignore.exists():  # run folders (checkpoints, logs) and loop ledgers stay out of git
+        ignore.write_text("# written by assay init: run outputs are files, not source\n*/runs/\n*/results.tsv\n", encoding="utf-8")
+        written.append(str(ignore.relative_to(root)))
+    from assay.store.index import Index
+
+    Index(lab).close()
+    if install_agents_section(root / "AGENTS.md"):
+        written.append("AGENTS.md")
+    return lab, written

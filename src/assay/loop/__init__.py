@@ -1,0 +1,1 @@
+"""The autonomous loop: a keep-or-discard ratchet over git commits on branch `assay/<tag>`."""

@@ -1,0 +1,129 @@
+"""Keep-or-discard decisions. `greedy` is autoresearch's rule; `noise-aware` knows the metric's noise.
+
+A Decision is called by the ratchet after each run of a candidate, with every value measured so
+far for the incumbent (the last kept commit) and the candidate. It answers keep, discard, or
+more (run the candidate again with the next seed). It must not raise on any finite input.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+from assay.errors import PluginError, did_you_mean
+from assay.stats import pooled_sigma, t_quantile  # noqa: F401 - re-exported: the loop's statistics
+
+
+@dataclass(frozen=True)
+class Evidence:
+    goal: str  # "max" | "min"
+    incumbent: list[float]
+    candidate: list[float]
+    sigma: float | None = None  # pooled run-to-run noise of the metric (same seeds, same code)
+    sigma_df: int = 0
+    lines_added: int = 0
+    lines_removed: int = 0
+
+    @property
+    def delta(self) -> float:
+        """Improvement of the candidate's mean over the incumbent's (positive is better)."""
+        d = statistics.fmean(self.candidate) - statistics.fmean(self.incumbent)
+        return d if self.goal == "max" else -d
+
+
+@dataclass(frozen=True)
+class Verdict:
+    decision: str  # "keep" | "discard" | "more"
+    reason: str
+    delta: float
+
+
+@dataclass(frozen=True)
+class Settings:
+    min_delta: float = 0.0
+    confidence: float = 0.95
+    max_repeats: int = 4
+    lines_per_delta: float = 0.0  # extra improvement required per changed line (simplicity rule)
+
+
+class Decision(Protocol):
+    """decide(evidence) -> Verdict. Called once per finished candidate run."""
+
+    def decide(self, ev: Evidence) -> Verdict: ...
+
+
+def _required(s: Settings, ev: Evidence) -> float:
+    return s.min_delta + s.lines_per_delta * (ev.lines_added + ev.lines_removed)
+
+
+def _simpler(ev: Evidence) -> bool:
+    return ev.lines_removed > ev.lines_added
+
+
+class Greedy:
+    """Keep if better than the best so far by more than min_delta (karpathy/autoresearch)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.s = settings
+
+    def decide(self, ev: Evidence) -> Verdict:
+        d, need = ev.delta, _required(self.s, ev)
+        if d > need:
+            return Verdict("keep", f"better by {d:.4g} (> {need:.4g})", d)
+        if _simpler(ev) and d >= -self.s.min_delta:
+            return Verdict("keep", f"simplification win: {ev.lines_removed - ev.lines_added} fewer lines, metric equal ({d:+.4g})", d)
+        return Verdict("discard", f"not better by more than {need:.4g} ({d:+.4g})", d)
+
+
+FUTILITY = 0.8
+
+
+class NoiseAware:
+    """Keep only what beats the incumbent by more than min_delta with the configured confidence.
+
+    The standard error of the difference of means comes from the pooled noise estimate sigma.
+    The candidate runs once; it is dropped at once when even an optimistic reading cannot reach
+    the bar, and gets more seeds while it might. The confidence is split over the possible looks
+    (Bonferroni), so repeated peeking does not inflate the false-keep rate above 1 - confidence.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.s = settings
+
+    def decide(self, ev: Evidence) -> Verdict:
+        s = self.s
+        if ev.sigma is None or ev.sigma_df < 1:
+            v = Greedy(s).decide(ev)
+            return Verdict(v.decision, v.reason + " (greedy: no noise estimate yet)", v.delta)
+        d, need, n = ev.delta, _required(s, ev), len(ev.candidate)
+        se = max(ev.sigma, 1e-12) * math.sqrt(1 / len(ev.incumbent) + 1 / n)
+        alpha = (1 - s.confidence) / s.max_repeats
+        t_keep = t_quantile(1 - alpha, ev.sigma_df)
+        # Futility: drop a candidate once even an 80%-optimistic reading misses the bar. Most ideas
+        # are bad; spending every repeat on them would starve the good ones of budget.
+        t_plausible = t_quantile(FUTILITY, ev.sigma_df)
+        lo = d - t_keep * se
+        noise = f"±{t_keep * se:.3g} (σ={ev.sigma:.3g}, n={n})"
+        if lo > need:
+            return Verdict("keep", f"better by {d:.4g} {noise}: significant at {s.confidence:.0%}, > {need:.4g}", d)
+        if _simpler(ev) and n >= min(2, s.max_repeats) and d + t_plausible * se >= 0 and d >= -s.min_delta - se:
+            return Verdict("keep", f"simplification win: {ev.lines_removed - ev.lines_added} fewer lines, "
+                                   f"metric equal within noise ({d:+.4g} {noise})", d)
+        if d + t_plausible * se < need:
+            return Verdict("discard", f"{'worse' if d < 0 else 'not better'} ({d:+.4g} {noise}): cannot reach +{need:.4g}", d)
+        if n < s.max_repeats:
+            return Verdict("more", f"promising ({d:+.4g} {noise}): another seed", d)
+        return Verdict("discard", f"not significant after {n} runs ({d:+.4g} {noise})", d)
+
+
+DECISIONS: dict[str, Callable[[Settings], Decision]] = {"greedy": Greedy, "noise-aware": NoiseAware}
+
+
+def make_decision(name: str, settings: Settings) -> Decision:
+    if name not in DECISIONS:
+        raise PluginError(f"Unknown decision rule '{name}' (known: {', '.join(DECISIONS)})." + did_you_mean(name, DECISIONS),
+                          "Pass --decision noise-aware or --decision greedy.")
+    return DECISIONS[name](settings)

@@ -1,0 +1,75 @@
+"""`assay loop run`: propose, try, decide, repeat, within budgets."""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from assay.config import parse_duration
+from assay.errors import GitError, RunError, StoreError
+from assay.lab import Lab
+from assay.loop.brief import brief
+from assay.loop.gitops import Repo
+from assay.loop.proposers import Proposer
+from assay.loop.ratchet import Outcome, set_aside, try_candidate
+from assay.loop.state import find_by_tag
+
+
+@dataclass(frozen=True)
+class Budget:
+    max_iterations: int | None = 20
+    max_time: str | None = None
+    plateau: int | None = 10  # stop after this many consecutive non-keeps
+    cost_per_hour: float | None = None  # of run time (e.g. a GPU's price)
+    max_cost: float | None = None
+
+
+def run_loop(lab: Lab, tag: str, proposer: Proposer, budget: Budget, say: Callable[[str], None]) -> str:
+    """Iterate until a budget runs out; returns why it stopped. Refused proposals are saved as
+    patches under loops/TAG/ and cleared, so the next iteration starts from the best commit."""
+    st = find_by_tag(lab, tag)
+    repo = Repo(lab.experiment_dir(st.experiment))
+    if repo.branch() != st.branch:
+        raise GitError(f"Loop {tag} runs on {st.branch}, but {repo.branch()} is checked out", f"git checkout {st.branch}")
+    deadline = time.monotonic() + (parse_duration(budget.max_time) or float("inf"))
+    non_keeps = iterations = 0
+    run_seconds = 0.0
+    while True:
+        if budget.max_iterations is not None and iterations >= budget.max_iterations:
+            return f"max iterations ({budget.max_iterations})"
+        if time.monotonic() >= deadline:
+            return f"max time ({budget.max_time})"
+        if budget.plateau is not None and non_keeps >= budget.plateau:
+            return f"plateau: {non_keeps} tries without a keep"
+        if budget.cost_per_hour and budget.max_cost is not None and run_seconds / 3600 * budget.cost_per_hour >= budget.max_cost:
+            return f"max cost ({budget.max_cost})"
+        st = find_by_tag(lab, tag)
+        description = proposer.propose(brief(lab, st), st)
+        iterations += 1
+        retry = bool(st.pending_crash)
+        try:
+            out: Outcome = try_candidate(lab, description or "(no description)", retry=retry)
+        except GitError as exc:  # a guard refused the proposal: keep it as a patch, start clean
+            patch = set_aside(lab, tag, f"refused-{st.iteration + 1}")
+            say(f"refused  {description}: {exc.message} (saved {patch.name})")
+            proposer.observe(description or "", "refused", None)
+            non_keeps += 1
+            continue
+        say(out.line())
+        run_seconds += _seconds(lab, out)
+        proposer.observe(out.description, out.decision, statistics.fmean(out.values) if out.values else None)
+        non_keeps = 0 if out.decision == "keep" else non_keeps + 1
+
+
+def _seconds(lab: Lab, out: Outcome) -> float:
+    from assay.store.query import show_run
+
+    total = 0.0
+    for rid in out.runs:
+        try:
+            total += float(show_run(lab, rid).get("duration") or 0)
+        except (RunError, StoreError):  # a missing or torn record only makes the cost estimate low
+            continue
+    return total

@@ -1,0 +1,121 @@
+"""The git operations of the loop, confined to the branch `assay/<tag>` and refs under `refs/assay/`.
+
+Nothing here touches another branch, stashes, or resets a file the loop did not commit itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import subprocess
+from pathlib import Path
+
+from assay.errors import GitError
+
+_IDENTITY = {"GIT_AUTHOR_NAME": "assay", "GIT_AUTHOR_EMAIL": "assay@localhost",
+             "GIT_COMMITTER_NAME": "assay", "GIT_COMMITTER_EMAIL": "assay@localhost"}
+
+
+class Repo:
+    """A git work tree, driven through the git CLI."""
+
+    def __init__(self, path: Path) -> None:
+        out = subprocess.run(["git", "rev-parse", "--show-toplevel"], cwd=path, capture_output=True, text=True)
+        if out.returncode != 0:
+            raise GitError(f"{path} is not inside a git repository; the loop keeps its history in git",
+                           "Start one: git init && git add -A && git commit -m 'baseline'")
+        self.root = Path(out.stdout.strip())
+
+    def git(self, *args: str, check: bool = True, identity: bool = False) -> str:
+        env = {**os.environ, "LC_ALL": "C"}
+        if identity and not self._has_identity():
+            env.update(_IDENTITY)  # commits need a name; use assay's only where the user set none
+        out = subprocess.run(["git", *args], cwd=self.root, capture_output=True, text=True, env=env)
+        if check and out.returncode != 0:
+            raise GitError(f"git {' '.join(args)} failed: {out.stderr.strip() or out.stdout.strip()}",
+                           "Check the repository state with `git status`.")
+        return out.stdout
+
+    def _has_identity(self) -> bool:
+        return bool(subprocess.run(["git", "config", "user.email"], cwd=self.root, capture_output=True, text=True).stdout.strip())
+
+    def head(self) -> str:
+        return self.git("rev-parse", "HEAD").strip()
+
+    def branch(self) -> str:
+        return self.git("rev-parse", "--abbrev-ref", "HEAD").strip()
+
+    def ref_exists(self, ref: str) -> bool:
+        return self.git("rev-parse", "--verify", "--quiet", ref, check=False).strip() != ""
+
+    def rel(self, path: Path) -> str:
+        return str(path.resolve().relative_to(self.root))
+
+    def changed_files(self) -> tuple[list[str], list[str]]:
+        """(tracked files changed against HEAD, untracked files not ignored)."""
+        out = self.git("status", "--porcelain=v1", "-z", "--untracked-files=all")
+        tracked, untracked = [], []
+        entries = out.split("\0")
+        i = 0
+        while i < len(entries):
+            e = entries[i]
+            i += 1
+            if not e:
+                continue
+            code, name = e[:2], e[3:]
+            if code[0] in "RC":  # renames carry the old name in the next entry
+                i += 1
+            (untracked if code == "??" else tracked).append(name)
+        return tracked, untracked
+
+    def diff(self, base: str, paths: list[str]) -> str:
+        """The diff of `paths` (tracked or new) in the work tree against `base`, without touching the index."""
+        text = self.git("diff", base, "--", *paths)
+        tracked = set(self.git("ls-files", "--", *paths).split("\n"))
+        for p in paths:
+            if p not in tracked and (self.root / p).is_file():
+                text += self.git("diff", "--no-index", "--", "/dev/null", p, check=False)
+        return text
+
+    def commit_paths(self, paths: list[str], message: str) -> str:
+        self.git("add", "--", *paths)
+        self.git("commit", "-q", "--no-verify", "-m", message, "--", *paths, identity=True)
+        return self.head()
+
+    def save_ref(self, ref: str, commit: str) -> None:
+        self.git("update-ref", ref, commit)
+
+    def reset_branch(self, branch: str, commit: str, hard: bool) -> None:
+        """Move `branch` (which must be checked out and be an assay branch) back to `commit`."""
+        if not branch.startswith("assay/") or self.branch() != branch:
+            raise GitError(f"Refusing to reset '{self.branch()}': assay only resets its own assay/* branch",
+                           f"git checkout {branch}")
+        self.git("reset", "-q", "--hard" if hard else "--mixed", commit)
+
+
+def diff_hash(diff: str) -> str:
+    """Hash of a diff that ignores what does not change behaviour: whitespace, blank lines, headers."""
+    lines = []
+    for line in diff.splitlines():
+        if line.startswith(("index ", "@@", "diff --git", "new file mode", "deleted file mode")):
+            continue
+        body = re.sub(r"\s+", "", line)
+        if body in ("+", "-", ""):
+            continue
+        lines.append(body)
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
+
+
+def diff_size(diff: str) -> tuple[int, int]:
+    """(lines added, lines removed), ignoring blank lines and file headers."""
+    added = sum(1 for ln in diff.splitlines() if ln.startswith("+") and not ln.startswith("+++") and ln[1:].strip())
+    removed = sum(1 for ln in diff.splitlines() if ln.startswith("-") and not ln.startswith("---") and ln[1:].strip())
+    return added, removed
+
+
+def file_hash(path: Path) -> str | None:
+    try:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+    except FileNotFoundError:
+        return None

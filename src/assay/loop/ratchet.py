@@ -1,0 +1,464 @@
+"""The enforced protocol: start (baseline first), try (guards, commit, run, decide, keep or reset),
+status and resume. A results.tsv row is written before the branch ever moves, and every tried
+diff stays reachable under refs/assay/<tag>/tried/<n>, so nothing a proposer wrote is lost.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Collection
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from assay.errors import ConfigError, GitError, RunError, StoreError
+from assay.experiment import Experiment, load_experiment
+from assay.lab import Lab
+from assay.loop import results
+from assay.loop.decisions import Evidence, Settings, make_decision, pooled_sigma
+from assay.loop.gitops import Repo, diff_hash, diff_size, file_hash
+from assay.loop.state import LoopState, find_by_tag, locked, save, state_dir
+from assay.runner.launch import RunResult, RunSpec, start_run
+from assay.store.records import slug
+
+CRASH_STATUSES = ("failed", "timeout", "oom", "nan", "interrupted", "lost")
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What one `try` decided."""
+
+    decision: str  # keep | discard | crash | dropped
+    description: str
+    commit: str
+    values: list[float]
+    delta: float | None
+    reason: str
+    runs: list[str]
+    best: float | None
+    sigma: float | None
+    iteration: int
+    metric: str
+
+    def line(self) -> str:
+        n = len(self.values)
+        m = "-" if not n else f"{statistics.fmean(self.values):.6g}"
+        # ± the standard error of this mean: the loop's pooled σ where known (a single run has no
+        # spread of its own), else the spread of these runs.
+        sigma = self.sigma if self.sigma is not None else (statistics.stdev(self.values) if n > 1 else None)
+        if n and sigma is not None:
+            m += f" ±{sigma / math.sqrt(n):.2g} (n={n})"
+        d = "" if self.delta is None else f"  Δ {self.delta:+.4g} vs best"
+        return f"{self.decision:<8} {self.metric}={m}{d}  [{self.commit[:8]} {self.description[:40]}] {self.reason}"
+
+
+def _results_path(lab: Lab, st: LoopState) -> Path:
+    return lab.experiment_dir(st.experiment) / "results.tsv"
+
+
+def _exclude_from_git(repo: Repo, exp: Experiment) -> None:
+    """Keep the loop's own files (results.tsv, run folders, loop state) out of git, without
+    touching any tracked file: .git/info/exclude is local to this clone."""
+    wanted = [f"/{repo.rel(exp.path)}/{p}" for p in ("results.tsv", "runs/", "loops/")]
+    exclude = Path(repo.git("rev-parse", "--git-path", "info/exclude").strip())
+    exclude = exclude if exclude.is_absolute() else repo.root / exclude
+    exclude.parent.mkdir(parents=True, exist_ok=True)
+    text = exclude.read_text() if exclude.exists() else ""
+    missing = [w for w in wanted if w not in text.splitlines()]
+    if missing:
+        exclude.write_text(text + ("" if text.endswith("\n") or not text else "\n") + "\n".join(missing) + "\n")
+
+
+def _own_files(repo: Repo, exp: Experiment) -> tuple[str, ...]:
+    base = repo.rel(exp.path)
+    return (f"{base}/runs/", f"{base}/loops/", f"{base}/results.tsv", ".assay/")
+
+
+def _outside(repo: Repo, exp: Experiment, editable: list[str], outputs: Collection[str] = (),
+             base: str | None = None) -> list[str]:
+    """Changed or new files that are neither editable, nor the loop's own, nor what a run wrote.
+
+    With `base`, changes are measured against that commit, so a proposer that ran `git commit`
+    itself cannot slip a file outside the editable set past the guard."""
+    tracked, untracked = repo.changed_files()
+    if base is not None:
+        tracked = [*tracked, *filter(None, repo.git("diff", "--name-only", "-z", base, "--").split("\0"))]
+    own = _own_files(repo, exp)
+    return sorted(p for p in {*tracked, *(u for u in untracked if u not in outputs)}
+                  if p not in editable and not p.startswith(own))
+
+
+def start(lab: Lab, name: str, tag: str, edit: list[str], protect: list[str], decision: str = "noise-aware",
+          repeats: int = 3, max_repeats: int = 4, min_delta: float = 0.0, confidence: float = 0.95,
+          lines_per_delta: float = 0.0, timeout: str | None = None, max_retries: int = 2) -> Outcome:
+    """Create branch assay/TAG, record the protected files' hashes, run the unmodified baseline.
+
+    Raises:
+        GitError: not a git repo, uncommitted changes outside --edit, an existing branch.
+        ConfigError: unknown experiment, missing editable/protected files, bad settings.
+    """
+    exp = load_experiment(lab, name)
+    repo = Repo(exp.path)
+    if not edit:
+        raise ConfigError("The loop needs at least one editable file", f"assay loop start {name} --tag {tag} --edit train.py")
+    if not slug(tag) == tag or "/" in tag:
+        raise ConfigError(f"Invalid tag '{tag}'", "Use letters, digits, '-', '.', e.g. --tag nov23")
+    make_decision(decision, Settings())
+    if not 0.5 < confidence < 1:
+        raise ConfigError(f"--confidence must be between 0.5 and 1, got {confidence}", "e.g. --confidence 0.95")
+    editable = []
+    for e in edit:
+        p = exp.path / e
+        if not p.exists():
+            raise ConfigError(f"Editable file '{e}' does not exist in {exp.path}", "Pass files of the experiment, e.g. --edit train.py")
+        editable.append(repo.rel(p))
+    protected: dict[str, str | None] = {}
+    for pr in protect:
+        p = exp.path / pr
+        if not p.exists():
+            raise ConfigError(f"Protected file '{pr}' does not exist in {exp.path}", "Pass the evaluation code, e.g. --protect prepare.py")
+        protected[repo.rel(p)] = file_hash(p)
+    if overlap := set(editable) & set(protected):
+        raise ConfigError(f"{', '.join(sorted(overlap))} cannot be both editable and protected", "Drop it from --edit or --protect.")
+    if repo.ref_exists(f"refs/heads/assay/{tag}"):
+        raise GitError(f"Branch assay/{tag} already exists", f"Pick a new tag, or continue it: assay loop resume {tag}")
+    try:
+        repo.head()
+    except GitError:
+        raise GitError("The repository has no commit yet", "Commit the baseline: git add -A && git commit -m 'baseline'") from None
+    _exclude_from_git(repo, exp)
+    dirty = _outside(repo, exp, editable)
+    tracked, _ = repo.changed_files()
+    dirty_editable = [p for p in tracked if p in editable]
+    if dirty:
+        raise GitError(f"Uncommitted changes outside the editable files: {', '.join(dirty[:8])}",
+                       "Commit or move them first (assay never stashes or resets your work): git status")
+    origin = repo.branch()
+    repo.git("checkout", "-q", "-b", f"assay/{tag}")
+    if dirty_editable:  # the baseline is the code as it is now: commit it on the loop's own branch
+        repo.commit_paths(dirty_editable, f"assay baseline ({tag}): uncommitted edits at loop start")
+    st = LoopState(tag=tag, experiment=name, editable=editable, protected=protected, decision=decision,
+                   repeats=repeats if decision != "greedy" else 1, max_repeats=max_repeats, min_delta=min_delta,
+                   confidence=confidence, lines_per_delta=lines_per_delta, timeout=timeout, max_retries=max_retries,
+                   origin_branch=origin)
+    save(lab, st)
+    return run_baseline(lab, st)
+
+
+def run_baseline(lab: Lab, st: LoopState) -> Outcome:
+    repo = Repo(lab.experiment_dir(st.experiment))
+    commit = repo.head()
+    runs = [_run(lab, st, "baseline", j, commit) for j in range(st.repeats)]
+    values, crashed = _values(runs, st)
+    if crashed:
+        row = _row(st, commit, "crash", "baseline", runs, None, f"baseline {crashed.record['status']}: {crashed.record.get('reason', '')}")
+        results.append(_results_path(lab, st), row)
+        raise RunError(f"The baseline crashed ({crashed.record['status']}); the loop needs a working baseline",
+                       f"Read {crashed.path}/logs/output.log, fix and commit, then: assay loop resume {st.tag}")
+    st.best_commit, st.best_values, st.best_runs = commit, values, [r.record["id"] for r in runs]
+    st.noise_groups = [values]
+    st.sigma, st.sigma_df = pooled_sigma(st.noise_groups)
+    st.counts["keep"] += 1
+    results.append(_results_path(lab, st), _row(st, commit, "keep", "baseline", runs, 0.0,
+                                                f"baseline ({len(values)} seeds)"))
+    save(lab, st)
+    exp = load_experiment(lab, st.experiment)
+    return Outcome("keep", "baseline", commit, values, 0.0, f"baseline, σ={st.sigma if st.sigma is not None else '-'}",
+                   st.best_runs, statistics.fmean(values), st.sigma, 0, exp.metric)
+
+
+def _run(lab: Lab, st: LoopState, desc: str, seed_offset: int, commit: str) -> RunResult:
+    exp = load_experiment(lab, st.experiment)  # re-read: a candidate may have changed config.yaml
+    spec = RunSpec(st.experiment, f"{st.tag}-{desc}"[:60], timeout=st.timeout,
+                   tags={"loop": st.tag, "commit": commit[:12]})
+    result = start_run(lab, exp, spec, seed_offset=seed_offset)
+    # Files the script wrote next to itself (checkpoints, caches) are outputs, not a proposer's edits:
+    # the guards checked the tree before this run, so every new untracked file came from a run.
+    repo = Repo(exp.path)
+    _, untracked = repo.changed_files()
+    new = sorted(set(untracked) - set(st.outputs) - set(st.editable))
+    st.outputs.extend(p for p in new if not p.startswith(_own_files(repo, exp)))
+    return result
+
+
+def _values(runs: list[RunResult], st: LoopState) -> tuple[list[float], RunResult | None]:
+    values = []
+    for r in runs:
+        m = (r.record.get("metrics") or {}).get(r.record.get("primary_metric") or "", {})
+        v = m.get("last")
+        if r.status != "ok" or v is None or not math.isfinite(v):
+            return values, r
+        values.append(float(v))
+    return values, None
+
+
+def _row(st: LoopState, commit: str, status: str, desc: str, runs: list[RunResult], delta: float | None,
+         reason: str) -> results.Row:
+    values = [v for v in (((r.record.get("metrics") or {}).get(r.record.get("primary_metric") or "", {}) or {}).get("last")
+                          for r in runs if r.status == "ok") if v is not None]
+    mem = max((r.record.get("peak_gpu_mem") or r.record.get("peak_rss") or 0 for r in runs), default=0)
+    mean = statistics.fmean(values) if values and status != "crash" else None
+    return results.Row(
+        commit=commit[:7], metric=f"{mean:.6f}" if mean is not None else "0.000000", memory_gb=f"{mem / 2**30:.1f}",
+        status=status, description=desc, delta="" if delta is None else f"{delta:+.6g}", n=str(len(runs)),
+        mean="" if mean is None else f"{mean:.6g}", std=f"{statistics.stdev(values):.3g}" if len(values) > 1 else "",
+        reason=reason, runs=" ".join(r.record["id"] for r in runs), tag=st.tag, iteration=str(st.iteration))
+
+
+def current(lab: Lab) -> tuple[LoopState, Repo]:
+    """The loop whose branch is checked out."""
+    repo = Repo(lab.root)
+    branch = repo.branch()
+    if not branch.startswith("assay/"):
+        raise GitError(f"The checked-out branch '{branch}' is not a loop branch",
+                       "Check out the loop's branch (git checkout assay/TAG) or start one: assay loop start NAME --tag TAG ...")
+    st = find_by_tag(lab, branch.split("/", 1)[1])
+    return st, repo
+
+
+def try_candidate(lab: Lab, description: str, force: bool = False, retry: bool = False) -> Outcome:
+    """Guard, commit and evaluate the edits in the work tree; keep, discard or report a crash.
+
+    Example: `try_candidate(find_lab(), "double the warmup steps").line()`
+
+    Raises:
+        GitError: a protected file changed, a file outside --edit changed, an empty or repeated diff,
+            a pending crash not addressed, another command working on the loop.
+    """
+    st, _ = current(lab)
+    with locked(lab, st):
+        return _try(lab, description, force, retry)
+
+
+def _try(lab: Lab, description: str, force: bool = False, retry: bool = False) -> Outcome:
+    st, repo = current(lab)
+    exp = load_experiment(lab, st.experiment)
+    if not description.strip():
+        raise ConfigError("Describe the idea in a few words", 'assay try "double the warmup steps"')
+    for path, digest in st.protected.items():
+        if file_hash(repo.root / path) != digest:
+            raise GitError(f"Protected file {path} changed: the evaluation is fixed for the whole loop",
+                           f"Revert it (git checkout {st.best_commit[:8] if st.best_commit else 'HEAD'} -- {path}) and try again.")
+    if outside := _outside(repo, exp, st.editable, st.outputs, st.best_commit):
+        raise GitError(f"Files outside the editable set changed: {', '.join(outside[:8])} (editable: {', '.join(st.editable)})",
+                       "Move those edits into the editable files, or revert them.")
+    if st.best_commit is None:
+        raise RunError("The loop has no baseline yet", f"assay loop resume {st.tag}")
+    pend = st.pending_crash
+    if pend and not retry:
+        raise GitError(f"The crashed candidate '{pend['description']}' is still in the work tree",
+                       f"Fix it and run: assay try --retry \"fix ...\"  (or drop it: assay loop drop {st.tag})")
+    if retry and not pend:
+        raise GitError("Nothing to retry: the last candidate did not crash", "assay try \"DESC\"")
+    diff = repo.diff(st.best_commit, st.editable)
+    if not diff.strip():
+        raise GitError("The diff is empty: nothing to try", "Edit " + ", ".join(st.editable) + " first.")
+    h = diff_hash(diff)
+    if pend and h == pend["hash"]:
+        raise GitError("Nothing changed since the crash", "Fix the crash in the editable files, then assay try --retry ...")
+    if h in st.tried and not force and not retry:
+        raise GitError(f"This diff was already tried (iteration {st.tried[h]}); repeating it wastes a run",
+                       "Try a different idea, or retry it on purpose: assay try --force \"...\"")
+    added, removed = diff_size(diff)
+    st.iteration += 1
+    if repo.head() != st.best_commit:
+        repo.reset_branch(st.branch, st.best_commit, hard=False)  # keep edits; commit them on the best
+    commit = repo.commit_paths(st.editable, f"assay try {st.iteration}: {description}")
+    repo.save_ref(f"refs/assay/{st.tag}/tried/{st.iteration}", commit)
+    st.tried[h] = st.iteration
+    save(lab, st)
+
+    decider = make_decision(st.decision, Settings(st.min_delta, st.confidence, st.max_repeats, st.lines_per_delta))
+    runs: list[RunResult] = []
+    verdict = None
+    crashed = None
+    while True:
+        runs.append(_run(lab, st, f"{st.iteration}-{slug(description)}", len(runs), commit))
+        values, crashed = _values(runs, st)
+        if crashed:
+            break
+        verdict = decider.decide(Evidence(exp.goal, st.best_values, values, st.sigma, st.sigma_df, added, removed))
+        if verdict.decision != "more":
+            break
+    best_mean = statistics.fmean(st.best_values)
+    ids = [r.record["id"] for r in runs]
+    if crashed:
+        attempts = (pend["attempts"] + 1) if pend else 0
+        dropped = attempts >= st.max_retries
+        reason = (f"{crashed.record['status']}: {crashed.record.get('reason', '')} (log: {crashed.path}/logs/output.log)"
+                  + (f"; dropped after {attempts} retries" if dropped else ""))
+        results.append(_results_path(lab, st), _row(st, commit, "crash", description, runs, None, reason))
+        st.counts["crash"] += 1
+        if dropped:
+            repo.reset_branch(st.branch, st.best_commit, hard=True)
+            st.pending_crash = None
+        else:  # back to the best commit, the crashed edits left in the work tree to be fixed
+            repo.reset_branch(st.branch, st.best_commit, hard=False)
+            st.pending_crash = {"commit": commit, "hash": h, "attempts": attempts, "description": description}
+            reason += f"; fix and `assay try --retry` ({attempts + 1}/{st.max_retries}) or `assay loop drop {st.tag}`"
+        save(lab, st)
+        return Outcome("dropped" if dropped else "crash", description, commit, values, None, reason, ids, best_mean,
+                       st.sigma, st.iteration, exp.metric)
+    assert verdict is not None
+    if len(values) >= 2:  # a candidate's seeds measure noise as well as the baseline's
+        st.noise_groups.append(values)
+    incumbent, reason = values, verdict.reason
+    if verdict.decision == "keep" and st.decision != "greedy" and st.repeats > 1:
+        # The runs that won a comparison are biased towards luck (the winner's curse): the new best
+        # is re-measured on fresh seeds, and those values are what later candidates must beat.
+        confirm = [_run(lab, st, f"{st.iteration}-confirm", len(runs) + j, commit) for j in range(st.repeats)]
+        fresh, bad = _values(confirm, st)
+        if not bad:
+            incumbent = fresh
+            st.noise_groups.append(fresh)
+            reason += f"; re-measured on {len(fresh)} fresh seeds: {statistics.fmean(fresh):.6g}"
+        runs += confirm
+        ids = [r.record["id"] for r in runs]
+    st.sigma, st.sigma_df = pooled_sigma(st.noise_groups)
+    results.append(_results_path(lab, st), _row(st, commit, verdict.decision, description, runs, verdict.delta, reason))
+    st.counts[verdict.decision] += 1
+    st.pending_crash = None
+    if verdict.decision == "keep":
+        st.best_commit, st.best_values, st.best_runs = commit, incumbent, ids
+        best_mean = statistics.fmean(incumbent)
+    else:
+        repo.reset_branch(st.branch, st.best_commit, hard=True)
+    save(lab, st)
+    return Outcome(verdict.decision, description, commit, values, verdict.delta, reason, ids, best_mean,
+                   st.sigma, st.iteration, exp.metric)
+
+
+def set_aside(lab: Lab, tag: str, name: str) -> Path:
+    """Clear a proposal the guards refused, losing nothing: its diff against the best commit
+    (new files included) goes to loops/TAG/NAME.patch, new files are moved to loops/TAG/NAME/,
+    and the loop's branch and work tree go back to the best commit. Returns the patch path."""
+    st = find_by_tag(lab, tag)
+    exp = load_experiment(lab, st.experiment)
+    repo = Repo(exp.path)
+    if repo.branch() != st.branch:
+        raise GitError(f"Loop {tag} runs on {st.branch}, but {repo.branch()} is checked out", f"git checkout {st.branch}")
+    best = st.best_commit or repo.head()
+    _, untracked = repo.changed_files()
+    own = _own_files(repo, exp)
+    new = [u for u in untracked if u not in st.outputs and not u.startswith(own)]
+    folder = state_dir(lab, st.experiment, tag)
+    folder.mkdir(parents=True, exist_ok=True)
+    patch = folder / f"{name}.patch"
+    patch.write_text(repo.git("diff", best) + (repo.diff(best, new) if new else ""))
+    for rel in new:  # moved, not deleted: a proposer's new files are its work too
+        dest = folder / name / rel
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        (repo.root / rel).replace(dest)
+    if st.pending_crash:
+        st.pending_crash = None
+        save(lab, st)
+    repo.reset_branch(st.branch, best, hard=True)
+    return patch
+
+
+def drop(lab: Lab, tag: str) -> str:
+    """Abandon a crashed candidate: its edits leave the work tree (they stay in refs/assay/TAG/tried/N)."""
+    with locked(lab, find_by_tag(lab, tag)):
+        return _drop(lab, tag)
+
+
+def _drop(lab: Lab, tag: str) -> str:
+    st = find_by_tag(lab, tag)
+    repo = Repo(lab.experiment_dir(st.experiment))
+    if not st.pending_crash:
+        raise GitError(f"Loop '{tag}' has no crashed candidate to drop", "assay loop status")
+    repo.reset_branch(st.branch, st.best_commit or repo.head(), hard=True)
+    desc = st.pending_crash["description"]
+    st.pending_crash = None
+    save(lab, st)
+    return desc
+
+
+def status(lab: Lab, tag: str | None = None) -> dict[str, Any]:
+    st = find_by_tag(lab, tag) if tag else current(lab)[0]
+    exp = load_experiment(lab, st.experiment)
+    rows = [r for r in results.read(_results_path(lab, st)) if r.tag == st.tag]
+    return {
+        "tag": st.tag, "experiment": st.experiment, "branch": st.branch, "metric": exp.metric, "goal": exp.goal,
+        "decision": st.decision, "best_commit": st.best_commit,
+        "best": statistics.fmean(st.best_values) if st.best_values else None, "best_n": len(st.best_values),
+        "sigma": st.sigma, "sigma_df": st.sigma_df, "iterations": st.iteration, "counts": st.counts,
+        "pending_crash": st.pending_crash, "editable": st.editable, "protected": list(st.protected),
+        "results": str(_results_path(lab, st)), "last": [r.__dict__ for r in rows[-5:]],
+    }
+
+
+def _incumbent_values(lab: Lab, row: results.Row) -> list[float]:
+    """The metric values a kept row's runs left in their folders: the re-measurement on fresh
+    seeds where there is one (what later candidates are compared with), else every finished run."""
+    from assay.store.records import read_record
+
+    found: list[tuple[bool, float]] = []
+    for rid in row.runs.split():
+        experiment, _, folder = rid.partition("/")
+        try:
+            rec = read_record(lab.experiment_dir(experiment) / "runs" / folder)
+        except StoreError:
+            continue  # a deleted or torn run folder: the row's mean still stands as a fallback
+        v = ((rec.get("metrics") or {}).get(rec.get("primary_metric") or "") or {}).get("last")
+        if rec.get("status") == "ok" and isinstance(v, (int, float)) and math.isfinite(v):
+            found.append(("-confirm" in str(rec.get("desc", "")), float(v)))
+    confirm = [v for c, v in found if c]
+    return confirm or [v for _, v in found]
+
+
+def resume(lab: Lab, tag: str) -> dict[str, Any]:
+    """Rebuild the loop's progress from git refs + results.tsv after an interruption or a kill."""
+    with locked(lab, find_by_tag(lab, tag)):
+        return _resume(lab, tag)
+
+
+def _resume(lab: Lab, tag: str) -> dict[str, Any]:
+    st = find_by_tag(lab, tag)
+    repo = Repo(lab.experiment_dir(st.experiment))
+    if not repo.ref_exists(f"refs/heads/{st.branch}"):
+        raise GitError(f"Branch {st.branch} is gone", f"Start a new loop: assay loop start {st.experiment} --tag NEW ...")
+    if repo.branch() != st.branch:
+        if _outside(repo, load_experiment(lab, st.experiment), [], st.outputs):
+            raise GitError(f"Cannot switch to {st.branch}: the work tree has uncommitted changes", "Commit them first: git status")
+        repo.git("checkout", "-q", st.branch)
+    rows = [r for r in results.read(_results_path(lab, st)) if r.tag == tag]
+    notes = []
+    keeps = [r for r in rows if r.status == "keep"]
+    if keeps:
+        full = repo.git("rev-parse", keeps[-1].commit).strip()
+        st.best_commit = full
+        last_keep = keeps[-1]
+        rebuilt = _incumbent_values(lab, last_keep)
+        if rebuilt:  # the run folders are the truth; state.json may predate the last keep (a kill)
+            st.best_values, st.best_runs = rebuilt, last_keep.runs.split()
+        elif last_keep.mean and not st.best_values:
+            st.best_values = [float(last_keep.mean)] * max(1, int(last_keep.n or 1))
+    st.counts = {k: sum(1 for r in rows if r.status == k) for k in ("keep", "discard", "crash")}
+    refs = repo.git("for-each-ref", "--format=%(refname)", f"refs/assay/{tag}/tried/").split()
+    st.iteration = max([int(r.rsplit("/", 1)[1]) for r in refs] + [st.iteration])
+    for ref in refs:
+        c = repo.git("rev-parse", ref).strip()
+        st.tried.setdefault(diff_hash(repo.git("diff", f"{c}~1", c, "--", *st.editable)), int(ref.rsplit("/", 1)[1]))
+    tip = repo.head()
+    if st.best_commit is None:
+        save(lab, st)
+        out = run_baseline(lab, st)
+        notes.append(f"ran the baseline: {out.line()}")
+    elif tip != st.best_commit:
+        decided = {r.commit: r for r in rows}
+        row = decided.get(tip[:7])
+        if row is None:  # killed between the commit and the decision: give the edits back, keep the record
+            st.iteration = max(st.iteration, 1)
+            results.append(_results_path(lab, st), results.Row(
+                commit=tip[:7], metric="0.000000", memory_gb="0.0", status="crash", description="(interrupted candidate)",
+                reason="interrupted before a decision; edits returned to the work tree (assay try --force to re-run)",
+                tag=tag, iteration=str(st.iteration)))
+            repo.reset_branch(st.branch, st.best_commit, hard=False)
+            notes.append(f"candidate {tip[:8]} had no decision: its edits are back in the work tree")
+        elif row.status != "keep":
+            repo.reset_branch(st.branch, st.best_commit, hard=row.status != "crash")
+            notes.append(f"finished the interrupted reset of {tip[:8]} ({row.status})")
+    save(lab, st)
+    return {"tag": tag, "best_commit": st.best_commit, "iterations": st.iteration, "notes": notes}

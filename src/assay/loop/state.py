@@ -1,0 +1,105 @@
+"""A loop's settings and progress, in experiments/NAME/loops/TAG/state.json (written atomically).
+
+Everything here except the settings can be rebuilt from git refs and results.tsv (`loop resume`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from assay.config import write_atomic
+from assay.errors import GitError
+from assay.lab import Lab
+
+
+@dataclass
+class LoopState:
+    tag: str
+    experiment: str
+    editable: list[str]  # repo-relative paths the candidates may change
+    protected: dict[str, str | None]  # repo-relative path -> sha256 at start
+    decision: str = "noise-aware"
+    repeats: int = 3  # baseline runs (seeds) for the noise estimate
+    max_repeats: int = 4
+    min_delta: float = 0.0
+    confidence: float = 0.95
+    lines_per_delta: float = 0.0
+    timeout: str | None = None
+    max_retries: int = 2
+    origin_branch: str | None = None
+    best_commit: str | None = None
+    best_values: list[float] = field(default_factory=list)
+    best_runs: list[str] = field(default_factory=list)
+    noise_groups: list[list[float]] = field(default_factory=list)
+    sigma: float | None = None
+    sigma_df: int = 0
+    tried: dict[str, int] = field(default_factory=dict)  # normalized diff hash -> iteration
+    iteration: int = 0
+    pending_crash: dict[str, Any] | None = None  # {"commit", "hash", "attempts", "description"}
+    counts: dict[str, int] = field(default_factory=lambda: {"keep": 0, "discard": 0, "crash": 0})
+    outputs: list[str] = field(default_factory=list)  # untracked files the runs wrote (not a proposer's)
+
+    @property
+    def branch(self) -> str:
+        return f"assay/{self.tag}"
+
+
+def state_dir(lab: Lab, experiment: str, tag: str) -> Path:
+    return lab.experiment_dir(experiment) / "loops" / tag
+
+
+def save(lab: Lab, state: LoopState) -> None:
+    d = state_dir(lab, state.experiment, state.tag)
+    d.mkdir(parents=True, exist_ok=True)
+    write_atomic(d / "state.json", json.dumps(asdict(state), indent=1))
+
+
+def load(lab: Lab, experiment: str, tag: str) -> LoopState:
+    f = state_dir(lab, experiment, tag) / "state.json"
+    if not f.is_file():
+        raise GitError(f"No loop '{tag}' in experiment '{experiment}' ({f} is missing)",
+                       f"Start it: assay loop start {experiment} --tag {tag} --edit train.py")
+    return LoopState(**json.loads(f.read_text()))
+
+
+def find_by_tag(lab: Lab, tag: str) -> LoopState:
+    hits = sorted(lab.experiments_dir.glob(f"*/loops/{tag}/state.json"))
+    if not hits:
+        raise GitError(f"No loop with tag '{tag}' in this lab",
+                       "Start one: assay loop start NAME --tag TAG --edit train.py --protect prepare.py")
+    return load(lab, hits[0].parent.parent.parent.name, tag)
+
+
+@contextmanager
+def locked(lab: Lab, st: LoopState) -> Iterator[None]:
+    """Hold the loop's lock (flock on loops/TAG/lock) for one try, resume or drop.
+
+    The kernel drops the lock when its process dies, so a killed `assay try` never leaves a
+    stale lock behind; a second command while one runs is refused instead of corrupting the loop.
+    """
+    import fcntl
+
+    d = state_dir(lab, st.experiment, st.tag)
+    d.mkdir(parents=True, exist_ok=True)
+    with (d / "lock").open("a+") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            fh.seek(0)
+            holder = fh.read().strip() or "?"
+            raise GitError(f"Another assay command is working on loop '{st.tag}' (pid {holder})",
+                           f"Wait for it to finish; if it is stuck: kill {holder}, then assay loop resume {st.tag}") from None
+        fh.seek(0)
+        fh.truncate()
+        fh.write(str(os.getpid()))
+        fh.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)

@@ -1,0 +1,109 @@
+"""What a run needs to be reproduced: git commit + uncommitted diff, Python, packages, host.
+
+Read-only: assay never changes the user's repository here (no `git add`, no index writes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def _git(cwd: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=False,
+                          env={**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"})
+
+
+def git_state(cwd: Path, patch_path: Path | None = None) -> dict[str, Any] | None:
+    """Commit, branch, dirty files and (if dirty) the diff against HEAD written to `patch_path`.
+
+    Returns None outside a git repository. Untracked files are listed, not copied.
+    """
+    try:
+        top = _git(cwd, "rev-parse", "--show-toplevel")
+    except FileNotFoundError:
+        return None  # git not installed
+    if top.returncode != 0:
+        return None
+    head = _git(cwd, "rev-parse", "HEAD", "--abbrev-ref", "HEAD")
+    lines = head.stdout.decode().split() if head.returncode == 0 else []
+    status = _git(cwd, "status", "--porcelain=v1", "-z", "--untracked-files=normal")
+    entries = [e for e in status.stdout.decode("utf-8", "replace").split("\0") if e]
+    dirty = [e[3:] for e in entries if not e.startswith("??")]
+    untracked = [e[3:] for e in entries if e.startswith("??")]
+    state: dict[str, Any] = {
+        "root": top.stdout.decode().strip(),
+        "commit": lines[0] if lines else None,
+        "branch": lines[1] if len(lines) > 1 else None,
+        "dirty": dirty,
+        "untracked": untracked[:200],
+        "patch": None,
+    }
+    if dirty and lines and patch_path is not None:
+        diff = _git(cwd, "diff", "HEAD", "--binary")
+        if diff.stdout:
+            patch_path.write_bytes(diff.stdout)
+            state["patch"] = patch_path.name
+            state["patch_sha256"] = hashlib.sha256(diff.stdout).hexdigest()
+    return state
+
+
+_PKG_SCRIPT = (
+    "import json,importlib.metadata as m;"
+    "print(json.dumps({d.metadata['Name']:d.version for d in m.distributions() if d.metadata['Name']}))"
+)
+
+
+def _site_stamp(python: str) -> str:
+    """Changes whenever packages are installed or removed in the interpreter's environment."""
+    prefix = Path(sys.prefix) if python == sys.executable else Path(python).resolve().parent.parent
+    stamps = [str(python)]
+    for site in sorted(prefix.glob("lib/python3*/site-packages")):
+        stamps.append(f"{site}:{site.stat().st_mtime_ns}")
+    return hashlib.sha1("|".join(stamps).encode()).hexdigest()[:16]
+
+
+def packages(python: str, cache_dir: Path | None) -> dict[str, str]:
+    """Installed distributions of `python`, cached per environment state (listing costs ~50 ms)."""
+    cache = cache_dir / f"packages-{_site_stamp(python)}.json" if cache_dir else None
+    if cache and cache.is_file():
+        try:
+            return json.loads(cache.read_text())
+        except ValueError:
+            pass
+    if python == sys.executable:
+        import importlib.metadata as md
+
+        pkgs = {d.metadata["Name"]: d.version for d in md.distributions() if d.metadata["Name"]}
+    else:
+        out = subprocess.run([python, "-c", _PKG_SCRIPT], capture_output=True, check=False)
+        try:
+            pkgs = json.loads(out.stdout) if out.returncode == 0 else {}
+        except ValueError:
+            pkgs = {}
+    pkgs = dict(sorted(pkgs.items(), key=lambda kv: kv[0].lower()))
+    if cache:
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        tmp = cache.with_suffix(f".{os.getpid()}.tmp")
+        tmp.write_text(json.dumps(pkgs))
+        os.replace(tmp, cache)
+    return pkgs
+
+
+def environment(python: str, cache_dir: Path | None) -> dict[str, Any]:
+    return {
+        "python": python,
+        "python_version": platform.python_version() if python == sys.executable else None,
+        "platform": platform.platform(),
+        "hostname": socket.gethostname(),
+        "cpu_count": os.cpu_count(),
+        "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        "packages": packages(python, cache_dir),
+    }

@@ -1,0 +1,162 @@
+"""REPORT.md and a self-contained REPORT.html for one experiment.
+
+Generated blocks sit between `<!-- assay:begin:NAME -->` and `<!-- assay:end:NAME -->` and are
+rewritten from the run files on every `assay report`; everything outside them belongs to the
+reader and is kept. Prose that needs a person is left as a marked prompt, never invented.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from assay.config import write_atomic
+from assay.experiment import load_experiment
+from assay.lab import Lab
+from assay.report import sections
+from assay.report.evidence import check_value, load_runs
+from assay.report.plots import Figure, plot_experiment
+from assay.report.verdict import verdict
+
+REPORT = "REPORT.md"
+HTML = "REPORT.html"
+PROMPT = "> **TO WRITE (a person):**"
+_BLOCK = re.compile(r"(<!-- assay:begin:([\w-]+) -->\n)(.*?)(\n<!-- assay:end:\2 -->)", re.S)
+
+
+@dataclass
+class ReportResult:
+    markdown: Path
+    html: Path
+    figures: list[Figure]
+    regenerated: list[str]
+    missing: list[str] = field(default_factory=list)  # blocks deleted by hand: not put back
+    created: bool = False
+
+    def to_dict(self) -> dict[str, object]:
+        return {"markdown": str(self.markdown), "html": str(self.html), "figures": [f.to_dict() for f in self.figures],
+                "regenerated": self.regenerated, "missing": self.missing, "created": self.created}
+
+
+def block(name: str) -> str:
+    return f"<!-- assay:begin:{name} -->\n{{{name}}}\n<!-- assay:end:{name} -->"
+
+
+TEMPLATE = f"""# Report: {{experiment}}
+
+*Written by `assay report {{experiment}}`. Text between `assay:begin` and `assay:end` markers is
+regenerated from the run files each time; everything else is yours and is kept. Replace each
+"TO WRITE" prompt with prose that the tables, figures and journal support.*
+
+## Abstract
+
+{PROMPT} two or three sentences: the question, what was run, and what the data show (see
+> Results and Conclusion). Claim nothing the tables and figures below do not show.
+
+{block("abstract")}
+
+## Introduction
+
+{block("introduction")}
+
+{PROMPT} why this question matters and what earlier result or observation motivated it.
+
+## Methods
+
+{block("methods")}
+
+{PROMPT} the data source and split, the model and training procedure, anything the recorded
+> configuration does not say.
+
+## Results
+
+{block("results")}
+
+{PROMPT} what the table and figures show, in plain words, without interpretation.
+
+## Discussion
+
+{block("discussion")}
+
+{PROMPT} what the anomalies and journal notes above mean for the result, and the limits of this
+> evidence (number of seeds, one dataset, ...).
+
+## Conclusion
+
+{block("conclusion")}
+
+{PROMPT} the conclusion in one or two sentences, consistent with the verdict above.
+"""
+
+
+def write_report(lab: Lab, name: str, fmt: str = "png", value: str = "last") -> ReportResult:
+    """Write (or refresh) experiments/NAME/REPORT.md and REPORT.html from the run files.
+
+    Figures are regenerated in the experiment's plots/ (with their data sidecars); the verdict is
+    `assay verdict`'s. Hand-written text outside the generated blocks is kept as it is.
+
+    Raises:
+        ConfigError: unknown experiment, bad format or value. StoreError: an unreadable run record.
+    """
+    check_value(value)
+    exp = load_experiment(lab, name)
+    runs = load_runs(exp)
+    v = verdict(lab, name, value=value)
+    has_metric = any(exp.metric in (r.record.get("metrics") or {}) for r in runs if r.ignored is None)
+    figures = plot_experiment(lab, name, fmt=fmt, value=value) if has_metric else []
+    builders: dict[str, Callable[[], str]] = {
+        "abstract": lambda: sections.abstract_facts(exp, runs, v),
+        "introduction": lambda: sections.introduction(exp),
+        "methods": lambda: sections.methods(exp, runs),
+        "results": lambda: sections.results(exp, runs, figures, value),
+        "discussion": lambda: sections.discussion(exp, runs),
+        "conclusion": lambda: sections.conclusion(exp, v),
+    }
+    md_path = exp.path / REPORT
+    created = not md_path.exists()
+    text = TEMPLATE.format(experiment=name, **{k: "" for k in builders}) if created else md_path.read_text(encoding="utf-8")
+    seen: list[str] = []
+
+    def fill(m: re.Match[str]) -> str:
+        key = m.group(2)
+        if key not in builders:
+            return m.group(0)  # a block of a newer assay, or the reader's own: left alone
+        seen.append(key)
+        return m.group(1) + builders[key]().rstrip("\n") + m.group(4)
+
+    text = _BLOCK.sub(fill, text)
+    write_atomic(md_path, text)
+    html_path = exp.path / HTML
+    write_atomic(html_path, to_html(text, exp.path, f"Report: {name}"))
+    return ReportResult(md_path, html_path, figures, seen, [k for k in builders if k not in seen], created)
+
+
+_CSS = """body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}
+table{border-collapse:collapse;margin:.5rem 0;font-size:13px}th,td{border:1px solid #ccc;padding:.2rem .5rem;text-align:left}
+img{max-width:100%}blockquote{border-left:4px solid #e0a800;background:#fff8e1;margin:.5rem 0;padding:.3rem .8rem}
+code{background:#f3f3f3;padding:0 .2rem}"""
+
+
+def to_html(markdown: str, base: Path, title: str) -> str:
+    """Markdown -> one HTML file; local images are embedded as base64 so the file stands alone."""
+    import html as htmlmod
+
+    from markdown_it import MarkdownIt
+
+    body = MarkdownIt("commonmark").enable("table").render(markdown)
+
+    def embed(m: re.Match[str]) -> str:
+        src = htmlmod.unescape(m.group(2))
+        path = (base / src).resolve()
+        if src.startswith(("http:", "https:", "data:")) or not path.is_file():
+            return m.group(0)
+        mime = {".png": "image/png", ".webp": "image/webp", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
+                ".svg": "image/svg+xml"}.get(path.suffix.lower(), "application/octet-stream")
+        return f'{m.group(1)}data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}{m.group(3)}'
+
+    body = re.sub(r'(<img src=")([^"]+)(")', embed, body)
+    return (f"<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{htmlmod.escape(title)}</title>"
+            f"<style>{_CSS}</style></head><body>\n{body}</body></html>\n")

@@ -1,0 +1,231 @@
+"""Hypothesis verdicts: supported, refuted or inconclusive, from the experiment's criteria and its runs.
+
+A criterion on a noisy metric is judged on the confidence interval of the mean over seeds, never
+on one run: it *holds* when the whole interval satisfies it, *fails* when the whole interval is on
+the other side, and is *undecided* otherwise. Runs are grouped into configurations (same params,
+any seed); a configuration with one run borrows the seed noise pooled from the others, and with no
+noise estimate at all it stays undecided.
+
+Per configuration: supported when every success criterion holds and no failure criterion does;
+refuted when a failure criterion holds (or, with no failure criteria declared, a success criterion
+fails); inconclusive otherwise. Overall: supported if some configuration is, refuted if every
+configuration is, inconclusive otherwise. Looking at k configurations and keeping the one that
+passes is k chances to be lucky, so the confidence is split over them (Bonferroni).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from assay.experiment import Criterion, Experiment, load_experiment
+from assay.lab import Lab
+from assay.report.evidence import RunView, check_value, group_configs, load_runs, rel, spread, usable
+
+OUTCOMES = ("holds", "fails", "undecided")
+VERDICTS = ("supported", "refuted", "inconclusive")
+
+
+@dataclass(frozen=True)
+class Judged:
+    """One criterion judged on one configuration."""
+
+    kind: str  # "success" | "failure"
+    criterion: Criterion
+    outcome: str
+    values: dict[str, float]  # run id -> value used
+    stats: dict[str, Any]
+    why: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": self.kind, "criterion": self.criterion.text, "metric": self.criterion.metric,
+                "outcome": self.outcome, "why": self.why, **self.stats, "values": self.values}
+
+
+@dataclass
+class ConfigVerdict:
+    label: str
+    params: dict[str, Any]
+    runs: list[str]
+    sources: list[str]
+    verdict: str
+    reason: str
+    judged: list[Judged] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "params": self.params, "runs": self.runs, "sources": self.sources,
+                "verdict": self.verdict, "reason": self.reason, "criteria": [j.to_dict() for j in self.judged]}
+
+
+@dataclass
+class Verdict:
+    """The answer of `assay verdict`, with everything that decided it."""
+
+    experiment: str
+    hypothesis: str
+    verdict: str
+    reason: str
+    confidence: float
+    per_config_confidence: float
+    value: str
+    success: list[str]
+    failure: list[str]
+    configurations: list[ConfigVerdict]
+    decided_by: list[int]
+    excluded: list[dict[str, Any]]
+    hint: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"experiment": self.experiment, "hypothesis": self.hypothesis, "verdict": self.verdict,
+                "reason": self.reason, "hint": self.hint, "confidence": self.confidence,
+                "per_config_confidence": self.per_config_confidence, "value": self.value,
+                "criteria": {"success": self.success, "failure": self.failure},
+                "configurations": [c.to_dict() for c in self.configurations], "decided_by": self.decided_by,
+                "excluded": self.excluded}
+
+
+def _pooled(configs_values: list[list[float]]) -> tuple[float | None, int]:
+    from assay.stats import pooled_sigma
+
+    return pooled_sigma(configs_values)
+
+
+def judge(c: Criterion, values: list[float], confidence: float, pooled: tuple[float | None, int]) -> tuple[str, dict[str, Any], str]:
+    """(outcome, stats, why) for criterion `c` over the values of one configuration's runs."""
+    s = spread(values, confidence, pooled)
+    stats = s.to_dict()
+    if s.lo is None or s.hi is None:
+        return "undecided", stats, (f"1 run ({c.metric}={s.mean:.4g}) and no repeats anywhere to measure seed noise: "
+                                    "one run cannot decide a noisy metric")
+    ci = f"mean {s.mean:.4g}, {confidence:.1%} CI [{s.lo:.4g}, {s.hi:.4g}], n={s.n}"
+    if s.sigma_source == "pooled":
+        ci += " (noise pooled from other configurations)"
+    if c.op == "==":
+        if s.lo == s.hi == c.value:
+            return "holds", stats, f"{ci}: every value equals {c.value:g}"
+        if not s.lo <= c.value <= s.hi:
+            return "fails", stats, f"{ci} excludes {c.value:g}"
+        return "undecided", stats, f"{ci} contains {c.value:g} but is not a point"
+    if c.holds(s.lo) and c.holds(s.hi):
+        return "holds", stats, f"{ci} lies entirely {c.op} {c.value:g}"
+    if not c.holds(s.lo) and not c.holds(s.hi):
+        return "fails", stats, f"{ci} lies entirely outside {c.op} {c.value:g}"
+    return "undecided", stats, f"{ci} straddles {c.value:g}: more seeds would narrow it"
+
+
+def _config_verdict(judged: list[Judged], has_failure: bool) -> tuple[str, str]:
+    succ = [j for j in judged if j.kind == "success"]
+    fail = [j for j in judged if j.kind == "failure"]
+    hit = [j for j in fail if j.outcome == "holds"]
+    if hit:
+        return "refuted", f"failure criterion {hit[0].criterion.text} holds: {hit[0].why}"
+    missed = [j for j in succ if j.outcome == "fails"]
+    if succ and all(j.outcome == "holds" for j in succ) and all(j.outcome == "fails" for j in fail):
+        return "supported", "; ".join(f"{j.criterion.text}: {j.why}" for j in succ)
+    if succ and all(j.outcome == "holds" for j in succ):
+        open_ = next(j for j in fail if j.outcome != "fails")
+        return "inconclusive", f"success criteria hold but failure criterion {open_.criterion.text} is not excluded: {open_.why}"
+    if missed and not has_failure:
+        return "refuted", f"success criterion {missed[0].criterion.text} fails: {missed[0].why}"
+    if missed:
+        return "inconclusive", (f"success criterion {missed[0].criterion.text} fails ({missed[0].why}) but no failure "
+                                "criterion holds: the result lies between the two")
+    pending = next((j for j in judged if j.outcome == "undecided"), None)
+    return "inconclusive", f"{pending.criterion.text}: {pending.why}" if pending else "no criterion decided"
+
+
+def verdict(lab: Lab, name: str, confidence: float = 0.95, value: str = "last", where: dict[str, Any] | None = None) -> Verdict:
+    """Judge experiment `name`'s hypothesis from its finished, non-ignored runs.
+
+    Args:
+        confidence: overall confidence; each of k configurations is judged at 1 - (1 - confidence) / k.
+        value: each run's `last` (final) or `best` value of a criterion's metric.
+        where: only runs whose params equal these (pins one configuration: k = 1).
+
+    Raises:
+        ConfigError: unknown experiment, bad `value` or `confidence`.
+
+    Example:
+        >>> verdict(lab, "digits").verdict
+        'supported'
+    """
+    from assay.errors import ConfigError
+
+    check_value(value)
+    if not 0.5 <= confidence < 1:
+        raise ConfigError(f"--confidence must be in [0.5, 1), got {confidence}", "Pass e.g. --confidence 0.95.")
+    exp = load_experiment(lab, name)
+    succ, fail = exp.success_criteria, exp.failure_criteria
+    runs = load_runs(exp)
+    excluded = _excluded(exp, runs)
+    good = [r for r in usable(runs) if _matches(r, where)]
+    base = dict(experiment=name, hypothesis=exp.hypothesis, confidence=confidence, value=value,
+                success=[c.text for c in succ], failure=[c.text for c in fail], excluded=excluded)
+    if not succ and not fail:
+        return Verdict(**base, verdict="inconclusive", reason="the experiment declares no success or failure criteria",
+                       per_config_confidence=confidence, configurations=[], decided_by=[],
+                       hint=f"Add e.g. `success: {exp.metric} {'>=' if exp.goal == 'max' else '<='} <target>` to {exp.file}.")
+    configs, varying = group_configs(good)
+    metrics = sorted({c.metric for c in (*succ, *fail)})
+    # Noise pooled per metric over every configuration's repeats: the same seeds-only spread, whatever the params.
+    pooled = {m: _pooled([[v for r in cfg.runs if (v := r.value(m, value)) is not None and math.isfinite(v)]
+                          for cfg in configs]) for m in metrics}
+    k = max(1, len(configs))
+    per = 1 - (1 - confidence) / k
+    out: list[ConfigVerdict] = []
+    for cfg in configs:
+        judged = []
+        for kind, crits in (("success", succ), ("failure", fail)):
+            for c in crits:
+                vals = {r.id: v for r in cfg.runs if (v := r.value(c.metric, value)) is not None and math.isfinite(v)}
+                if not vals:
+                    judged.append(Judged(kind, c, "undecided", {}, {"n": 0}, f"no run of this configuration logged {c.metric}"))
+                    continue
+                outcome, stats, why = judge(c, list(vals.values()), per, pooled[c.metric])
+                judged.append(Judged(kind, c, outcome, vals, stats, why))
+        v, reason = _config_verdict(judged, bool(fail))
+        out.append(ConfigVerdict(cfg.label(varying), cfg.params, [r.id for r in cfg.runs],
+                                 [rel(r.path / "run.json", exp.path) for r in cfg.runs], v, reason, judged))
+    overall, reason, decided, hint = _overall(out, exp)
+    return Verdict(**base, verdict=overall, reason=reason, per_config_confidence=per, configurations=out,
+                   decided_by=decided, hint=hint)
+
+
+def _overall(out: list[ConfigVerdict], exp: Experiment) -> tuple[str, str, list[int], str | None]:
+    if not out:
+        return ("inconclusive", "no finished, non-ignored run to judge", [],
+                f"Run it: assay run {exp.name} baseline --repeat 3")
+    sup = [i for i, c in enumerate(out) if c.verdict == "supported"]
+    if sup:
+        return "supported", f"{out[sup[0]].label}: {out[sup[0]].reason}", sup, None
+    ref = [i for i, c in enumerate(out) if c.verdict == "refuted"]
+    if len(ref) == len(out):
+        lead = f"{out[0].label}: {out[0].reason}" if len(out) == 1 else f"all {len(out)} configurations refuted; {out[0].label}: {out[0].reason}"
+        return "refuted", lead, ref, None
+    open_ = [i for i, c in enumerate(out) if c.verdict == "inconclusive"]
+    hint = None
+    if any("one run cannot decide" in j.why or "straddles" in j.why for i in open_ for j in out[i].judged):
+        c = out[open_[0]]
+        overrides = "" if c.label == "all runs" else " " + c.label.replace(", ", " ")
+        hint = f"Add seeds to narrow the interval: assay run {exp.name} repeats{overrides} --repeat 3"
+    return "inconclusive", f"{out[open_[0]].label}: {out[open_[0]].reason}", open_, hint
+
+
+def _matches(r: RunView, where: dict[str, Any] | None) -> bool:
+    if not where:
+        return True
+    params = r.record.get("params") or {}
+    return all(str(params.get(k)) == str(v) or params.get(k) == v for k, v in where.items())
+
+
+def _excluded(exp: Experiment, runs: list[RunView]) -> list[dict[str, Any]]:
+    """Runs left out, each with why: ignored (with the reason from IGNORED_RUNS.md) or not ok."""
+    out = []
+    for r in runs:
+        if r.ignored is not None:
+            out.append({"id": r.id, "status": r.status, "why": f"ignored: {r.ignored}", "source": "IGNORED_RUNS.md"})
+        elif r.status != "ok":
+            out.append({"id": r.id, "status": r.status, "why": str(r.record.get("reason") or r.status),
+                        "source": rel(r.path / "run.json", exp.path)})
+    return out

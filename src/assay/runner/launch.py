@@ -1,0 +1,322 @@
+"""One `assay run`: resolve params and entry point, make the run folder, launch, record, index."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import os
+import re
+import shlex
+import shutil
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from assay.capture import Capture
+from assay.config import apply_overrides, flatten, parse_duration, parse_overrides
+from assay.errors import RunError
+from assay.experiment import Experiment, load_experiment
+from assay.lab import Lab
+from assay.runner.process import run_process
+from assay.runner.status import classify
+from assay.store import records
+from assay.store.index import Index
+
+_PEP723 = re.compile(r"^# /// script\s*$", re.M)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """What to run: an experiment, a description and command-line overrides."""
+
+    experiment: str
+    desc: str
+    overrides: list[str] = field(default_factory=list)
+    timeout: str | None = None
+    repeat: int = 1
+    entry: str | None = None
+    follow: bool = False
+    tags: dict[str, str] = field(default_factory=dict)
+    extra_params: dict[str, Any] = field(default_factory=dict)  # set by sweeps/loops, validated like overrides
+    env: dict[str, str] = field(default_factory=dict)  # merged into the child's env (e.g. CUDA_VISIBLE_DEVICES per slot)
+    launcher: Callable[..., Any] | None = None  # replaces run_process (same signature): executors that run elsewhere
+
+
+@dataclass(frozen=True)
+class RunResult:
+    path: Path
+    record: dict[str, Any]
+
+    @property
+    def status(self) -> str:
+        return str(self.record["status"])
+
+
+def resolve_params(exp: Experiment, overrides: list[str], extra: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[tuple[str, Any, bool]]]:
+    """config.yaml defaults + key=value overrides (+ programmatic ones), unknown keys rejected."""
+    parsed = parse_overrides(overrides)
+    parsed += [(k, v, False) for k, v in (extra or {}).items()]
+    params = apply_overrides(exp.default_params(), parsed, source=str(exp.config_path.relative_to(exp.path.parent.parent)))
+    return params, parsed
+
+
+def entry_command(lab: Lab, exp: Experiment, entry: str) -> list[str]:
+    """The argv for an entry point: a .py file (via uv for PEP 723 scripts), or a command line."""
+    parts = shlex.split(entry)
+    if not parts:
+        raise RunError(f"Experiment '{exp.name}' has an empty entry point", f"Set `entry:` in {exp.file}.")
+    first = parts[0]
+    if len(parts) == 1 and first.endswith((".py", ".ipynb", ".sh")) or (exp.path / first).suffix in (".py", ".ipynb"):
+        script = exp.path / first
+        if not script.is_file():
+            raise RunError(
+                f"Entry point '{first}' does not exist in {exp.path}",
+                f"Create it, or point `entry:` in {exp.file} (or --entry) at an existing script.",
+            )
+        if script.suffix == ".py":
+            text = script.read_text(encoding="utf-8", errors="replace")
+            if shutil.which("uv") and _PEP723.search(text):
+                return ["uv", "run", "--quiet", str(script), *parts[1:]]
+            if "marimo.App(" in text:  # a marimo notebook: runs as a script, params also as --key=value args
+                from assay.integrations.marimo_notebook import is_marimo_notebook
+
+                if is_marimo_notebook(text):
+                    return [lab.python, "-u", "-m", "assay.integrations.marimo_notebook", str(script), *parts[1:]]
+            return [lab.python, "-u", str(script), *parts[1:]]
+        if script.suffix == ".sh":
+            return ["bash", str(script), *parts[1:]]
+        return [lab.python, "-m", "assay.integrations.notebook", str(script), *parts[1:]]
+    if first in ("python", "python3"):
+        parts[0] = lab.python
+    elif not shutil.which(first) and not (exp.path / first).exists():
+        raise RunError(f"Command '{first}' of the entry point '{entry}' was not found", f"Install it or fix `entry:` in {exp.file}.")
+    return parts
+
+
+def _child_env(lab: Lab, exp: Experiment, path: Path, params: dict[str, Any], seed: Any) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        ASSAY_RUN_DIR=str(path),
+        ASSAY_RUN_ID=records.run_id(path),
+        ASSAY_EXPERIMENT=exp.name,
+        ASSAY_LAB=str(lab.root),
+        ASSAY_PARAMS=json.dumps(params, default=str),
+        ASSAY_SEED=str(seed),
+        PYTHONUNBUFFERED="1",
+    )
+    for key, value in flatten(params).items():
+        name = "ASSAY_PARAM_" + re.sub(r"\W", "_", key.replace(".", "__")).upper()
+        env[name] = value if isinstance(value, str) else json.dumps(value, default=str)
+    return env
+
+
+class _CaptureWriter:
+    """Appends metrics parsed from output lines to metrics.jsonl (the same file the API writes)."""
+
+    def __init__(self, path: Path, capture: Capture) -> None:
+        self.capture = capture
+        self.fd = os.open(path / records.METRICS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+
+    def __call__(self, line: str) -> None:
+        step, found = self.capture.parse(line)
+        if found:
+            os.write(self.fd, (json.dumps({"t": round(time.time(), 3), "step": step, "m": found, "src": "out"}) + "\n").encode())
+
+    def close(self) -> None:
+        os.fsync(self.fd)
+        os.close(self.fd)
+
+
+def start_run(lab: Lab, exp: Experiment, spec: RunSpec, seed_offset: int = 0, group: str | None = None,
+              resolved: tuple[dict[str, Any], list[tuple[str, Any, bool]]] | None = None) -> RunResult:
+    """Run one seed of `spec` to completion and return its final record. Never raises for a
+    script's failure: crash, timeout, OOM and NaN are statuses in the record."""
+    import copy
+
+    params, parsed = copy.deepcopy(resolved) if resolved else resolve_params(exp, spec.overrides, spec.extra_params)
+    seed = params.get("seed", 0)
+    if isinstance(seed, int) and seed_offset:
+        seed += seed_offset
+    params["seed"] = seed
+    entry = spec.entry or exp.entry
+    cmd = entry_command(lab, exp, entry)
+    timeout_text = spec.timeout or exp.timeout or lab.default_timeout
+    timeout = parse_duration(timeout_text)
+    capture = Capture(exp.capture)
+
+    desc = spec.desc if spec.repeat <= 1 else f"{spec.desc}-seed{seed}"
+    path = records.new_run_dir(exp.runs_dir, desc)
+    started = time.time()
+    record: dict[str, Any] = {
+        "record_version": records.RECORD_VERSION,
+        "id": records.run_id(path),
+        "experiment": exp.name,
+        "desc": desc,
+        "status": "running",
+        "command": cmd,
+        "entry": entry,
+        "cwd": str(exp.path),
+        "params": params,
+        "overrides": [f"{'+' if a else ''}{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v, a in parsed],
+        "seed": seed,
+        "timeout": timeout,
+        "primary_metric": exp.metric,
+        "goal": exp.goal,
+        "group": group,
+        "tags": dict(spec.tags),
+        "started": started,
+        "owner_pid": os.getpid(),
+        "owner_started": records.process_start_time(os.getpid()),
+        "host": records.HOST,
+    }
+    records.write_record(path, record)
+    with Index(lab) as index:
+        index.upsert(path, record)
+
+    # Provenance is captured while the script starts: it reads the same tree, and costs no wall time.
+    prov: dict[str, Any] = {}
+
+    def _provenance() -> None:
+        from assay.provenance import environment, git_state
+
+        try:
+            prov["git"] = git_state(exp.path, path / records.PATCH_FILE)
+            env = environment(cmd[0] if cmd[0] == lab.python else lab.python, lab.state_dir / "cache")
+            (path / "env.json").write_text(json.dumps(env, indent=1))
+            prov["env"] = {k: env[k] for k in ("python", "python_version", "hostname", "platform")}
+        except Exception as exc:  # noqa: BLE001 - provenance failing must not lose the run; it is reported
+            prov["error"] = f"{type(exc).__name__}: {exc}"
+
+    prov_thread = threading.Thread(target=_provenance, daemon=True)
+    prov_thread.start()
+    writer = _CaptureWriter(path, capture)
+    try:
+        result = (spec.launcher or run_process)(cmd, exp.path, {**_child_env(lab, exp, path, params, seed), **spec.env},
+                                                path / records.LOG_FILE, writer, timeout, follow=spec.follow,
+                                                on_start=lambda pid: _record_child(path, record, pid))
+    except OSError as exc:
+        started_ok = "child_pid" in record  # else Popen itself failed
+        reason = f"writing the run's output failed: {exc}" if started_ok else f"could not start {cmd[0]}: {exc}"
+        with contextlib.suppress(OSError):  # the same full disk; the record below says what happened
+            writer.close()
+        record.update(status="failed", reason=reason, ended=time.time())
+        record["duration"] = record["ended"] - started
+        records.write_record(path, record)
+        with Index(lab) as index:
+            index.upsert(path, record)
+        if started_ok:
+            raise RunError(f"Run {record['id']} stopped: {reason}", "Free disk space (df -h), then run it again.") from None
+        raise RunError(f"Could not start '{' '.join(cmd)}': {exc}", f"Check `entry:` in {exp.file}.") from None
+    writer.close()
+    prov_thread.join()
+    ended = time.time()
+
+    summary = records.summarize(path, exp.goal_of)
+    tail = records.log_tail(path)
+    pm = summary["metrics"].get(exp.metric, {})
+    status, reason = classify(result.returncode, result.stopped_by, tail, exp.metric, pm.get("last"))
+    record.update(
+        status=status, reason=reason, exit_code=result.returncode, ended=ended, duration=ended - started,
+        peak_rss=result.peak_rss, peak_gpu_mem=result.peak_gpu_mem, metrics=summary["metrics"],
+        artifacts=summary["artifacts"], log_tail=tail, git=prov.get("git"), env=prov.get("env"),
+    )
+    record["tags"] = {**record["tags"], **summary["tags"]}
+    if summary["logged_params"]:
+        record["logged_params"] = summary["logged_params"]
+    warnings = _unread_overrides(path, parsed)
+    if prov.get("error"):
+        warnings.append(f"provenance capture failed: {prov['error']}")
+    if warnings:
+        record["warnings"] = warnings
+    records.write_record(path, record)
+    with Index(lab) as index:
+        index.upsert(path, record)
+    return RunResult(path, record)
+
+
+def _record_child(path: Path, record: dict[str, Any], pid: int) -> None:
+    """Re-write the 'running' record with the script's pid, so a lost run names its process."""
+    record["child_pid"] = pid
+    records.write_record(path, record)
+
+
+def _unread_overrides(path: Path, parsed: list[tuple[str, Any, bool]]) -> list[str]:
+    """Overrides the script never read through assay.params() (only knowable if it used the API)."""
+    file = path / "params_read.json"
+    if not file.is_file() or not parsed:
+        return []
+    try:
+        seen = set(json.loads(file.read_text()))
+    except ValueError:
+        return []
+    unread = []
+    for key, _, _ in parsed:
+        prefixes = {".".join(key.split(".")[:i]) for i in range(1, key.count(".") + 2)}
+        if not (prefixes & seen):
+            unread.append(key)
+    return [f"param '{k}' was passed but the script never read it through assay.params()" for k in unread]
+
+
+def run_experiment(lab: Lab, spec: RunSpec) -> list[RunResult]:
+    """Run `spec` (`repeat` times with seeds seed, seed+1, ...). Stops repeating after an interrupt.
+
+    Raises:
+        ConfigError: unknown experiment or parameter, bad timeout.
+        RunError: missing entry point.
+    """
+    exp = load_experiment(lab, spec.experiment)
+    if spec.repeat < 1:
+        raise RunError(f"--repeat must be at least 1, got {spec.repeat}", "Pass --repeat 3 for three seeds.")
+    resolved = resolve_params(exp, spec.overrides, spec.extra_params)  # fail before creating any folder
+    parse_duration(spec.timeout or exp.timeout or lab.default_timeout)
+    entry_command(lab, exp, spec.entry or exp.entry)
+    group = f"{records.slug(spec.desc)}-{int(time.time())}" if spec.repeat > 1 else None
+    results = []
+    for i in range(spec.repeat):
+        res = start_run(lab, exp, spec, seed_offset=i, group=group, resolved=resolved)
+        results.append(res)
+        if res.status == "interrupted":
+            break
+    return results
+
+
+def summary_line(res: RunResult, lab_root: Path | None = None) -> str:
+    """`ok  val_f1=0.912 (best 0.93 @ 7)  12.3s  peak 512.0MB  experiments/x/runs/...`"""
+    from assay.config import format_bytes, format_duration
+
+    r = res.record
+    pm = (r.get("metrics") or {}).get(r.get("primary_metric") or "", {})
+    metric = f"{r.get('primary_metric')}=-"
+    if pm:
+        last, best = pm.get("last"), pm.get("best")
+        metric = f"{r['primary_metric']}={_fmt(last)}"
+        if best is not None and last is not None and best != last and math.isfinite(last):
+            metric += f" (best {_fmt(best)} @ {pm.get('best_step')})"
+    where = res.path
+    if lab_root is not None:
+        try:
+            where = res.path.relative_to(lab_root)
+        except ValueError:
+            pass
+    parts = [f"{r['status']:<8}", metric, format_duration(r.get("duration")), f"peak {format_bytes(r.get('peak_rss'))}"]
+    if r.get("peak_gpu_mem"):
+        parts.append(f"gpu {format_bytes(r['peak_gpu_mem'])}")
+    parts.append(str(where))
+    line = "  ".join(parts)
+    if r.get("reason") and r["status"] != "ok":
+        line += f"\n  {r['reason']} (log: {where}/{records.LOG_FILE})"
+    for w in r.get("warnings", []):
+        line += f"\n  warning: {w}"
+    return line
+
+
+def _fmt(v: float | None) -> str:
+    if v is None:
+        return "-"
+    if not math.isfinite(v):
+        return str(v)
+    return f"{v:.4g}" if abs(v) < 1e5 else f"{v:.4e}"

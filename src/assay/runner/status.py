@@ -1,0 +1,46 @@
+"""Telling crash, timeout, OOM, NaN and success apart from exit code, log tail and metrics."""
+
+from __future__ import annotations
+
+import math
+import re
+import signal
+
+_OOM = re.compile(
+    r"CUDA out of memory|OutOfMemoryError|\bMemoryError\b|RESOURCE_EXHAUSTED|std::bad_alloc"
+    r"|Cannot allocate memory|out of memory",
+    re.I,
+)
+
+
+def classify(
+    returncode: int,
+    stopped_by: str | None,
+    log_tail: str,
+    primary: str,
+    primary_last: float | None,
+) -> tuple[str, str]:
+    """Return (status, reason) for a finished process. Order matters: what we did to the process
+    first, then what the process said about itself, then its metric."""
+    if stopped_by == "timeout":
+        return "timeout", "stopped after exceeding its timeout"
+    if stopped_by in ("interrupt", "kill"):
+        return "interrupted", "stopped by the user (Ctrl-C or SIGTERM to assay)"
+    if returncode != 0:
+        if _OOM.search(log_tail):
+            line = next((ln.strip() for ln in reversed(log_tail.splitlines()) if _OOM.search(ln)), "")
+            return "oom", f"out of memory: {line[:200]}"
+        if returncode == -signal.SIGKILL:
+            return "oom", "killed by SIGKILL from outside assay (the kernel's OOM killer sends this)"
+        if returncode < 0:
+            name = signal.Signals(-returncode).name if -returncode in signal.Signals._value2member_map_ else str(-returncode)
+            return "failed", f"killed by signal {name}"
+        if primary_last is not None and not math.isfinite(primary_last):
+            return "nan", f"{primary} became {primary_last} and the script exited with code {returncode}"
+        last = next((ln.strip() for ln in reversed(log_tail.splitlines()) if ln.strip()), "")
+        return "failed", f"exit code {returncode}: {last[:200]}"
+    if primary_last is None:
+        return "failed", f"exited 0 but never reported the primary metric '{primary}'"
+    if not math.isfinite(primary_last):
+        return "nan", f"{primary} is {primary_last}"
+    return "ok", ""

@@ -1,0 +1,1 @@
+"""Run records (files, the truth) and the SQLite index derived from them."""

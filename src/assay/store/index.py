@@ -1,0 +1,214 @@
+"""The SQLite index: derived from run folders, rebuilt by `assay reindex`, safe for many writers.
+
+WAL journal + a busy timeout + `BEGIN IMMEDIATE` for writes, so several `assay run` processes on
+one lab never see "database is locked". The schema version lives in `PRAGMA user_version`;
+MIGRATIONS[i] upgrades version i to i+1.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+from pathlib import Path
+from typing import Any
+
+from assay.errors import StoreError
+from assay.lab import Lab
+
+MIGRATIONS: list[str] = [
+    # 0 -> 1
+    """
+    CREATE TABLE runs (
+        id TEXT PRIMARY KEY, experiment TEXT, folder TEXT, desc TEXT, status TEXT, reason TEXT,
+        exit_code INTEGER, started REAL, ended REAL, duration REAL, peak_rss INTEGER, peak_gpu INTEGER,
+        git_commit TEXT, seed INTEGER, primary_metric TEXT, primary_last REAL, primary_best REAL,
+        group_id TEXT, ignored INTEGER NOT NULL DEFAULT 0, path TEXT NOT NULL, owner_pid INTEGER,
+        owner_started REAL
+    );
+    CREATE INDEX runs_exp_started ON runs(experiment, started);
+    CREATE INDEX runs_status ON runs(status);
+    CREATE TABLE params (run_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT, num REAL,
+        PRIMARY KEY (run_id, key)) WITHOUT ROWID;
+    CREATE INDEX params_key ON params(key, num);
+    CREATE TABLE metrics (run_id TEXT NOT NULL, key TEXT NOT NULL, last REAL, best REAL,
+        best_step INTEGER, last_step INTEGER, count INTEGER, PRIMARY KEY (run_id, key)) WITHOUT ROWID;
+    CREATE INDEX metrics_key ON metrics(key, last);
+    CREATE TABLE tags (run_id TEXT NOT NULL, key TEXT NOT NULL, value TEXT,
+        PRIMARY KEY (run_id, key)) WITHOUT ROWID;
+    """,
+    # 1 -> 2: the runs listing counts an experiment's shown (not ignored) runs from this index alone,
+    # instead of reading every row (10,000 runs: `assay runs` 5.0 -> 2.4 ms)
+    """
+    CREATE INDEX runs_exp_visible ON runs(experiment, ignored, started);
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _num(v: Any) -> float | None:
+    if isinstance(v, bool):
+        return float(v)
+    if isinstance(v, (int, float)):
+        return float(v)
+    return None
+
+
+def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    from assay.config import flatten
+
+    return flatten(d, prefix)
+
+
+TABLES = ("runs", "params", "metrics", "tags")
+
+
+class Index:
+    """A connection to the lab's index; a context manager. Queries live in store/query.py."""
+
+    def __init__(self, lab: Lab, path: Path | None = None) -> None:
+        self.lab = lab
+        self.path = path or lab.index_path
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            self.db.execute("PRAGMA busy_timeout=60000")
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"The index {self.path} was made by a newer assay (schema {version} > {SCHEMA_VERSION})",
+                    "Upgrade assay (pip install -U assay), or rebuild it for this version: assay reindex --force",
+                )
+            if self.db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            if version < SCHEMA_VERSION:
+                self._migrate()
+        except sqlite3.DatabaseError as exc:
+            raise _store_error(exc, self.path) from None
+
+    def _migrate(self) -> None:
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]  # re-read under the lock
+            for i in range(version, SCHEMA_VERSION):
+                for stmt in MIGRATIONS[i].split(";"):
+                    if stmt.strip():
+                        self.db.execute(stmt)
+            self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def damaged(self) -> str | None:
+        """Why this index cannot be trusted (a missing table, a corrupt page), or None. Reads every page."""
+        have = {n for (n,) in self.db.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+        missing = [t for t in TABLES if t not in have]
+        if missing:
+            return f"missing tables: {', '.join(missing)}"
+        check = self.db.execute("PRAGMA quick_check").fetchone()[0]
+        return None if check == "ok" else check
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Index:
+        return self
+
+    def __exit__(self, exc_type: object, exc: BaseException | None, tb: object) -> None:
+        self.close()
+        if isinstance(exc, sqlite3.DatabaseError):  # a corrupt page met by a query: say so, not a traceback
+            raise _store_error(exc, self.path) from None
+
+    # -- writes -------------------------------------------------------------
+    def write(self, fn: Any, *args: Any) -> Any:
+        """Run fn(db, *args) in one immediate transaction, retrying if the lock wait runs out."""
+        for attempt in range(20):
+            try:
+                self.db.execute("BEGIN IMMEDIATE")
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc) or "busy" in str(exc):
+                    time.sleep(0.05 * (attempt + 1))
+                    continue
+                raise
+            try:
+                out = fn(self.db, *args)
+                self.db.execute("COMMIT")
+                return out
+            except BaseException as exc:
+                if self.db.in_transaction:  # SQLite may already have rolled back (a full disk does)
+                    self.db.execute("ROLLBACK")
+                if isinstance(exc, sqlite3.DatabaseError):
+                    raise _store_error(exc, self.path) from None
+                raise
+        raise StoreError(f"The index {self.path} stayed locked", "Retry; if it persists, stop other assay processes.")
+
+    def upsert(self, path: Path, record: dict[str, Any], ignored: bool | None = None) -> None:
+        self.write(_upsert, path, record, ignored)
+
+    def set_ignored(self, run_id: str, ignored: bool) -> None:
+        self.write(lambda db: db.execute("UPDATE runs SET ignored=? WHERE id=?", (int(ignored), run_id)))
+
+    def rebuild(self, rows: list[tuple[Path, dict[str, Any], bool]]) -> None:
+        """Replace the whole index with `rows` in one transaction (readers see old or new)."""
+
+        def _do(db: sqlite3.Connection) -> None:
+            for table in TABLES:
+                db.execute(f"DELETE FROM {table}")
+            for path, record, ignored in rows:
+                _upsert(db, path, record, ignored)
+
+        self.write(_do)
+
+
+_UNREADABLE = (1, 11, 26)  # SQLITE_ERROR (no such table: a damaged schema), SQLITE_CORRUPT, SQLITE_NOTADB
+
+
+def _store_error(exc: sqlite3.DatabaseError, path: Path) -> StoreError:
+    """A corrupt index is rebuilt with reindex --force; a full disk or an I/O error is not the index's fault
+    (moving it aside would not help), so say which it is."""
+    import os
+
+    code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
+    if code in _UNREADABLE or (not code and "not a database" in str(exc)):
+        return StoreError(f"The index {path} is unreadable ({exc})", "Rebuild it from the run folders: assay reindex --force")
+    try:
+        st = os.statvfs(path.parent)
+        full = st.f_bavail * st.f_frsize < 1 << 20
+    except OSError:
+        full = False
+    if full or code == 13:  # SQLITE_FULL
+        return StoreError(f"The disk holding the index {path} is full ({exc})",
+                          f"Free space (df -h {path.parent}) and retry; the index and the run folders are intact.")
+    return StoreError(f"Could not use the index {path} ({exc})",
+                      f"Check the disk and permissions of {path.parent}; the run folders are untouched, and "
+                      "`assay reindex` rebuilds the index from them.")
+
+
+def _upsert(db: sqlite3.Connection, path: Path, record: dict[str, Any], ignored: bool | None) -> None:
+    rid = record["id"]
+    primary = record.get("primary_metric")
+    metrics = record.get("metrics") or {}
+    pm = metrics.get(primary, {}) if primary else {}
+    if ignored is None:
+        row = db.execute("SELECT ignored FROM runs WHERE id=?", (rid,)).fetchone()
+        ignored = bool(row[0]) if row else False
+    git = record.get("git") or {}
+    db.execute(
+        "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        (rid, record.get("experiment"), path.name, record.get("desc"), record.get("status"), record.get("reason"),
+         record.get("exit_code"), record.get("started"), record.get("ended"), record.get("duration"),
+         record.get("peak_rss"), record.get("peak_gpu_mem"), git.get("commit"), record.get("seed"), primary,
+         pm.get("last"), pm.get("best"), record.get("group"), int(bool(ignored)), str(path),
+         record.get("owner_pid"), record.get("owner_started")),
+    )
+    for table in ("params", "metrics", "tags"):
+        db.execute(f"DELETE FROM {table} WHERE run_id=?", (rid,))
+    params = _flat(record.get("params") or {})
+    db.executemany("INSERT INTO params VALUES (?,?,?,?)",
+                   [(rid, k, json.dumps(v, default=str), _num(v)) for k, v in params.items()])
+    db.executemany("INSERT INTO metrics VALUES (?,?,?,?,?,?,?)",
+                   [(rid, k, s.get("last"), s.get("best"), s.get("best_step"), s.get("last_step"), s.get("count"))
+                    for k, s in metrics.items()])
+    db.executemany("INSERT INTO tags VALUES (?,?,?)", [(rid, k, str(v)) for k, v in (record.get("tags") or {}).items()])

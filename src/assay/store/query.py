@@ -1,0 +1,413 @@
+"""Questions asked of the index: runs tables, filters, sorting, comparisons, run lookup, reindex.
+
+Filtering and sorting happen in SQL (params and metric summaries are indexed tables), and only
+the rows shown are fetched in full, so tables stay fast over tens of thousands of runs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from assay.errors import ConfigError, RunError, StoreError, did_you_mean
+from assay.lab import Lab
+from assay.store import records
+from assay.store.index import Index
+
+COLUMNS = {"status": "r.status", "duration": "r.duration", "seed": "r.seed", "exit_code": "r.exit_code",
+           "experiment": "r.experiment", "desc": "r.desc", "peak_rss": "r.peak_rss", "started": "r.started",
+           "commit": "r.git_commit", "group": "r.group_id", "id": "r.id"}
+_CLAUSE = re.compile(r"^\s*([A-Za-z_][\w./\-]*)\s*(>=|<=|==|!=|=|>|<|~)\s*(.+?)\s*$")
+
+
+@dataclass(frozen=True)
+class Filter:
+    sql: str
+    args: tuple[Any, ...]
+
+
+def _field_sql(name: str, known_metrics: Any, known_params: Any) -> tuple[str, str]:
+    """Map a user field to (kind, key): column, metric last/best, param, tag."""
+    if name.startswith("params."):
+        return "param", name[7:]
+    if name.startswith("tags.") or name.startswith("tag."):
+        return "tag", name.split(".", 1)[1]
+    if name.startswith("metrics."):
+        return "metric", name[8:]
+    if name in COLUMNS:
+        return "column", name
+    if name in known_metrics:
+        return "metric", name
+    if name.startswith("best_") and name[5:] in known_metrics:
+        return "best", name[5:]
+    if name in known_params:
+        return "param", name
+    metrics, params = set(known_metrics), set(known_params)
+    known = sorted(set(COLUMNS) | metrics | params | {f"best_{m}" for m in metrics})
+    raise ConfigError(f"Unknown field '{name}' (not a column, metric or param)." + did_you_mean(name, known),
+                      "Fields: " + ", ".join(known[:30]))
+
+
+def _value(text: str) -> Any:
+    from assay.config import parse_value
+
+    text = text.strip()
+    if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"":
+        return text[1:-1]
+    return parse_value(text)
+
+
+def parse_where(expr: str, known_metrics: Any, known_params: Any) -> list[Filter]:
+    """`val_f1>0.8 and lr<=1e-3, status=ok` -> SQL filters on the runs table `r`."""
+    out = []
+    for part in re.split(r"\s+and\s+|\s*,\s*|\s*&&\s*", expr.strip()):
+        if not part:
+            continue
+        m = _CLAUSE.match(part)
+        if not m:
+            raise ConfigError(f"Cannot read filter '{part}'", "Write filters as field op value, e.g. --where \"val_f1>0.8 and lr<1e-3\".")
+        name, op, raw = m.groups()
+        op = "=" if op == "==" else op
+        value = _value(raw)
+        kind, key = _field_sql(name, known_metrics, known_params)
+        if op == "~":
+            cmp, arg = "LIKE", f"%{raw}%"
+        else:
+            cmp, arg = op, value
+        if kind == "column":
+            out.append(Filter(f"{COLUMNS[key]} {cmp} ?", (arg,)))
+        elif kind in ("metric", "best"):
+            col = "last" if kind == "metric" else "best"
+            out.append(Filter(f"EXISTS (SELECT 1 FROM metrics m WHERE m.run_id=r.id AND m.key=? AND m.{col} {cmp} ?)", (key, arg)))
+        elif kind == "param":
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and op != "~":
+                out.append(Filter(f"EXISTS (SELECT 1 FROM params p WHERE p.run_id=r.id AND p.key=? AND p.num {cmp} ?)", (key, value)))
+            else:
+                sval = arg if op == "~" else json.dumps(value)
+                out.append(Filter(f"EXISTS (SELECT 1 FROM params p WHERE p.run_id=r.id AND p.key=? AND p.value {cmp} ?)", (key, sval)))
+        else:
+            out.append(Filter(f"EXISTS (SELECT 1 FROM tags t WHERE t.run_id=r.id AND t.key=? AND t.value {cmp} ?)", (key, str(value) if op != "~" else arg)))
+    return out
+
+
+class _Keys:
+    """Metric or param names of an experiment, looked up one at a time through the key index
+    (a DISTINCT over every run's rows costs ~50 ms at 10,000 runs; membership is a B-tree probe)."""
+
+    def __init__(self, index: Index, table: str, experiment: str | None) -> None:
+        self.db, self.table, self.experiment = index.db, table, experiment
+        self._cache: dict[str, bool] = {}
+
+    def __contains__(self, key: object) -> bool:
+        if not isinstance(key, str):
+            return False
+        if key not in self._cache:
+            if self.experiment:
+                sql = (f"SELECT 1 FROM {self.table} t JOIN runs r ON r.id=t.run_id "
+                       "WHERE t.key=? AND r.experiment=? LIMIT 1")
+                args: tuple[str, ...] = (key, self.experiment)
+            else:
+                sql, args = f"SELECT 1 FROM {self.table} WHERE key=? LIMIT 1", (key,)
+            self._cache[key] = self.db.execute(sql, args).fetchone() is not None
+        return self._cache[key]
+
+    def __iter__(self):  # noqa: ANN204 - only for error messages: all names
+        where, args = ("WHERE r.experiment=?", (self.experiment,)) if self.experiment else ("", ())
+        sql = f"SELECT DISTINCT t.key FROM {self.table} t JOIN runs r ON r.id=t.run_id {where}"
+        return iter(sorted(k for (k,) in self.db.execute(sql, args)))
+
+
+def _known(index: Index, experiment: str | None) -> tuple[_Keys, _Keys]:
+    return _Keys(index, "metrics", experiment), _Keys(index, "params", experiment)
+
+
+def list_runs(
+    lab: Lab,
+    experiment: str | None = None,
+    where: str | None = None,
+    sort: str | None = None,
+    limit: int | None = 20,
+    include_ignored: bool = False,
+    offset: int = 0,
+) -> tuple[list[dict[str, Any]], int]:
+    """Runs matching `where`, sorted (default: newest first), at most `limit`; returns (rows, total).
+
+    `sort` is a field; best-first by its goal for metrics, or `field:asc` / `field:desc`.
+    Each row: id, experiment, status, started, duration, peak_rss, seed, params, metrics, ignored.
+    """
+    from assay.experiment import load_experiment
+
+    with Index(lab) as index:
+        metrics_known, params_known = _known(index, experiment)
+        clauses, args = [], []
+        if experiment:
+            clauses.append("r.experiment=?")
+            args.append(experiment)
+        if not include_ignored:
+            clauses.append("r.ignored=0")
+        for f in parse_where(where, metrics_known, params_known) if where else []:
+            clauses.append(f.sql)
+            args.extend(f.args)
+        join, order = "", "r.started DESC"
+        if sort:
+            name, _, direction = sort.partition(":")
+            desc_flag = name.startswith("-")
+            name = name.lstrip("-")
+            kind, key = _field_sql(name, metrics_known, params_known)
+            if kind in ("metric", "best"):
+                goal = load_experiment(lab, experiment).goal_of(key) if experiment else "max"
+                col = "last" if kind == "metric" else "best"
+                join = "LEFT JOIN metrics s ON s.run_id=r.id AND s.key=?"
+                args.insert(0, key)
+                expr = f"s.{col}"
+                default_desc = goal == "max"
+            elif kind == "param":
+                join = "LEFT JOIN params s ON s.run_id=r.id AND s.key=?"
+                args.insert(0, key)
+                expr, default_desc = "COALESCE(s.num, s.value)", False
+            elif kind == "column":
+                expr, default_desc = COLUMNS[key], key in ("started", "duration", "peak_rss")
+            else:
+                raise ConfigError(f"Cannot sort by tag '{name}'", "Sort by a metric, param or column.")
+            descending = {"asc": False, "desc": True}.get(direction, default_desc) ^ desc_flag
+            order = f"{expr} IS NULL, {expr} {'DESC' if descending else 'ASC'}, r.started DESC"
+        sql_where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        total = index.db.execute(f"SELECT COUNT(*) FROM runs r {join} {sql_where}", args).fetchone()[0]
+        sql = (f"SELECT r.id, r.experiment, r.status, r.started, r.duration, r.peak_rss, r.seed, r.ignored, "
+               f"r.reason, r.primary_metric, r.desc, r.path, r.group_id FROM runs r {join} {sql_where} ORDER BY {order}")
+        if limit:
+            sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
+        rows = [dict(zip(("id", "experiment", "status", "started", "duration", "peak_rss", "seed", "ignored",
+                          "reason", "primary_metric", "desc", "path", "group"), row))
+                for row in index.db.execute(sql, args)]
+        _refresh_running(index, rows)
+        _attach_details(index, rows)
+    return rows, total
+
+
+def _refresh_running(index: Index, rows: list[dict[str, Any]]) -> None:
+    """A listed 'running' run whose process is gone is shown (and recorded) as lost."""
+    for r in rows:
+        if r["status"] != "running":
+            continue
+        path = Path(r["path"])
+        try:
+            record = records.read_record(path)
+        except StoreError:
+            continue
+        record = records.mark_lost_if_dead(path, record, records.goal_lookup(index.lab.root, r["experiment"]))
+        if record["status"] != "running":
+            index.upsert(path, record)
+            r["status"], r["reason"] = record["status"], record.get("reason")
+
+
+def _attach_details(index: Index, rows: list[dict[str, Any]]) -> None:
+    by_id = {r["id"]: r for r in rows}
+    for r in rows:
+        r["params"], r["metrics"], r["ignored"] = {}, {}, bool(r["ignored"])
+    ids = list(by_id)
+    for start in range(0, len(ids), 500):
+        chunk = ids[start:start + 500]
+        marks = ",".join("?" * len(chunk))
+        for rid, key, value in index.db.execute(f"SELECT run_id, key, value FROM params WHERE run_id IN ({marks})", chunk):
+            by_id[rid]["params"][key] = json.loads(value)
+        for rid, key, last, best, best_step, count in index.db.execute(
+                f"SELECT run_id, key, last, best, best_step, count FROM metrics WHERE run_id IN ({marks})", chunk):
+            by_id[rid]["metrics"][key] = {"last": last, "best": best, "best_step": best_step, "count": count}
+
+
+def find_run(lab: Lab, ref: str) -> Path:
+    """A run folder from `exp/folder`, a folder name, a unique prefix/suffix of one, or a path."""
+    p = Path(ref)
+    if (p / records.RECORD_FILE).is_file():
+        return p.resolve()
+    with Index(lab) as index:
+        exact = index.db.execute("SELECT path FROM runs WHERE id=? OR folder=?", (ref, ref)).fetchall()
+        if len(exact) == 1:
+            return Path(exact[0][0])
+        like = index.db.execute("SELECT path, id FROM runs WHERE id LIKE ? OR folder LIKE ? OR folder LIKE ?",
+                                (f"{ref}%", f"{ref}%", f"%{ref}")).fetchall()
+    if len(like) == 1:
+        return Path(like[0][0])
+    if not like and not exact:
+        raise RunError(f"No run matches '{ref}'", "List runs with `assay runs`; if a folder is missing from the index run `assay reindex`.")
+    ids = sorted(i for _, i in like)
+    raise RunError(f"'{ref}' matches {len(ids)} runs: {', '.join(ids[:5])}{' ...' if len(ids) > 5 else ''}",
+                   "Give more of the run id (experiment/folder).")
+
+
+def show_run(lab: Lab, ref: str) -> dict[str, Any]:
+    """The full record of a run (refreshing a dead 'running' run to 'lost'), plus ignore state."""
+    path = find_run(lab, ref)
+    record = records.mark_lost_if_dead(path, records.read_record(path))
+    record["path"] = str(path)
+    record["ignored"] = _ignored_reason(path)
+    return record
+
+
+def _ignored_reason(path: Path) -> str | None:
+    from assay.journal import ignored_runs
+
+    return ignored_runs(path.parent.parent).get(path.name)
+
+
+# ------------------------------------------------------------------ compare
+
+
+def compare(lab: Lab, experiment: str, by: list[str], metric: str | None = None,
+            include_ignored: bool = False) -> dict[str, Any]:
+    """Group an experiment's finished runs by params `by` and summarize the metric per group.
+
+    Returns {"metric", "goal", "by", "rows": [{<by values>, n, mean, std, best, best_step, runs,
+    failed}], "best": index of the best row}. Uses each run's best value (and its step), as in a
+    sweep analysis of per-epoch validation metrics; repeats (seeds) are pooled into mean ± std.
+    """
+    from assay.experiment import load_experiment
+
+    exp = load_experiment(lab, experiment)
+    metric = metric or exp.metric
+    goal = exp.goal_of(metric)
+    with Index(lab) as index:
+        _, params_known = _known(index, experiment)
+        for key in by:
+            if key not in params_known:
+                known = set(params_known)
+                raise ConfigError(f"Unknown param '{key}' for --by (known: {', '.join(sorted(known)) or 'none'})."
+                                  + did_you_mean(key, known), "Pass params that vary across runs, e.g. --by lr,batch.")
+        # Only the columns the table needs: one param subquery per --by key and the one metric.
+        cols = ", ".join(f"(SELECT value FROM params p WHERE p.run_id=r.id AND p.key=?) AS b{i}" for i in range(len(by)))
+        sql = (f"SELECT r.id, r.status, r.started, m.best, m.best_step{', ' + cols if cols else ''} FROM runs r "
+               "LEFT JOIN metrics m ON m.run_id=r.id AND m.key=? WHERE r.experiment=?"
+               + ("" if include_ignored else " AND r.ignored=0") + " ORDER BY r.started")
+        found = index.db.execute(sql, (*by, metric, experiment)).fetchall()
+    rows = [{"id": rid, "status": status, "started": started, "params": {k: json.loads(v) if v is not None else None
+                                                                       for k, v in zip(by, vals)},
+             "metrics": {metric: {"best": best, "best_step": best_step}} if best is not None else {}}
+            for rid, status, started, best, best_step, *vals in found]
+    groups: dict[tuple[str, ...], dict[str, Any]] = {}
+    for r in rows:
+        key = tuple(json.dumps(r["params"].get(k)) for k in by)
+        g = groups.setdefault(key, {**{k: r["params"].get(k) for k in by}, "values": [], "steps": [], "runs": [], "failed": 0})
+        m = r["metrics"].get(metric)
+        if r["status"] == "ok" and m and m.get("best") is not None:
+            g["values"].append(m["best"])
+            g["steps"].append(m["best_step"])
+            g["runs"].append(r["id"])
+        elif r["status"] not in ("running",):
+            g["failed"] += 1
+    out_rows = []
+    for g in groups.values():
+        vals = g.pop("values")
+        steps = g.pop("steps")
+        row = dict(g)
+        row["n"] = len(vals)
+        row["mean"] = statistics.fmean(vals) if vals else None
+        row["std"] = statistics.stdev(vals) if len(vals) > 1 else None
+        if vals:
+            i = max(range(len(vals)), key=lambda j: vals[j] if goal == "max" else -vals[j])
+            row["best"], row["best_step"] = vals[i], steps[i]
+        else:
+            row["best"] = row["best_step"] = None
+        out_rows.append(row)
+    scored = [r for r in out_rows if r["mean"] is not None and math.isfinite(r["mean"])]
+    best = (max if goal == "max" else min)(scored, key=lambda r: r["mean"]) if scored else None
+    try:
+        out_rows.sort(key=lambda r: tuple((0, v) if isinstance(v, (int, float)) else (1, str(v)) for v in (r[k] for k in by)))
+    except TypeError:
+        pass
+    best_i = next((i for i, r in enumerate(out_rows) if r is best), None)
+    return {"experiment": experiment, "metric": metric, "goal": goal, "by": by, "rows": out_rows, "best": best_i}
+
+
+# ------------------------------------------------------------------ status / reindex
+
+
+def running_and_lost(lab: Lab) -> dict[str, list[dict[str, Any]]]:
+    """Runs recorded as running: still alive, or 'lost' (their process is gone; now recorded so)."""
+
+    out: dict[str, list[dict[str, Any]]] = {"running": [], "lost": []}
+    with Index(lab) as index:
+        rows = index.db.execute("SELECT id, path, experiment FROM runs WHERE status='running'").fetchall()
+        for rid, path, exp in rows:
+            p = Path(path)
+            try:
+                record = records.read_record(p)
+            except StoreError:
+                continue
+            goal_of = records.goal_lookup(lab.root, exp)  # tolerates an unreadable experiment file
+            record = records.mark_lost_if_dead(p, record, goal_of)
+            index.upsert(p, record)
+            item = {"id": rid, "path": path, "started": record.get("started"), "status": record["status"],
+                    "reason": record.get("reason")}
+            if record["status"] == "running":
+                summary = records.summarize(p, goal_of)["metrics"]
+                item["metrics"] = {k: v["last"] for k, v in summary.items()}
+                out["running"].append(item)
+            elif record["status"] == "lost":
+                out["lost"].append(item)
+        recent_lost = index.db.execute("SELECT id, path, started, reason FROM runs WHERE status='lost' ORDER BY started DESC LIMIT 20").fetchall()
+    seen = {i["id"] for i in out["lost"]}
+    out["lost"] += [{"id": r[0], "path": r[1], "started": r[2], "status": "lost", "reason": r[3]} for r in recent_lost if r[0] not in seen]
+    return out
+
+
+def reindex(lab: Lab, force: bool = False) -> dict[str, Any]:
+    """Rebuild the index from the run folders. Returns counts and unreadable folders (with why).
+
+    With `force`, a corrupt or newer-version index file is moved aside (to index.db.broken) first.
+    """
+    from assay.experiment import list_experiments
+    from assay.journal import ignored_runs
+
+    moved_aside = None
+    if force and lab.index_path.exists():
+        try:
+            with Index(lab) as index:  # a corrupt page deep in the file does not show at open: check them all
+                broken = index.damaged() is not None
+        except StoreError:
+            broken = True
+        if broken:
+            for suffix in ("", "-wal", "-shm"):
+                f = Path(str(lab.index_path) + suffix)
+                if f.exists():
+                    f.replace(Path(str(f) + ".broken"))
+            moved_aside = str(lab.index_path) + ".broken"
+    rows: list[tuple[Path, dict[str, Any], bool]] = []
+    problems: list[dict[str, str]] = []
+    warnings: list[dict[str, str]] = []
+    lost = 0
+    for name in list_experiments(lab):
+        exp_dir = lab.experiment_dir(name)
+        goal_of = records.goal_lookup(lab.root, name)  # a broken experiment file still gets its runs listed
+        ignored = ignored_runs(exp_dir)
+        runs_dir = exp_dir / "runs"
+        if not runs_dir.is_dir():
+            continue
+        for path in sorted(runs_dir.iterdir()):
+            if not path.is_dir():
+                continue
+            try:
+                record = records.read_record(path)
+            except StoreError as exc:
+                problems.append({"path": str(path), "error": exc.message})
+                continue
+            torn = records.torn_tail(path)
+            if torn:  # a killed writer or a truncated copy: the runs' readers skip it; say so
+                warnings.append({"path": str(path), "warning": f"{records.METRICS_FILE} ends in a torn line "
+                                 f"({torn} bytes not read); the complete lines before it are indexed"})
+            before = record.get("status")
+            record = records.mark_lost_if_dead(path, record, goal_of)
+            lost += before != record.get("status")
+            if record.get("status") in records.FINISHED and "metrics" not in record:
+                record["metrics"] = records.summarize(path, goal_of)["metrics"]
+            record.setdefault("id", records.run_id(path))
+            rows.append((path, record, path.name in ignored))
+    with Index(lab) as index:
+        index.rebuild(rows)
+    return {"runs": len(rows), "newly_lost": lost, "problems": problems, "warnings": warnings,
+            "moved_aside": moved_aside}

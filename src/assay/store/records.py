@@ -1,0 +1,283 @@
+"""Run folders and their files: run.json (atomic), metrics.jsonl (append-only), logs/, git.patch.
+
+A run folder is `runs/YYYY-MM-DDTHH-MM-SS-<desc>/`, created exclusively (a same-second collision
+gets -2, -3, ...), so no run ever overwrites another.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import re
+import socket
+import sys
+import time
+from collections.abc import Callable, Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from assay.config import write_atomic
+from assay.errors import StoreError
+
+RECORD_FILE = "run.json"
+METRICS_FILE = "metrics.jsonl"
+LOG_FILE = "logs/output.log"
+PATCH_FILE = "git.patch"
+RECORD_VERSION = 1
+SUBDIRS = ("logs", "plots", "checkpoints", "data")
+STATUSES = ("running", "ok", "failed", "timeout", "oom", "nan", "interrupted", "lost", "pruned")
+FINISHED = frozenset(STATUSES) - {"running"}
+HOST = socket.gethostname()
+
+
+def slug(text: str) -> str:
+    s = re.sub(r"[^\w.\-]+", "-", text.strip()).strip("-.")
+    return s[:60] or "run"
+
+
+def unique_dir(parent: Path, base: str) -> Path:
+    """Create parent/base, or base-2, base-3, ... when taken (created atomically: never reused)."""
+    parent.mkdir(parents=True, exist_ok=True)
+    for n in range(1, 10_000):
+        path = parent / (base if n == 1 else f"{base}-{n}")
+        try:
+            path.mkdir()
+        except FileExistsError:
+            continue
+        return path
+    raise StoreError(f"Could not create a folder for '{base}' in {parent}", f"Clean up {parent}.")
+
+
+def new_run_dir(runs_dir: Path, desc: str, when: datetime | None = None) -> Path:
+    """Create a fresh run folder; never reuses an existing one."""
+    stamp = (when or datetime.now()).strftime("%Y-%m-%dT%H-%M-%S")
+    path = unique_dir(runs_dir, f"{stamp}-{slug(desc)}")
+    for sub in SUBDIRS:
+        (path / sub).mkdir()
+    return path
+
+
+def run_id(path: Path) -> str:
+    """`<experiment>/<folder>` for runs inside a lab (path is .../<experiment>/runs/<folder>)."""
+    return f"{path.parent.parent.name}/{path.name}"
+
+
+def write_record(path: Path, record: dict[str, Any]) -> None:
+    write_atomic(path / RECORD_FILE, json.dumps(record, indent=1, default=str, allow_nan=True) + "\n")
+
+
+def read_record(path: Path) -> dict[str, Any]:
+    file = path / RECORD_FILE
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise StoreError(f"{file} is missing", "The run folder is incomplete; `assay reindex` lists such folders.") from None
+    except ValueError as exc:
+        raise StoreError(f"{file} is corrupt: {exc}", "Restore it from a backup or `assay ignore` the run.") from None
+    if not isinstance(data, dict):
+        raise StoreError(f"{file} is corrupt: not a JSON object")
+    if data.get("record_version", 1) > RECORD_VERSION:
+        raise StoreError(f"{file} was written by a newer assay", "Upgrade: pip install -U assay")
+    return data
+
+
+def iter_events(path: Path) -> Iterator[dict[str, Any]]:
+    """Events of metrics.jsonl in order; a torn or corrupt line is skipped, never fatal."""
+    file = path / METRICS_FILE
+    try:
+        fh = file.open("rb")
+    except FileNotFoundError:
+        return
+    with fh:
+        for raw in fh:
+            if not raw.endswith(b"\n"):
+                break  # torn last line of a killed writer
+            try:
+                event = json.loads(raw)
+            except ValueError:
+                continue
+            if isinstance(event, dict):
+                yield event
+
+
+def torn_tail(path: Path) -> int:
+    """Bytes after the last newline of metrics.jsonl: a torn last line that readers skip (0 if clean)."""
+    try:
+        with (path / METRICS_FILE).open("rb") as fh:
+            size = fh.seek(0, os.SEEK_END)
+            if size == 0 or fh.seek(size - 1) >= 0 and fh.read(1) == b"\n":
+                return 0  # the common case costs one byte read
+            fh.seek(max(0, size - 65_536))
+            tail = fh.read()
+    except FileNotFoundError:
+        return 0
+    return len(tail) - tail.rfind(b"\n") - 1
+
+
+def metric_series(path: Path, keys: set[str] | None = None) -> dict[str, list[tuple[int, float, float]]]:
+    """{metric: [(step, value, time), ...]} from the metrics file.
+
+    A metric logged through the API wins over the same name captured from printed output (scripts
+    often do both: `assay.log(...)` per epoch and a final `val_f1: 0.91` line for grep).
+    """
+    api: dict[str, list[tuple[int, float, float]]] = {}
+    out: dict[str, list[tuple[int, float, float]]] = {}
+    for ev in iter_events(path):
+        m = ev.get("m")
+        if not isinstance(m, dict):
+            continue
+        step, t = ev.get("step"), ev.get("t", 0.0)
+        dest = out if ev.get("src") == "out" else api
+        for k, v in m.items():
+            if (keys is None or k in keys) and isinstance(v, (int, float)) and not isinstance(v, bool):
+                series = dest.setdefault(k, [])
+                series.append((len(series) if step is None else step, float(v), t))
+    return {**out, **api}
+
+
+def summarize(path: Path, goal_of: Callable[[str], str]) -> dict[str, Any]:
+    """Fold the metrics file into {metrics: {key: last/best/best_step/count}, params, tags, artifacts}."""
+    metrics: dict[str, dict[str, Any]] = {}
+    for k, series in metric_series(path).items():
+        maximize = goal_of(k) == "max"
+        best = best_step = None
+        for step, v, _ in series:
+            if math.isfinite(v) and (best is None or (v > best if maximize else v < best)):
+                best, best_step = v, step
+        metrics[k] = {"last": series[-1][1], "last_step": series[-1][0], "best": best, "best_step": best_step,
+                      "count": len(series)}
+    logged_params: dict[str, Any] = {}
+    tags: dict[str, str] = {}
+    artifacts: list[str] = []
+    for ev in iter_events(path):
+        if "m" in ev:
+            continue
+        if isinstance(ev.get("params"), dict):
+            logged_params.update(ev["params"])
+        elif isinstance(ev.get("tags"), dict):
+            tags.update(ev["tags"])
+        elif "artifact" in ev:
+            artifacts.append(str(ev["artifact"]))
+    return {"metrics": metrics, "logged_params": logged_params, "tags": tags, "artifacts": artifacts}
+
+
+def log_tail(path: Path, lines: int = 30, max_bytes: int = 16_384) -> str:
+    file = path / LOG_FILE
+    try:
+        with file.open("rb") as fh:
+            fh.seek(0, os.SEEK_END)
+            size = fh.tell()
+            fh.seek(max(0, size - max_bytes))
+            data = fh.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return ""
+    parts = re.split(r"\r\n|\n|\r", data.rstrip())
+    return "\n".join(parts[-lines:])
+
+
+# ------------------------------------------------------------------ liveness
+
+
+def process_start_time(pid: int) -> float | None:
+    import psutil
+
+    try:
+        return psutil.Process(pid).create_time()
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return None
+
+
+def process_alive(pid: int | None, started: float | None) -> bool:
+    """True if `pid` is the same process that wrote the record (pids are reused)."""
+    if not pid:
+        return False
+    t = process_start_time(int(pid))
+    return t is not None and (started is None or abs(t - float(started)) < 1.0)
+
+
+def mark_lost_if_dead(path: Path, record: dict[str, Any], goal_of: Callable[[str], str] | None = None) -> dict[str, Any]:
+    """A 'running' record whose writer is gone becomes 'lost' (the metrics logged so far are kept)."""
+    if record.get("status") != "running" or process_alive(record.get("owner_pid"), record.get("owner_started")):
+        return record
+    if record.get("host") not in (None, HOST):
+        return record  # launched on another machine sharing this folder: its pid means nothing here
+    record = dict(record)
+    record["status"] = "lost"
+    record["reason"] = "the process that ran it is gone and left no final record (killed or machine lost)"
+    summary = summarize(path, goal_of or (lambda k: "max"))
+    record["metrics"] = summary["metrics"]
+    record["log_tail"] = log_tail(path)
+    write_record(path, record)
+    return record
+
+
+# ------------------------------------------------------------------ standalone runs (script run by hand)
+
+
+def create_standalone(script: Path) -> tuple[Path, dict[str, Any], Path | None]:
+    """Make a run folder for a script run without `assay run`; returns (folder, params, lab root)."""
+    from assay.lab import maybe_find_lab
+
+    script = script.resolve()
+    lab = maybe_find_lab(script.parent)
+    runs_dir = script.parent / "runs"
+    params: dict[str, Any] = {}
+    cfg = script.parent / "config.yaml"
+    if cfg.is_file():
+        from assay.config import load_yaml
+
+        loaded = load_yaml(cfg) or {}
+        params = loaded if isinstance(loaded, dict) else {}
+    path = new_run_dir(runs_dir, f"{script.stem}-manual")
+    now = time.time()
+    write_record(path, {
+        "record_version": RECORD_VERSION,
+        "id": run_id(path),
+        "experiment": script.parent.name if lab else None,
+        "desc": f"{script.stem}-manual",
+        "status": "running",
+        "standalone": True,
+        "command": [sys.executable, *sys.argv],
+        "params": params,
+        "overrides": [],
+        "started": now,
+        "owner_pid": os.getpid(),
+        "owner_started": process_start_time(os.getpid()),
+        "host": HOST,
+    })
+    return path, params, lab.root if lab else None
+
+
+def finalize_standalone(path: Path, status: str, lab_root: Path | None) -> None:
+    record = read_record(path)
+    goal_of = goal_lookup(lab_root, record.get("experiment"))
+    summary = summarize(path, goal_of)
+    now = time.time()
+    record.update(status=status, ended=now, duration=now - record["started"], metrics=summary["metrics"],
+                  tags=summary["tags"], artifacts=summary["artifacts"])
+    record["params"] = {**record.get("params", {}), **summary["logged_params"]}
+    write_record(path, record)
+    if lab_root is not None and record.get("experiment"):
+        from assay.lab import find_lab
+        from assay.store.index import Index
+
+        with Index(find_lab(lab_root)) as index:
+            index.upsert(path, record)
+
+
+def goal_lookup(lab_root: Path | None, experiment: str | None) -> Callable[[str], str]:
+    """The experiment's goal_of, or the name-based guess when its file is missing or unreadable
+    (a broken experiment file must not lose or hide a run's metrics)."""
+    from assay.errors import AssayError
+    from assay.experiment import guess_goal, load_experiment
+
+    if lab_root is not None and experiment:
+        from assay.lab import find_lab
+
+        try:
+            return load_experiment(find_lab(lab_root), experiment).goal_of
+        except AssayError:
+            pass
+    return guess_goal

@@ -1,0 +1,284 @@
+"""The sweep driver: ask the sampler, submit trials to the executor, record, tell, repeat.
+
+Every trial is an ordinary run tagged `sweep=<id>` (and `trial=<n>`), so `assay compare NAME
+--by lr,batch` is the sweep's analysis table. Progress goes to an `on_event` callback; this module
+never prints.
+"""
+
+from __future__ import annotations
+
+import math
+import signal
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, wait
+from dataclasses import dataclass, field
+from typing import Any
+
+from assay.config import parse_duration
+from assay.errors import ConfigError, RunError
+from assay.experiment import Experiment, load_experiment
+from assay.lab import Lab
+from assay.runner.launch import RunResult, RunSpec, entry_command, resolve_params
+from assay.sweep.executors import Executor, get_executor
+from assay.sweep.samplers import Pruning, Sampler, TrialResult, get_sampler
+from assay.sweep.space import SearchSpace, space_from_mapping, to_overrides, validate_space
+from assay.sweep.state import SweepFiles, TrialEntry, create_sweep, open_sweep
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """What to sweep and how. `trials` is the budget (default: the whole grid; required otherwise)."""
+
+    experiment: str
+    space: SearchSpace
+    sampler: str = "grid"
+    trials: int | None = None
+    parallel: int | None = None
+    executor: str = "local"
+    executor_options: dict[str, Any] = field(default_factory=dict)
+    sampler_options: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    preflight: bool = False
+    timeout: str | None = None
+
+
+@dataclass(frozen=True)
+class SweepEvent:
+    """`kind`: started | preflight | trial_started | trial_finished | done."""
+
+    kind: str
+    sweep_id: str
+    done: int
+    total: int
+    running: int
+    best: float | None = None
+    best_params: dict[str, Any] | None = None
+    trial: int | None = None
+    params: dict[str, Any] | None = None
+    result: RunResult | None = None
+    eta: float | None = None  # seconds
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    sweep_id: str
+    path: Any
+    metric: str
+    goal: str
+    trials: list[TrialEntry]
+    best: TrialEntry | None
+    status: str  # done | exhausted | interrupted
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for t in self.trials:
+            out[t.status or "unfinished"] = out.get(t.status or "unfinished", 0) + 1
+        return out
+
+
+def _better(a: float, b: float | None, goal: str) -> bool:
+    return b is None or (a > b if goal == "max" else a < b)
+
+
+def _desc(n: int, params: dict[str, Any]) -> str:
+    parts = [f"{k.split('.')[-1].lstrip('+')}{v:.3g}" if isinstance(v, float) else f"{k.split('.')[-1].lstrip('+')}{v}"
+             for k, v in params.items()]
+    return "-".join([f"t{n:03d}", *parts])
+
+
+def _value(res: RunResult, metric: str) -> float | None:
+    if res.status != "ok":
+        return None
+    best = ((res.record.get("metrics") or {}).get(metric) or {}).get("best")
+    return float(best) if isinstance(best, (int, float)) and math.isfinite(best) else None
+
+
+def check_sweep(lab: Lab, exp: Experiment, space: SearchSpace, timeout: str | None) -> None:
+    """Fail before any run: unknown keys (did-you-mean), a bad point, a missing entry, a bad timeout."""
+    validate_space(space, exp.default_params(), str(exp.config_path.relative_to(lab.root)))
+    extra, adds = to_overrides({**space.fixed, **space.example()})
+    resolve_params(exp, adds, extra)
+    entry_command(lab, exp, exp.entry)
+    parse_duration(timeout or exp.timeout or lab.default_timeout)
+
+
+def start_sweep(lab: Lab, config: SweepConfig) -> SweepFiles:
+    """Validate and create the sweep's folder (nothing runs yet).
+
+    Raises:
+        ConfigError: unknown experiment or parameter (with did-you-mean), a grid over a continuous
+            range, a missing budget for random/Bayesian search.
+        PluginError: unknown sampler or executor.
+    """
+    exp = load_experiment(lab, config.experiment)
+    check_sweep(lab, exp, config.space, config.timeout)
+    budget = config.trials
+    if config.sampler == "grid":
+        budget = budget or config.space.size()
+        config.space.grid()  # a continuous range is an error for the grid: say so now
+    elif budget is None:
+        raise ConfigError(f"A {config.sampler} search needs a trial budget", "Pass --trials 20 (or `trials: 20` in the sweep file).")
+    if budget is None or budget < 1:
+        raise ConfigError(f"The trial budget must be at least 1, got {budget}", "Pass --trials 10.")
+    get_sampler(config.sampler, config.space, exp.goal, config.seed, **config.sampler_options)  # name check
+    return create_sweep(exp.path, {
+        "experiment": exp.name, "metric": exp.metric, "goal": exp.goal, "sampler": config.sampler,
+        "sampler_options": config.sampler_options, "trials": budget, "parallel": config.parallel,
+        "executor": config.executor, "executor_options": config.executor_options, "seed": config.seed,
+        "preflight": config.preflight, "timeout": config.timeout, "space": config.space.to_dict(),
+    })
+
+
+def resume_config(lab: Lab, experiment: str, sweep_id: str | None) -> tuple[SweepFiles, SweepConfig]:
+    """The stored sweep and its settings, ready for run_sweep."""
+    exp = load_experiment(lab, experiment)
+    sf = open_sweep(exp.path, sweep_id)
+    s = sf.settings
+    space_d = s.get("space") or {}
+    space = space_from_mapping(space_d.get("params") or {}, space_d.get("fixed") or {}, sf.path / "sweep.json")
+    cfg = SweepConfig(experiment, space, s.get("sampler", "grid"), s.get("trials"), s.get("parallel"), s.get("executor", "local"),
+                      dict(s.get("executor_options") or {}), dict(s.get("sampler_options") or {}), int(s.get("seed", 0)),
+                      bool(s.get("preflight")), s.get("timeout"))
+    return sf, cfg
+
+
+def run_sweep(lab: Lab, sf: SweepFiles, config: SweepConfig, on_event: Callable[[SweepEvent], None] | None = None,
+              executor: Executor | None = None, sampler: Sampler | None = None) -> SweepOutcome:
+    """Run (or resume) the sweep in `sf` until its budget is spent or its space exhausted.
+
+    Trials that ended are told to the sampler and not re-run; trials that started and never ended
+    are re-run with the same params. Ctrl-C stops the running trials (records: interrupted) and
+    returns with status 'interrupted'; the same call resumes it.
+
+    Raises:
+        RunError: the preflight smoke run did not finish ok (no trial is started).
+        PluginError: unknown sampler or executor.
+    """
+    emit = on_event or (lambda e: None)
+    exp = load_experiment(lab, config.experiment)
+    metric, goal = exp.metric, exp.goal
+    budget = int(sf.settings.get("trials") or config.trials or 0)
+    if config.trials and config.trials != budget:  # resume with a new budget
+        budget = config.trials
+        sf.settings["trials"] = budget
+    check_sweep(lab, exp, config.space, config.timeout)
+    sampler = sampler or get_sampler(config.sampler, config.space, goal, config.seed, **config.sampler_options)
+    history = sf.trials()
+    requeue: list[TrialEntry] = []
+    best: TrialEntry | None = None
+    for t in sorted(history.values(), key=lambda e: e.number):
+        if t.status is None:
+            requeue.append(t)
+        else:
+            sampler.tell(t.params, TrialResult(t.status, t.value, t.run))
+            if t.value is not None and _better(t.value, best.value if best else None, goal):
+                best = t
+    sf.set_status("running")
+
+    if config.preflight and not sf.settings.get("preflight_run"):
+        from assay.runner.validate import smoke_run
+
+        emit(SweepEvent("preflight", sf.id, 0, budget, 1))
+        extra, adds = to_overrides({**config.space.fixed, **config.space.example()})
+        smoke = smoke_run(lab, exp, f"{sf.id}-preflight", adds, extra, {"sweep": sf.id, "preflight": "true"})
+        if smoke.status != "ok":
+            sf.set_status("refused")
+            raise RunError(
+                f"Preflight smoke run of sweep {sf.id} ended '{smoke.status}' ({smoke.record.get('reason')}): no trial was started",
+                f"See {smoke.path / 'logs' / 'output.log'}; fix it, then: assay sweep {exp.name} --resume {sf.id}",
+            )
+        sf.settings["preflight_run"] = smoke.record["id"]
+        sf.save_settings()
+
+    ex = executor or get_executor(config.executor, lab, config.parallel, **config.executor_options)
+    owns_executor = executor is None
+    done = sum(1 for t in history.values() if t.status is not None)
+    next_no = max(history, default=0) + 1
+    running: dict[Future[RunResult], TrialEntry] = {}
+    durations = [t.duration for t in history.values() if t.duration]
+    exhausted = False
+    status = "done"
+    started_at = {}
+
+    def submit(entry: TrialEntry) -> None:
+        extra, adds = to_overrides({**config.space.fixed, **entry.params})
+        spec = RunSpec(exp.name, _desc(entry.number, entry.params), adds, config.timeout,
+                       tags={"sweep": sf.id, "trial": str(entry.number)}, extra_params=extra)
+        watch = None
+        if isinstance(sampler, Pruning) and getattr(ex, "supports_watch", True):
+            params = entry.params
+            watch = lambda step, value: sampler.report(params, step, value)  # noqa: E731
+        fut = ex.submit(spec, watch)
+        running[fut] = entry
+        started_at[fut] = time.monotonic()
+
+    restore = _sigterm_as_interrupt()
+    try:
+        while True:
+            while len(running) < ex.slots and done + len(running) < budget and not exhausted:
+                if requeue:
+                    entry = requeue.pop(0)
+                else:
+                    params = sampler.ask()
+                    if params is None:
+                        exhausted = True
+                        break
+                    entry = TrialEntry(next_no, params)
+                    next_no += 1
+                    sf.append({"event": "start", "trial": entry.number, "params": entry.params})
+                submit(entry)
+                emit(SweepEvent("trial_started", sf.id, done, budget, len(running), best.value if best else None,
+                                best.params if best else None, entry.number, entry.params))
+            if not running:
+                break
+            finished, _ = wait(list(running), return_when=FIRST_COMPLETED)
+            for fut in finished:
+                entry = running.pop(fut)
+                res = fut.result()  # a launch error (bad entry point) ends the sweep: every trial would hit it
+                entry.status, entry.value, entry.run = res.status, _value(res, metric), res.record.get("id")
+                entry.duration = res.record.get("duration") or (time.monotonic() - started_at.pop(fut, time.monotonic()))
+                if res.status == "interrupted":  # stopped by us or the user: re-run on resume
+                    status = "interrupted"
+                    continue
+                sf.append({"event": "end", "trial": entry.number, "run": entry.run, "status": entry.status,
+                           "value": entry.value, "duration": entry.duration})
+                sampler.tell(entry.params, TrialResult(entry.status, entry.value, entry.run))
+                done += 1
+                durations.append(entry.duration)
+                if entry.value is not None and _better(entry.value, best.value if best else None, goal):
+                    best = entry
+                left = budget - done
+                eta = (sum(durations) / len(durations)) * math.ceil(left / ex.slots) if durations and left > 0 else 0.0
+                emit(SweepEvent("trial_finished", sf.id, done, budget, len(running), best.value if best else None,
+                                best.params if best else None, entry.number, entry.params, res, eta))
+            if status == "interrupted":
+                raise KeyboardInterrupt
+    except KeyboardInterrupt:
+        status = "interrupted"
+        ex.shutdown(cancel=True)
+        owns_executor = False
+    finally:
+        restore()
+        if owns_executor:
+            ex.shutdown()
+    if status == "done" and exhausted and done < budget:
+        status = "exhausted"
+    sf.set_status(status)
+    trials = sorted(sf.trials().values(), key=lambda e: e.number)
+    outcome = SweepOutcome(sf.id, sf.path, metric, goal, trials, best, status)
+    emit(SweepEvent("done", sf.id, done, budget, 0, best.value if best else None, best.params if best else None))
+    return outcome
+
+
+def _sigterm_as_interrupt() -> Callable[[], None]:
+    """SIGTERM to the sweep stops it like Ctrl-C (trials recorded, resumable), on the main thread."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+
+    def handler(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGTERM, handler)
+    return lambda: signal.signal(signal.SIGTERM, old) and None

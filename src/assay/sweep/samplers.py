@@ -1,0 +1,156 @@
+"""Samplers: which point of the search space to try next.
+
+The plug-in point is `Sampler` (ask/tell); built-ins are in SAMPLERS (name -> factory), third
+parties register a factory under the entry-point group `assay.samplers` (loaded only when named).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol, runtime_checkable
+
+from assay.errors import PluginError
+from assay.sweep.space import SearchSpace
+
+
+@dataclass(frozen=True)
+class TrialResult:
+    """What the driver tells a sampler about a finished trial. `value` is the run's best primary
+    metric (None unless status is ok); status is a run status, or 'pruned'."""
+
+    status: str
+    value: float | None
+    run_id: str | None = None
+
+
+@runtime_checkable
+class Sampler(Protocol):
+    """Proposes points. The sweep driver calls, from one thread at a time:
+
+    - ask() when a slot is free: a new point (a dict of dotted param -> value), or None when the
+      sampler has nothing more to propose (a finished grid). Several asks may be pending at once.
+    - tell(params, result) when a trial ends; also on resume, once per finished trial of the
+      stored history, for points this sampler never proposed (it must accept them).
+    Neither may raise for a trial's failure; a failed trial is a result like any other.
+    """
+
+    def ask(self) -> dict[str, Any] | None: ...
+
+    def tell(self, params: dict[str, Any], result: TrialResult) -> None: ...
+
+
+@runtime_checkable
+class Pruning(Protocol):
+    """Optional: samplers that can stop a running trial from its intermediate metric values."""
+
+    def report(self, params: dict[str, Any], step: int, value: float) -> bool:
+        """Record `value` at `step` for the pending trial `params`; True means: stop it now."""
+        ...
+
+
+def point_key(params: dict[str, Any]) -> str:
+    return json.dumps(params, sort_keys=True, default=str)
+
+
+class GridSampler:
+    """Every combination once, in the order written; already-told points are skipped (resume)."""
+
+    def __init__(self, space: SearchSpace, goal: str = "max", seed: int = 0, **options: Any) -> None:
+        _no_options("grid", options)
+        self.points = space.grid()
+        self.seen: set[str] = set()
+
+    def ask(self) -> dict[str, Any] | None:
+        for p in self.points:
+            k = point_key(p)
+            if k not in self.seen:
+                self.seen.add(k)
+                return dict(p)
+        return None
+
+    def tell(self, params: dict[str, Any], result: TrialResult) -> None:
+        self.seen.add(point_key(params))
+
+
+class RandomSampler:
+    """Independent uniform draws (log-uniform for log ranges). Draw i depends only on (seed, i), so
+    a resumed sweep proposes the same points an uninterrupted one would have."""
+
+    def __init__(self, space: SearchSpace, goal: str = "max", seed: int = 0, **options: Any) -> None:
+        _no_options("random", options)
+        self.space, self.seed, self.drawn = space, seed, 0
+        self.known: set[str] = set()
+
+    def ask(self) -> dict[str, Any] | None:
+        rng = random.Random(f"{self.seed}:{self.drawn}")
+        self.drawn += 1
+        p = {k: d.sample(rng) for k, d in self.space.dims.items()}
+        self.known.add(point_key(p))
+        return p
+
+    def tell(self, params: dict[str, Any], result: TrialResult) -> None:
+        k = point_key(params)
+        if k not in self.known:  # replayed history: account for the draw that produced it
+            self.known.add(k)
+            self.drawn += 1
+
+
+def _no_options(name: str, options: dict[str, Any]) -> None:
+    if options:
+        raise PluginError(f"Sampler '{name}' takes no options, got {', '.join(sorted(options))}",
+                          "Remove them, or use an Optuna sampler (tpe, cmaes, gp, qmc) which accepts pruner/startup options.")
+
+
+def _optuna(kind: str) -> Callable[..., Sampler]:
+    def make(space: SearchSpace, goal: str = "max", seed: int = 0, **options: Any) -> Sampler:
+        from assay.sweep.optuna_sampler import OptunaSampler
+
+        return OptunaSampler(space, goal, seed, kind=kind, **options)
+
+    return make
+
+
+SAMPLERS: dict[str, Callable[..., Sampler]] = {
+    "grid": GridSampler,
+    "random": RandomSampler,
+    "tpe": _optuna("TPESampler"),
+    "optuna": _optuna("TPESampler"),
+    "cmaes": _optuna("CmaEsSampler"),
+    "gp": _optuna("GPSampler"),
+    "qmc": _optuna("QMCSampler"),
+    "optuna-random": _optuna("RandomSampler"),
+}
+
+
+def get_sampler(name: str | Sampler, space: SearchSpace, goal: str = "max", seed: int = 0, **options: Any) -> Sampler:
+    """A sampler by name (a built-in, `optuna:ClassName`, or an `assay.samplers` entry point), or
+    the instance itself.
+
+    Raises:
+        PluginError: unknown name (the message lists the known ones).
+    """
+    if not isinstance(name, str):
+        return name
+    if name in SAMPLERS:
+        return SAMPLERS[name](space, goal, seed, **options)
+    if name.startswith("optuna:"):
+        return _optuna(name.split(":", 1)[1])(space, goal, seed, **options)
+    factory = _entry_point("assay.samplers", name)
+    if factory is None:
+        from assay.errors import did_you_mean
+
+        raise PluginError(f"Unknown sampler '{name}' (known: {', '.join(SAMPLERS)}, optuna:<SamplerClass>)."
+                          + did_you_mean(name, SAMPLERS), "Pass --sampler grid, random or tpe.")
+    return factory(space, goal, seed, **options)
+
+
+def _entry_point(group: str, name: str) -> Callable[..., Any] | None:
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=group):
+        if ep.name == name:
+            return ep.load()
+    return None

@@ -1,0 +1,257 @@
+"""What the dashboard shows, read from the lab: plain dicts, no web framework.
+
+Every name that arrives in a URL (experiment, run id, file path) is checked here before it
+touches the filesystem, so nothing outside the lab's experiments folder can be read.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import re
+from pathlib import Path
+from typing import Any
+
+from assay.errors import ConfigError, RunError, StoreError
+from assay.experiment import Experiment, list_experiments, load_experiment
+from assay.lab import Lab
+from assay.store import records
+from assay.store.index import Index
+
+_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]*$")  # experiment and run-folder names (as records.slug makes them)
+IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
+               ".svg": "image/svg+xml", ".webp": "image/webp"}
+MAX_TEXT = 256_000  # bytes of a patch or text file sent to the browser; the rest is cut with a note
+
+
+def _json_safe(v: Any) -> Any:
+    """NaN/inf -> None, recursively: browsers' JSON.parse rejects them."""
+    if isinstance(v, float) and not math.isfinite(v):
+        return None
+    if isinstance(v, dict):
+        return {str(k): _json_safe(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_json_safe(x) for x in v]
+    return v
+
+
+json_safe = _json_safe
+
+
+class UnknownExperiment(ConfigError, LookupError):
+    """An experiment named in a URL that the lab does not hold (HTTP 404)."""
+
+
+class UnknownRun(RunError, LookupError):
+    """A run id in a URL that names no run folder of the lab (HTTP 404)."""
+
+
+class FileRefused(StoreError, LookupError):
+    """A file path outside the experiments folder, or no such file (HTTP 404: existence is not revealed)."""
+
+
+def experiment(lab: Lab, name: str) -> Experiment:
+    """Load an experiment named in a URL; refuses names that could leave the experiments folder."""
+    if not _NAME.match(name) or name not in list_experiments(lab):
+        known = list_experiments(lab)
+        raise UnknownExperiment(f"Unknown experiment '{name}' (known: {', '.join(known) or 'none'})",
+                          "Pick one from the experiments page.")
+    return load_experiment(lab, name)
+
+
+def run_dir(lab: Lab, run_id: str) -> Path:
+    """The folder of run `<experiment>/<folder>`, only if it is a run folder inside the lab."""
+    exp_name, _, folder = run_id.partition("/")
+    if not (_NAME.match(exp_name) and _NAME.match(folder)) or exp_name not in list_experiments(lab):
+        raise UnknownRun(f"No run '{run_id}' in this lab", "Run ids look like EXPERIMENT/FOLDER; open one from a runs table.")
+    path = lab.experiment_dir(exp_name) / "runs" / folder
+    if not (path / records.RECORD_FILE).is_file():
+        raise UnknownRun(f"No run '{run_id}' in this lab", "Open runs from a runs table; `assay reindex` if a folder is missing.")
+    return path
+
+
+# ------------------------------------------------------------------ experiments
+
+
+def _verdict(exp: Experiment, best_metrics: dict[str, float] | None) -> str:
+    """From the best run (by the primary metric): supported / refuted / open, before any statistics."""
+    if best_metrics is None:
+        return "no runs"
+    try:
+        success, failure = exp.success_criteria, exp.failure_criteria
+    except ConfigError:
+        return "bad criteria"
+    if not success and not failure:
+        return "no criteria"
+
+    def holds(criteria: list[Any]) -> bool:
+        return bool(criteria) and all(c.metric in best_metrics and c.holds(best_metrics[c.metric]) for c in criteria)
+
+    if holds(success):
+        return "supported"
+    if holds(failure):
+        return "refuted"
+    return "open"
+
+
+def experiments(lab: Lab) -> list[dict[str, Any]]:
+    """One row per experiment: hypothesis, metric, run counts, best primary value, verdict."""
+    names = list_experiments(lab)
+    out = []
+    with Index(lab) as index:
+        counts = {e: (n, running, last) for e, n, running, last in index.db.execute(
+            "SELECT experiment, COUNT(*), SUM(status='running'), MAX(started) FROM runs WHERE ignored=0 GROUP BY experiment")}
+        for name in names:
+            row: dict[str, Any] = {"name": name}
+            try:
+                exp = load_experiment(lab, name)
+            except ConfigError as exc:
+                out.append({**row, "error": exc.message, "runs": counts.get(name, (0, 0, None))[0]})
+                continue
+            order = "DESC" if exp.goal == "max" else "ASC"
+            best = index.db.execute(
+                "SELECT r.id, m.best FROM runs r JOIN metrics m ON m.run_id=r.id AND m.key=? WHERE r.experiment=? "
+                f"AND r.ignored=0 AND r.status='ok' AND m.best IS NOT NULL ORDER BY m.best {order} LIMIT 1",
+                (exp.metric, name)).fetchone()
+            best_metrics = None
+            if best:
+                best_metrics = {k: v for k, v in index.db.execute(
+                    "SELECT key, best FROM metrics WHERE run_id=? AND best IS NOT NULL", (best[0],))}
+            n, running, last = counts.get(name, (0, 0, None))
+            folder = exp.path
+            out.append({**row, "hypothesis": exp.hypothesis, "metric": exp.metric, "goal": exp.goal,
+                        "success": exp.success, "failure": exp.failure, "runs": n, "running": running or 0,
+                        "last_started": last, "best": best[1] if best else None, "best_run": best[0] if best else None,
+                        "verdict": _verdict(exp, best_metrics),
+                        "has_loop": (folder / "results.tsv").is_file(), "has_report": (folder / "REPORT.md").is_file(),
+                        "has_journal": (folder / "JOURNAL.md").is_file()})
+    return out
+
+
+def experiment_detail(lab: Lab, name: str) -> dict[str, Any]:
+    """The experiment file's fields, its README and the metric/param names its runs use."""
+    exp = experiment(lab, name)
+    with Index(lab) as index:
+        metrics = [k for (k,) in index.db.execute(
+            "SELECT DISTINCT m.key FROM metrics m JOIN runs r ON r.id=m.run_id WHERE r.experiment=? LIMIT 200", (name,))]
+        params = [k for (k,) in index.db.execute(
+            "SELECT DISTINCT p.key FROM params p JOIN runs r ON r.id=p.run_id WHERE r.experiment=? LIMIT 200", (name,))]
+    readme = exp.path / "README.md"
+    return {"name": name, "hypothesis": exp.hypothesis, "metric": exp.metric, "goal": exp.goal,
+            "success": exp.success, "failure": exp.failure, "entry": exp.entry, "secondary": exp.secondary,
+            "readme": _text(readme) if readme.is_file() else None,
+            "metrics": sorted(set(metrics) | {exp.metric}, key=lambda k: (k != exp.metric, k)), "params": sorted(params),
+            "has_loop": (exp.path / "results.tsv").is_file(), "has_report": (exp.path / "REPORT.md").is_file(),
+            "has_journal": (exp.path / "JOURNAL.md").is_file()}
+
+
+def runs_page(lab: Lab, name: str, where: str | None, sort: str | None, offset: int, limit: int,
+              include_ignored: bool) -> dict[str, Any]:
+    """One page of an experiment's runs table, filtered and sorted in SQL by store.query."""
+    import inspect
+
+    from assay.store.query import list_runs
+
+    experiment(lab, name)
+    if "offset" in inspect.signature(list_runs).parameters:  # pages in SQL where the query layer can
+        rows, total = list_runs(lab, name, where, sort, limit, include_ignored, offset=offset)  # type: ignore[call-arg]
+    else:
+        rows, total = list_runs(lab, name, where, sort, offset + limit, include_ignored)
+        rows = rows[offset:]
+    for r in rows:
+        r.pop("path", None)
+    return {"rows": rows, "total": total, "offset": offset, "limit": limit}
+
+
+# ------------------------------------------------------------------ runs
+
+
+def _text(path: Path, limit: int = MAX_TEXT) -> str:
+    with path.open("rb") as fh:
+        data = fh.read(limit + 1)
+    text = data[:limit].decode("utf-8", "replace")
+    return text + (f"\n... (cut at {limit // 1000} kB; the whole file is {path})" if len(data) > limit else "")
+
+
+def run(lab: Lab, run_id: str) -> dict[str, Any]:
+    """A run's record (a dead 'running' run becomes 'lost'), log tail, diff, environment and plots."""
+    from assay.journal import ignored_runs
+
+    path = run_dir(lab, run_id)
+    record = records.read_record(path)
+    if record.get("status") == "running":
+        record = records.mark_lost_if_dead(path, record, records.goal_lookup(lab.root, record.get("experiment")))
+        if record.get("status") == "running":  # live: the record's metrics come at the end
+            summary = records.summarize(path, records.goal_lookup(lab.root, record.get("experiment")))
+            record["metrics"] = summary["metrics"]
+    record["log_tail"] = records.log_tail(path, lines=80)
+    record["ignored"] = ignored_runs(path.parent.parent).get(path.name)
+    patch = path / records.PATCH_FILE
+    record["patch"] = _text(patch) if patch.is_file() else None
+    env = path / "env.json"
+    try:
+        record["environment"] = json.loads(env.read_text(encoding="utf-8")) if env.is_file() else None
+    except ValueError:
+        record["environment"] = None
+    rel = path.relative_to(lab.root)
+    plots = path / "plots"
+    record["plots"] = sorted(str(rel / "plots" / p.name) for p in plots.iterdir()
+                             if p.suffix.lower() in IMAGE_TYPES) if plots.is_dir() else []
+    record["folder"] = str(rel)
+    for private in ("owner_pid", "owner_started", "child_pid"):
+        record.pop(private, None)
+    return record
+
+
+# ------------------------------------------------------------------ loop, journal, report, files
+
+
+def loop_results(lab: Lab, name: str) -> dict[str, Any]:
+    """results.tsv as {columns, rows}; empty when the experiment has no loop (a torn last line is skipped)."""
+    exp = experiment(lab, name)
+    file = exp.path / "results.tsv"
+    if not file.is_file():
+        return {"columns": [], "rows": [], "metric": exp.metric, "goal": exp.goal}
+    text = file.read_text(encoding="utf-8", errors="replace")
+    if text and not text.endswith("\n"):
+        text = text[: text.rfind("\n") + 1]
+    lines = [cells for cells in csv.reader(io.StringIO(text), delimiter="\t", quoting=csv.QUOTE_NONE) if cells]
+    if not lines:
+        return {"columns": [], "rows": [], "metric": exp.metric, "goal": exp.goal}
+    header, body = lines[0], lines[1:]
+    return {"columns": header, "rows": [dict(zip(header, cells)) for cells in body], "metric": exp.metric, "goal": exp.goal}
+
+
+def journal(lab: Lab, name: str) -> dict[str, Any]:
+    """Parsed journal entries and ignored runs; the raw text too, for hand-written lines."""
+    from assay.journal import ignored_runs, read_journal
+
+    exp = experiment(lab, name)
+    file = exp.path / "JOURNAL.md"
+    return {"entries": [e.to_dict() for e in read_journal(exp.path)],
+            "text": _text(file) if file.is_file() else None,
+            "ignored": ignored_runs(exp.path)}
+
+
+def report(lab: Lab, name: str) -> dict[str, Any]:
+    """REPORT.md's Markdown (rendered as text-only nodes by the browser), or None when not written yet."""
+    exp = experiment(lab, name)
+    file = exp.path / "REPORT.md"
+    return {"markdown": _text(file) if file.is_file() else None, "base": str(exp.path.relative_to(lab.root))}
+
+
+def lab_file(lab: Lab, rel: str) -> Path:
+    """A file under the lab's experiments folder named by a lab-relative path; nothing else.
+
+    Symlinks are resolved first, so a link pointing out of the lab is refused too.
+    """
+    base = lab.experiments_dir.resolve()
+    if not rel or "\x00" in rel or Path(rel).is_absolute():
+        raise FileRefused(f"Refusing file path '{rel}'", "Give a path relative to the lab, inside experiments/.")
+    target = (lab.root / rel).resolve()
+    if not target.is_relative_to(base) or not target.is_file():
+        raise FileRefused(f"No file '{rel}' inside {base.relative_to(lab.root.resolve())}/",
+                         "Only files under the experiments folder can be viewed.")
+    return target

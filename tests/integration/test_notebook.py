@@ -1,0 +1,105 @@
+"""Notebooks as experiments: real ipykernel kernels through nbclient, launched by `assay run`."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import nbformat
+import psutil
+import pytest
+from nbformat import v4
+
+from assay.integrations.notebook import INJECTED_TAG, prepare
+from assay.runner import RunSpec, run_experiment
+
+
+def _notebook(path, *cells):
+    """cells: (source, tags) pairs."""
+    nb = v4.new_notebook()
+    nb.cells = [v4.new_code_cell(src, metadata={"tags": list(tags)} if tags else {}) for src, tags in cells]
+    nbformat.write(nb, str(path))
+
+
+@pytest.fixture
+def nb_experiment(lab, make_experiment):
+    def make(*cells, config=None, entry="train.ipynb", timeout="60s"):
+        exp = make_experiment("", config=config or {"seed": 0, "lr": 0.5, "epochs": 2}, metric="val_loss",
+                              goal="min", entry=entry, timeout=timeout)
+        _notebook(exp.path / "train.ipynb", *cells)
+        return exp
+    return make
+
+
+def test_prepare_injects_params_after_parameters_cell_and_drops_skip_cells():
+    nb = v4.new_notebook()
+    nb.cells = [v4.new_code_cell("import os"), v4.new_code_cell("lr = 1", metadata={"tags": ["parameters"]}),
+                v4.new_code_cell("plot()", metadata={"tags": ["skip-in-run"]}), v4.new_code_cell("train(lr)")]
+    assert prepare(nb, {"lr": 0.1, "opt": {"name": "adam"}, "bad-key": 1, "class": 2}) == 1
+    assert [c.source for c in nb.cells][:2] == ["import os", "lr = 1"] and nb.cells[3].source == "train(lr)"
+    injected = nb.cells[2]
+    assert injected.metadata.tags == [INJECTED_TAG] and len(nb.cells) == 4
+    ns: dict = {}
+    exec(injected.source, ns)  # the injected cell is valid Python that rebinds exactly the valid names
+    assert ns["lr"] == 0.1 and ns["opt"] == {"name": "adam"} and "class" not in ns
+    prepare(nb, {"lr": 0.2})  # a re-run replaces the injected cell rather than stacking another
+    assert sum(INJECTED_TAG in c.metadata.get("tags", []) for c in nb.cells) == 1
+
+
+def test_notebook_run_gets_params_captures_metrics_and_saves_executed_copy(lab, nb_experiment):
+    nb_experiment(
+        ("import os\nlr = 0.5\nepochs = 2", ["parameters"]),
+        ("raise RuntimeError('interactive-only cell ran under assay')", ["skip-in-run"]),
+        ("import assay\nassert assay.params()['lr'] == lr, (assay.params(), lr)\n"
+         "print('env lr', os.environ['ASSAY_PARAM_LR'])\n"
+         "for epoch in range(epochs):\n    print(f'epoch={epoch} val_loss={lr / (epoch + 1)}')", []),
+        ("{'val_loss': lr / epochs}", []),
+    )
+    (res,) = run_experiment(lab, RunSpec("exp", "nb", ["lr=0.2", "epochs=3"]))
+    assert res.status == "ok", res.record.get("log_tail")
+    assert res.record["command"][1:3] == ["-m", "assay.integrations.notebook"]
+    series = res.record["metrics"]["val_loss"]
+    assert series["count"] == 3 and series["last"] == pytest.approx(0.2 / 3) and series["last_step"] == 2
+    assert "env lr 0.2" in res.record["log_tail"]
+    executed = nbformat.read(str(res.path / "train.ipynb"), as_version=4)
+    assert "train.ipynb" in res.record["artifacts"]
+    sources = [c.source for c in executed.cells]
+    assert not any("interactive-only" in s for s in sources)
+    injected = next(c for c in executed.cells if INJECTED_TAG in c.metadata.get("tags", []))
+    assert sources.index(injected.source) == 1 and "lr = 0.2" in injected.source
+    assert executed.cells[-1].outputs[0]["data"]["text/plain"] == repr({"val_loss": 0.2 / 3})
+
+
+def test_failing_cell_is_a_failed_run_with_traceback_and_partial_notebook(lab, nb_experiment):
+    nb_experiment(("print('val_loss: 0.9')", []), ("x = {}\nx['missing_key']", []), ("print('never')", []))
+    (res,) = run_experiment(lab, RunSpec("exp", "crash"))
+    assert res.status == "failed" and res.record["exit_code"] == 1
+    assert "KeyError" in res.record["log_tail"] and "missing_key" in res.record["log_tail"]
+    assert res.record["metrics"]["val_loss"]["last"] == 0.9
+    executed = nbformat.read(str(res.path / "train.ipynb"), as_version=4)
+    assert INJECTED_TAG in executed.cells[0].metadata.tags  # no `parameters` cell: injected at the top
+    assert executed.cells[2].outputs[-1]["output_type"] == "error"
+    assert not executed.cells[3].get("outputs")
+
+
+def test_per_cell_timeout_fails_the_run_and_names_it(lab, nb_experiment):
+    nb_experiment(("import time\ntime.sleep(30)", []), entry="train.ipynb --cell-timeout 1s")
+    (res,) = run_experiment(lab, RunSpec("exp", "slow-cell"))
+    assert res.status == "failed"
+    assert "per-cell timeout" in res.record["log_tail"]
+    assert res.record["duration"] < 25
+
+
+def test_run_timeout_stops_the_kernel_too(lab, nb_experiment, tmp_path):
+    pidfile = tmp_path / "kernel.pid"
+    nb_experiment((f"import os, time\nopen({str(pidfile)!r}, 'w').write(str(os.getpid()))\n"
+                   "print('val_loss: 1.0', flush=True)\ntime.sleep(600)", []), timeout="4s")
+    (res,) = run_experiment(lab, RunSpec("exp", "hang"))
+    assert res.status == "timeout"
+    kernel_pid = int(pidfile.read_text())
+    deadline = time.monotonic() + 15
+    while psutil.pid_exists(kernel_pid) and psutil.Process(kernel_pid).status() != psutil.STATUS_ZOMBIE:
+        assert time.monotonic() < deadline, f"kernel {kernel_pid} outlived its run"
+        time.sleep(0.1)  # polling a process's exit, bounded by the deadline above
+    executed = json.loads((res.path / "train.ipynb").read_text())  # saved on the way out, outputs so far
+    assert "".join(executed["cells"][1]["outputs"][0]["text"]) == "val_loss: 1.0\n"

@@ -1,0 +1,134 @@
+"""Executor conformance: every registered executor runs trials as ordinary runs, reports a crash
+as a status, stops running trials on shutdown(cancel=True). Ray runs on a real local instance."""
+
+import json
+import time
+
+import pytest
+
+from assay.errors import PluginError
+from assay.runner.launch import RunSpec
+from assay.store.query import list_runs
+from assay.sweep.executors import EXECUTORS, Executor, LocalPool, get_executor
+
+SCRIPT = """
+import os, sys, time, assay
+p = assay.params()
+if p["mode"] == "crash":
+    sys.exit("boom")
+if p["mode"] == "hang":
+    open("hanging", "w").close()  # in the experiment folder (the cwd): the test waits for it
+    time.sleep(120)
+plot = os.path.join(os.environ["ASSAY_RUN_DIR"], "plots", "curve.txt")
+open(plot, "w").write("x")
+assay.log_artifact(plot)
+for step in range(3):
+    assay.log({"val_loss": p["x"] / (step + 1)}, step=step)
+print("tokens_per_s:", 123)
+"""
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(params=sorted(EXECUTORS))
+def executor(request, lab):
+    options = {}
+    if request.param == "ray":
+        request.getfixturevalue("ray_local")
+        options = {"cpus": 1}
+    ex = get_executor(request.param, lab, 2, **options)
+    yield ex
+    ex.shutdown(cancel=True)
+
+
+def _spec(desc, **params):
+    return RunSpec("exp", desc, extra_params={"mode": "ok", "x": 1.0, **params}, tags={"sweep": "t"})
+
+
+def test_conformance_trials_are_ordinary_indexed_runs_with_their_files(lab, make_experiment, executor):
+    exp = make_experiment(SCRIPT, config={"seed": 0, "mode": "ok", "x": 1.0}, metric="val_loss", goal="min")
+    assert isinstance(executor, Executor) and executor.slots == 2
+    futs = [executor.submit(_spec(f"t{i}", x=float(i + 1))) for i in range(3)]
+    results = [f.result(timeout=120) for f in futs]
+    assert [r.status for r in results] == ["ok", "ok", "ok"], [r.record.get("reason") for r in results]
+    for i, r in enumerate(results):
+        m = r.record["metrics"]
+        assert m["val_loss"]["best"] == pytest.approx((i + 1) / 3) and m["val_loss"]["count"] == 3
+        assert m["tokens_per_s"]["last"] == 123  # captured from the printed output
+        assert (r.path / "plots" / "curve.txt").read_text() == "x"
+        assert "tokens_per_s: 123" in (r.path / "logs" / "output.log").read_text()
+        assert json.loads((r.path / "run.json").read_text())["status"] == "ok"
+    rows, total = list_runs(lab, "exp", None, None, None, False)
+    assert total == 3 and {r["status"] for r in rows} == {"ok"}
+    assert exp.runs_dir.is_dir()
+
+
+def test_conformance_a_crash_is_a_status_not_an_exception(lab, make_experiment, executor):
+    make_experiment(SCRIPT, config={"seed": 0, "mode": "ok", "x": 1.0}, metric="val_loss", goal="min")
+    res = executor.submit(_spec("crash", mode="crash")).result(timeout=120)
+    assert res.status == "failed" and "boom" in res.record["reason"]
+
+
+def test_conformance_cancel_stops_running_trials(lab, make_experiment, executor):
+    import psutil
+
+    exp = make_experiment(SCRIPT, config={"seed": 0, "mode": "ok", "x": 1.0}, metric="val_loss", goal="min")
+    fut = executor.submit(_spec("hang", mode="hang"))
+    deadline = time.monotonic() + 60
+    while not (exp.path / "hanging").exists():  # the script runs (locally or in a Ray worker)
+        assert time.monotonic() < deadline, "the hanging trial never started"
+        time.sleep(0.05)
+    t0 = time.monotonic()
+    executor.shutdown(cancel=True)
+    res = fut.result(timeout=60)
+    assert res.status == "interrupted", (res.status, res.record.get("reason"))
+    assert time.monotonic() - t0 < 30
+    script = str(exp.path / "train.py")
+
+    def leftovers():
+        return [p for p in psutil.process_iter(["cmdline"]) if script in (p.info["cmdline"] or [])]
+
+    while leftovers():  # the script's process is gone too (a Ray worker's child dies with it)
+        assert time.monotonic() < deadline, "the cancelled trial's process is still alive"
+        time.sleep(0.05)
+
+
+def test_local_pool_gives_each_slot_its_own_gpu(lab, make_experiment, monkeypatch):
+    make_experiment("import os, time\ntime.sleep(0.5)\nprint('val_bpb:', os.environ['CUDA_VISIBLE_DEVICES'])\n")
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "3,5")
+    pool = LocalPool(lab)
+    assert pool.slots == 2  # default: one slot per GPU
+    futs = [pool.submit(RunSpec("exp", f"g{i}")) for i in range(2)]
+    seen = sorted(f.result(timeout=60).record["metrics"]["val_bpb"]["last"] for f in futs)
+    pool.shutdown()
+    assert seen == [3, 5]
+
+
+def test_unknown_executor_lists_the_known_ones(lab):
+    with pytest.raises(PluginError) as e:
+        get_executor("rey", lab)
+    assert "local" in str(e.value) and "ray" in str(e.value) and "Did you mean 'ray'?" in str(e.value)
+    with pytest.raises(PluginError, match="takes no options"):
+        get_executor("local", lab, 1, address="x")
+
+
+def test_a_grid_sweep_runs_on_ray_and_the_driver_owns_the_store(lab, make_experiment, ray_local):
+    from assay.sweep.driver import SweepConfig, run_sweep, start_sweep
+    from assay.sweep.space import space_from_args
+
+    make_experiment(SCRIPT, config={"seed": 0, "mode": "ok", "x": 1.0}, metric="val_loss", goal="min")
+    cfg = SweepConfig("exp", space_from_args(["x=1.0,2.0,3.0"]), executor="ray", parallel=2)
+    sf = start_sweep(lab, cfg)
+    ex = get_executor("ray", lab, 2)
+    outcome = run_sweep(lab, sf, cfg, executor=ex)
+    ex.shutdown()
+    assert outcome.status == "done" and [t.status for t in outcome.trials] == ["ok"] * 3
+    assert outcome.best.params == {"x": 1.0} and outcome.best.value == pytest.approx(1 / 3)
+    rows, total = list_runs(lab, "exp", "status=ok", None, None, False)
+    assert total == 3

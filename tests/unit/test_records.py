@@ -1,0 +1,48 @@
+import json
+from datetime import datetime
+from pathlib import Path
+
+from assay.store import records
+
+
+def test_same_second_collision_gets_a_suffix(tmp_path: Path):
+    when = datetime(2026, 1, 2, 3, 4, 5)
+    a = records.new_run_dir(tmp_path, "try it", when)
+    b = records.new_run_dir(tmp_path, "try it", when)
+    assert a.name == "2026-01-02T03-04-05-try-it" and b.name == "2026-01-02T03-04-05-try-it-2"
+    assert sorted(p.name for p in a.iterdir()) == ["checkpoints", "data", "logs", "plots"]
+
+
+def test_torn_last_line_and_garbage_are_tolerated(tmp_path: Path):
+    (tmp_path / records.METRICS_FILE).write_text(
+        json.dumps({"step": 0, "m": {"loss": 1.0}}) + "\n" + "not json\n" + json.dumps({"step": 1, "m": {"loss": 0.5}}) + "\n" + '{"step": 2, "m": {"lo')
+    s = records.summarize(tmp_path, lambda k: "min")["metrics"]["loss"]
+    assert s == {"last": 0.5, "last_step": 1, "best": 0.5, "best_step": 1, "count": 2}
+
+
+def test_api_metrics_win_over_the_same_name_printed(tmp_path: Path):
+    lines = [{"step": 0, "m": {"val": 0.1}}, {"step": 1, "m": {"val": 0.3}}, {"step": 0, "m": {"val": 0.3}, "src": "out"},
+             {"step": 0, "m": {"other": 5}, "src": "out"}]
+    (tmp_path / records.METRICS_FILE).write_text("".join(json.dumps(x) + "\n" for x in lines))
+    s = records.summarize(tmp_path, lambda k: "max")["metrics"]
+    assert s["val"]["count"] == 2 and s["val"]["best_step"] == 1
+    assert s["other"]["last"] == 5
+
+
+def test_best_ignores_nan(tmp_path: Path):
+    (tmp_path / records.METRICS_FILE).write_text('{"step":0,"m":{"l":2.0}}\n{"step":1,"m":{"l":NaN}}\n')
+    s = records.summarize(tmp_path, lambda k: "min")["metrics"]["l"]
+    assert s["best"] == 2.0 and s["last"] != s["last"]
+
+
+def test_a_record_of_a_dead_process_becomes_lost(tmp_path: Path):
+    records.write_record(tmp_path, {"id": "e/r", "status": "running", "owner_pid": 2**22 + 12345, "owner_started": 1.0})
+    rec = records.mark_lost_if_dead(tmp_path, records.read_record(tmp_path))
+    assert rec["status"] == "lost"
+    assert records.read_record(tmp_path)["status"] == "lost"
+
+
+def test_a_running_record_from_another_host_is_not_declared_lost(tmp_path: Path):
+    records.write_record(tmp_path, {"id": "e/r", "status": "running", "owner_pid": 2**22 + 12345, "owner_started": 1.0,
+                                    "host": "some-other-machine"})
+    assert records.mark_lost_if_dead(tmp_path, records.read_record(tmp_path))["status"] == "running"

@@ -1,0 +1,31 @@
+import math
+import signal
+
+from assay.runner.status import classify
+
+
+def test_ok_requires_the_primary_metric():
+    assert classify(0, None, "", "val_bpb", 0.99)[0] == "ok"
+    status, reason = classify(0, None, "", "val_bpb", None)
+    assert status == "failed" and "val_bpb" in reason
+
+
+def test_timeout_and_interrupt_come_from_what_assay_did():
+    assert classify(-15, "timeout", "", "m", None)[0] == "timeout"
+    assert classify(-2, "interrupt", "", "m", None)[0] == "interrupted"
+
+
+def test_oom_from_the_log_or_an_outside_sigkill():
+    assert classify(1, None, "torch.OutOfMemoryError: CUDA out of memory. Tried", "m", None)[0] == "oom"
+    assert classify(1, None, "Traceback...\nMemoryError", "m", None)[0] == "oom"
+    assert classify(-signal.SIGKILL, None, "", "m", None)[0] == "oom"
+
+
+def test_nan_metric():
+    assert classify(0, None, "", "m", math.nan)[0] == "nan"
+    assert classify(0, None, "", "m", math.inf)[0] == "nan"
+
+
+def test_crash_reason_quotes_the_last_line():
+    status, reason = classify(1, None, "Traceback\nValueError: bad shape", "m", None)
+    assert status == "failed" and "ValueError: bad shape" in reason and "exit code 1" in reason

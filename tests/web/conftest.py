@@ -1,0 +1,97 @@
+"""A lab made by real runs (the runner launching tiny scripts), shared by the API and browser tests.
+
+Scripts log known values, so tests can check that what the dashboard serves and draws is exactly
+what was logged.
+"""
+
+from __future__ import annotations
+
+import textwrap
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+SCRIPT = """\
+import assay
+
+p = assay.params()
+assay.init()
+lr = p["lr"]  # read, so the run records no unread-override warning
+for step, v in enumerate(p["losses"]):
+    assay.log({"loss": v, "acc": round(1 - v, 6)}, step=step)
+if p["crash"]:
+    raise SystemExit("boom: <b>not bold</b>")
+print(f"val_loss: {p['losses'][-1]}")
+assay.finish()
+"""
+BASE = [1.0, 0.5, 0.25, 0.125]
+FAST = [0.9, 0.6, 0.4]
+XSS = '<script>window.__pwned = 1</script><img src=x onerror="window.__pwned = 2"> loss spikes at step 3'
+PNG = bytes.fromhex("89504e470d0a1a0a0000000d4948445200000001000000010806000000"
+                    "1f15c4890000000d49444154789c6360f8cfc0000003010100c9fe92ef0000000049454e44ae426082")
+
+
+@dataclass(frozen=True)
+class RealLab:
+    lab: object
+    root: Path
+    base: str  # run ids
+    fast: str
+    crashed: str
+    ignored: str
+
+
+def build_lab(root: Path) -> RealLab:
+    from assay.config import dump_yaml
+    from assay.journal import add_note, ignore_run
+    from assay.lab import init_lab
+    from assay.runner.launch import RunSpec, run_experiment
+    from assay.store.index import Index
+
+    lab, _ = init_lab(root)
+    exp_dir = lab.experiment_dir("exp")
+    exp_dir.mkdir(parents=True)
+    (exp_dir / "train.py").write_text(SCRIPT)
+    (exp_dir / "config.yaml").write_text(dump_yaml({"seed": 0, "lr": 0.1, "losses": BASE, "crash": False}))
+    (exp_dir / "experiment.yaml").write_text(dump_yaml({
+        "hypothesis": "A higher <em>lr</em> converges faster", "metric": {"name": "val_loss", "goal": "min"},
+        "success": "val_loss <= 0.2", "failure": "val_loss > 0.9", "entry": "train.py", "timeout": "60s"}))
+    (exp_dir / "JOURNAL.md").write_text("# Journal: exp\n\n")
+    other = lab.experiment_dir("other")
+    other.mkdir()
+    (other / "experiment.yaml").write_text(dump_yaml({"hypothesis": "untested", "metric": {"name": "acc", "goal": "max"}}))
+
+    def run(desc: str, **params: object) -> str:
+        (res,) = run_experiment(lab, RunSpec("exp", desc, extra_params=params))
+        return str(res.record["id"])
+
+    base = run("base", lr=0.1, losses=BASE)
+    fast = run("fast", lr=0.5, losses=FAST)
+    crashed = run("crash", lr=1.0, losses=[2.0], crash=True)
+    ignored = run("ignored", lr=0.01, losses=[3.0, 2.0])
+    ignored_path = exp_dir / "runs" / ignored.split("/")[1]
+    ignore_run(ignored_path, "data loader bug")
+    with Index(lab) as index:
+        index.set_ignored(ignored, True)
+    (exp_dir / "runs" / base.split("/")[1] / "plots" / "curve.png").write_bytes(PNG)
+    add_note(exp_dir, f"[WEIRD] {XSS}", run=base)
+    (exp_dir / "results.tsv").write_text(textwrap.dedent(f"""\
+        commit\tmetric\tmemory_gb\tstatus\tdescription\tdelta\truns
+        a1b2c3d\t0.50\t0.1\tkeep\tbaseline\t0\t{base}
+        b2c3d4e\t0.60\t0.1\tdiscard\twider layer\t0.1\t{fast}
+        c3d4e5f\t\t0.0\tcrash\tbad idea <script>x</script>\t\t{crashed}
+        d4e5f6a\t0.40\t0.1\tkeep\tcosine schedule\t-0.1\t
+        e5f6""").replace("        ", ""))
+    (exp_dir / "REPORT.md").write_text(
+        "# Report: exp\n\nVerdict: supported <script>window.__pwned = 3</script>\n\n"
+        "| run | val_loss |\n|---|---|\n| base | 0.125 |\n\n- a finding\n\n![curve](runs/"
+        + base.split("/")[1] + "/plots/curve.png)\n")
+    (root / "secret.txt").write_text("outside the experiments folder")
+    (exp_dir / "escape").symlink_to(root / "secret.txt")
+    return RealLab(lab, root, base, fast, crashed, ignored)
+
+
+@pytest.fixture(scope="session")
+def real_lab(tmp_path_factory: pytest.TempPathFactory) -> RealLab:
+    return build_lab(tmp_path_factory.mktemp("web") / "lab")
