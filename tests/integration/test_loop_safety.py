@@ -211,3 +211,24 @@ def test_a_second_command_on_a_busy_loop_is_refused_and_a_dead_holder_frees_it(l
         holder.kill()
         holder.wait()
     assert try_candidate(lab, "lr 0.5").decision == "keep"
+
+
+def test_resume_removes_a_git_lock_left_by_a_killed_try_but_never_a_live_gits(lab, repo_lab):
+    start(lab, "exp", "lk", ["train.py"], ["prepare.py"], decision="greedy")
+    lock = lab.root / ".git" / "index.lock"
+    reader = subprocess.Popen(["git", "cat-file", "--batch"], cwd=repo_lab.path, stdin=subprocess.PIPE,
+                              stdout=subprocess.DEVNULL)  # a git at work in the repo: its lock is not stale
+    try:
+        lock.write_text("")
+        assert not any("index.lock" in n for n in resume(lab, "lk")["notes"])
+        assert lock.exists()
+    finally:
+        reader.kill()
+        reader.wait()
+    edit(repo_lab, LR=0.5)
+    with pytest.raises(GitError, match="index.lock") as err:  # the try names the cure
+        try_candidate(lab, "lr 0.5")
+    assert "assay loop resume" in err.value.hint
+    assert any("index.lock" in n for n in resume(lab, "lk")["notes"])
+    assert not lock.exists()
+    assert try_candidate(lab, "lr 0.5").decision == "keep"

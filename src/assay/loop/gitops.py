@@ -33,9 +33,26 @@ class Repo:
             env.update(_IDENTITY)  # commits need a name; use assay's only where the user set none
         out = subprocess.run(["git", *args], cwd=self.root, capture_output=True, text=True, env=env)
         if check and out.returncode != 0:
-            raise GitError(f"git {' '.join(args)} failed: {out.stderr.strip() or out.stdout.strip()}",
-                           "Check the repository state with `git status`.")
+            msg = out.stderr.strip() or out.stdout.strip()
+            hint = "Check the repository state with `git status`."
+            if "index.lock" in msg:
+                msg = msg.splitlines()[0]
+                hint = "A killed git left its lock behind: `assay loop resume TAG` removes it when no git is running."
+            raise GitError(f"git {' '.join(args)} failed: {msg}", hint)
         return out.stdout
+
+    def clear_stale_index_lock(self) -> bool:
+        """Remove an index.lock left by a git killed along with an assay command; True if removed.
+
+        Only when no git process works in this repository: a live git owns its lock, and a
+        process whose details are hidden from us counts as live.
+        """
+        lock = Path(self.git("rev-parse", "--git-path", "index.lock").strip())
+        lock = lock if lock.is_absolute() else self.root / lock
+        if not lock.exists() or _git_running_in(self.root):
+            return False
+        lock.unlink(missing_ok=True)
+        return True
 
     def _has_identity(self) -> bool:
         return bool(subprocess.run(["git", "config", "user.email"], cwd=self.root, capture_output=True, text=True).stdout.strip())
@@ -92,6 +109,23 @@ class Repo:
             raise GitError(f"Refusing to reset '{self.branch()}': assay only resets its own assay/* branch",
                            f"git checkout {branch}")
         self.git("reset", "-q", "--hard" if hard else "--mixed", commit)
+
+
+def _git_running_in(root: Path) -> bool:
+    import psutil
+
+    for proc in psutil.process_iter(["name"]):
+        if not (proc.info["name"] or "").startswith("git"):
+            continue
+        try:
+            cwd = Path(proc.cwd())
+        except (psutil.AccessDenied, psutil.ZombieProcess):
+            return True
+        except psutil.NoSuchProcess:
+            continue
+        if cwd == root or root in cwd.parents:
+            return True
+    return False
 
 
 def diff_hash(diff: str) -> str:

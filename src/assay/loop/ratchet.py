@@ -417,6 +417,9 @@ def resume(lab: Lab, tag: str) -> dict[str, Any]:
 def _resume(lab: Lab, tag: str) -> dict[str, Any]:
     st = find_by_tag(lab, tag)
     repo = Repo(lab.experiment_dir(st.experiment))
+    notes = []
+    if repo.clear_stale_index_lock():  # we hold the loop lock, so the git that left it died with a try
+        notes.append("removed the .git/index.lock a killed git left behind")
     if not repo.ref_exists(f"refs/heads/{st.branch}"):
         raise GitError(f"Branch {st.branch} is gone", f"Start a new loop: assay loop start {st.experiment} --tag NEW ...")
     if repo.branch() != st.branch:
@@ -424,7 +427,6 @@ def _resume(lab: Lab, tag: str) -> dict[str, Any]:
             raise GitError(f"Cannot switch to {st.branch}: the work tree has uncommitted changes", "Commit them first: git status")
         repo.git("checkout", "-q", st.branch)
     rows = [r for r in results.read(_results_path(lab, st)) if r.tag == tag]
-    notes = []
     keeps = [r for r in rows if r.status == "keep"]
     if keeps:
         full = repo.git("rev-parse", keeps[-1].commit).strip()
