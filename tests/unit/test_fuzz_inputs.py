@@ -209,3 +209,21 @@ def test_an_undecodable_results_tsv_is_a_store_error(tmp_path):
 
 def test_every_error_raised_above_is_an_assay_error():
     assert issubclass(ConfigError, AssayError) and issubclass(StoreError, AssayError)
+
+
+json_values = st.recursive(st.one_of(st.none(), st.booleans(), numbers, st.text(max_size=12)),
+                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+                           max_leaves=6)
+
+
+@FUZZ
+@given(json_values)
+def test_param_fast_decoding_reads_back_what_the_index_stored(value):
+    import json
+
+    from assay.store.query import _param_value
+
+    text = json.dumps(value, default=str)
+    got, want = _param_value(text), json.loads(text)
+    assert type(got) is type(want)
+    assert json.dumps(got) == json.dumps(want)  # equal, NaN included
