@@ -107,6 +107,19 @@ def test_reindex_reports_a_corrupt_record_and_keeps_the_rest(lab, make_experimen
     assert [r["id"] for r in list_runs(lab)[0]] == [good.record["id"]]
 
 
+def test_reindex_clears_the_staging_folder_of_a_launch_killed_before_its_script(lab, make_experiment):
+    make_experiment("print('val_bpb: 1')\n")
+    (good,) = run_experiment(lab, RunSpec("exp", "good"))
+    staging = good.path.parent / ".new-killed"  # what a launch killed mid-creation leaves
+    (staging / "logs").mkdir(parents=True)
+    (staging / "run.json").write_text(json.dumps({**good.record, "id": "exp/never", "status": "running"}))
+    os.utime(staging, (time.time() - 600, time.time() - 600))
+    res = reindex(lab)
+    assert res["runs"] == 1 and res["problems"] == []
+    assert "removed 1 unfinished run folder" in res["warnings"][0]["warning"]
+    assert not staging.exists() and good.path.exists()
+
+
 def test_index_from_a_newer_assay_is_refused_then_rebuilt_with_force(lab, make_experiment):
     make_experiment("print('val_bpb: 1')\n")
     run_experiment(lab, RunSpec("exp", "a"))

@@ -5,12 +5,31 @@ from pathlib import Path
 from assay.store import records
 
 
-def test_same_second_collision_gets_a_suffix(tmp_path: Path):
+def test_same_second_collision_gets_a_suffix_and_each_folder_is_born_with_its_record(tmp_path: Path):
     when = datetime(2026, 1, 2, 3, 4, 5)
-    a = records.new_run_dir(tmp_path, "try it", when)
-    b = records.new_run_dir(tmp_path, "try it", when)
+    runs = tmp_path / "exp" / "runs"
+    a = records.create_run_dir(runs, "try it", {"status": "running"}, when)
+    b = records.create_run_dir(runs, "try it", {"status": "running"}, when)
     assert a.name == "2026-01-02T03-04-05-try-it" and b.name == "2026-01-02T03-04-05-try-it-2"
-    assert sorted(p.name for p in a.iterdir()) == ["checkpoints", "data", "logs", "plots"]
+    assert sorted(p.name for p in a.iterdir()) == ["checkpoints", "data", "logs", "plots", "run.json"]
+    assert records.read_record(b)["id"] == "exp/2026-01-02T03-04-05-try-it-2"
+    assert records.run_folders(runs) == [a, b]  # and no staging folder is left behind
+
+
+def test_staging_folders_are_hidden_and_only_stale_ones_are_removed(tmp_path: Path):
+    import os
+    import time
+
+    runs = tmp_path / "runs"
+    done = records.create_run_dir(runs, "done", {"status": "ok"})
+    stale, fresh = runs / f"{records.STAGING_PREFIX}killed", runs / f"{records.STAGING_PREFIX}busy"
+    for p in (stale, fresh):
+        (p / "logs").mkdir(parents=True)
+        records.write_record(p, {"status": "running"})
+    os.utime(stale, (time.time() - 3600, time.time() - 3600))
+    assert records.run_folders(runs) == [done]
+    assert records.remove_stale_staging(runs) == [stale]
+    assert not stale.exists() and fresh.exists() and done.exists()
 
 
 def test_torn_last_line_and_garbage_are_tolerated(tmp_path: Path):

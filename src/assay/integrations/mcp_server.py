@@ -96,7 +96,7 @@ def _start_detached(lab: Lab, experiment: str, desc: str, params: list[str], tim
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         # The launching process writes owner_pid into the first record: that names our run exactly.
-        for path in sorted(runs_dir.glob("*"), reverse=True)[:20]:
+        for path in records.run_folders(runs_dir)[::-1][:20]:
             try:
                 record = records.read_record(path)
             except AssayError:

@@ -44,7 +44,7 @@ def select_runs(lab: Lab, ref: str | None) -> list[Path]:
     names = list_experiments(lab)
     if ref is None or ref in names:
         chosen = names if ref is None else [ref]
-        return sorted(p for n in chosen for p in (lab.experiment_dir(n) / "runs").glob("*")
+        return sorted(p for n in chosen for p in records.run_folders(lab.experiment_dir(n) / "runs")
                       if (p / records.RECORD_FILE).is_file())
     try:
         return [find_run(lab, ref)]

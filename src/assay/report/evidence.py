@@ -86,8 +86,8 @@ def load_runs(exp: Experiment) -> list[RunView]:
     out = []
     if not exp.runs_dir.is_dir():
         return out
-    for path in sorted(exp.runs_dir.iterdir()):
-        if not path.is_dir() or not (path / records.RECORD_FILE).exists():
+    for path in records.run_folders(exp.runs_dir):
+        if not (path / records.RECORD_FILE).exists():
             continue
         try:
             record = records.read_record(path)

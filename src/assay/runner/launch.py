@@ -149,11 +149,10 @@ def start_run(lab: Lab, exp: Experiment, spec: RunSpec, seed_offset: int = 0, gr
     capture = Capture(exp.capture)
 
     desc = spec.desc if spec.repeat <= 1 else f"{spec.desc}-seed{seed}"
-    path = records.new_run_dir(exp.runs_dir, desc)
     started = time.time()
     record: dict[str, Any] = {
         "record_version": records.RECORD_VERSION,
-        "id": records.run_id(path),
+        "id": None,  # set by create_run_dir, once the folder's name is claimed
         "experiment": exp.name,
         "desc": desc,
         "status": "running",
@@ -173,7 +172,7 @@ def start_run(lab: Lab, exp: Experiment, spec: RunSpec, seed_offset: int = 0, gr
         "owner_started": records.process_start_time(os.getpid()),
         "host": records.HOST,
     }
-    records.write_record(path, record)
+    path = records.create_run_dir(exp.runs_dir, desc, record)
     with Index(lab) as index:
         index.upsert(path, record)
 

@@ -397,7 +397,7 @@ def reindex(lab: Lab, force: bool = False) -> dict[str, Any]:
     rows: list[tuple[Path, dict[str, Any], bool]] = []
     problems: list[dict[str, str]] = []
     warnings: list[dict[str, str]] = []
-    lost = 0
+    lost = cleaned = 0
     for name in list_experiments(lab):
         exp_dir = lab.experiment_dir(name)
         goal_of = records.goal_lookup(lab.root, name)  # a broken experiment file still gets its runs listed
@@ -405,9 +405,8 @@ def reindex(lab: Lab, force: bool = False) -> dict[str, Any]:
         runs_dir = exp_dir / "runs"
         if not runs_dir.is_dir():
             continue
-        for path in sorted(runs_dir.iterdir()):
-            if not path.is_dir():
-                continue
+        cleaned += len(records.remove_stale_staging(runs_dir))
+        for path in records.run_folders(runs_dir):
             try:
                 record = records.read_record(path)
             except StoreError as exc:
@@ -426,5 +425,8 @@ def reindex(lab: Lab, force: bool = False) -> dict[str, Any]:
             rows.append((path, record, path.name in ignored))
     with Index(lab) as index:
         index.rebuild(rows)
+    if cleaned:
+        warnings.append({"path": str(lab.root), "warning": f"removed {cleaned} unfinished run folder(s) "
+                         f"({records.STAGING_PREFIX}*) left by launches killed before their script started"})
     return {"runs": len(rows), "newly_lost": lost, "problems": problems, "warnings": warnings,
             "moved_aside": moved_aside}

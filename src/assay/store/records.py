@@ -1,7 +1,8 @@
 """Run folders and their files: run.json (atomic), metrics.jsonl (append-only), logs/, git.patch.
 
 A run folder is `runs/YYYY-MM-DDTHH-MM-SS-<desc>/`, created exclusively (a same-second collision
-gets -2, -3, ...), so no run ever overwrites another.
+gets -2, -3, ...), so no run ever overwrites another, and it holds its run.json from the moment it
+appears under that name.
 """
 
 from __future__ import annotations
@@ -50,13 +51,66 @@ def unique_dir(parent: Path, base: str) -> Path:
     raise StoreError(f"Could not create a folder for '{base}' in {parent}", f"Clean up {parent}.")
 
 
-def new_run_dir(runs_dir: Path, desc: str, when: datetime | None = None) -> Path:
-    """Create a fresh run folder; never reuses an existing one."""
+STAGING_PREFIX = ".new-"  # a run folder being built; hidden from every listing
+
+
+def create_run_dir(runs_dir: Path, desc: str, record: dict[str, Any], when: datetime | None = None) -> Path:
+    """Create a fresh run folder holding `record` as its run.json (its "id" set); never reuses one.
+
+    The folder is built under a hidden staging name and renamed into place, and a rename is
+    atomic: a kill at any point leaves a complete run or a hidden `.new-*` folder (which
+    `assay reindex` removes), never a run folder without a record. Renaming onto a taken,
+    non-empty name fails, so two launches in the same second cannot claim one folder.
+    """
+    import errno
+    import tempfile
+
     stamp = (when or datetime.now()).strftime("%Y-%m-%dT%H-%M-%S")
-    path = unique_dir(runs_dir, f"{stamp}-{slug(desc)}")
+    base = f"{stamp}-{slug(desc)}"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=runs_dir))
     for sub in SUBDIRS:
-        (path / sub).mkdir()
-    return path
+        (staging / sub).mkdir()
+    for n in range(1, 10_000):
+        path = runs_dir / (base if n == 1 else f"{base}-{n}")
+        if path.exists():
+            continue
+        record["id"] = run_id(path)
+        write_record(staging, record)
+        try:
+            os.rename(staging, path)
+        except OSError as exc:
+            if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
+                continue  # taken between the check and the rename
+            raise
+        return path
+    raise StoreError(f"Could not create a folder for '{base}' in {runs_dir}", f"Clean up {runs_dir}.")
+
+
+def run_folders(runs_dir: Path) -> list[Path]:
+    """The run folders under `runs_dir`, oldest name first (staging folders left out)."""
+    if not runs_dir.is_dir():
+        return []
+    return sorted(p for p in runs_dir.iterdir() if p.is_dir() and not p.name.startswith(STAGING_PREFIX))
+
+
+def remove_stale_staging(runs_dir: Path, older_than_s: float = 60.0) -> list[Path]:
+    """Remove `.new-*` folders of launches killed before their script started; returns them.
+
+    Such a folder never held a script's output (the script starts after the rename); a recent
+    one may belong to a launch in progress and is left alone.
+    """
+    import shutil
+
+    removed = []
+    for p in runs_dir.glob(f"{STAGING_PREFIX}*"):
+        try:
+            if p.is_dir() and time.time() - p.stat().st_mtime > older_than_s:
+                shutil.rmtree(p)
+                removed.append(p)
+        except FileNotFoundError:
+            continue
+    return removed
 
 
 def run_id(path: Path) -> str:
@@ -230,11 +284,9 @@ def create_standalone(script: Path) -> tuple[Path, dict[str, Any], Path | None]:
 
         loaded = load_yaml(cfg) or {}
         params = loaded if isinstance(loaded, dict) else {}
-    path = new_run_dir(runs_dir, f"{script.stem}-manual")
     now = time.time()
-    write_record(path, {
+    path = create_run_dir(runs_dir, f"{script.stem}-manual", {
         "record_version": RECORD_VERSION,
-        "id": run_id(path),
         "experiment": script.parent.name if lab else None,
         "desc": f"{script.stem}-manual",
         "status": "running",
