@@ -232,3 +232,34 @@ def test_resume_removes_a_git_lock_left_by_a_killed_try_but_never_a_live_gits(la
     assert any("index.lock" in n for n in resume(lab, "lk")["notes"])
     assert not lock.exists()
     assert try_candidate(lab, "lr 0.5").decision == "keep"
+
+
+def test_a_deleted_state_json_is_rebuilt_by_resume_from_git_and_the_run_folders(lab, loop_lab):
+    exp = loop_lab(noise=0.01)
+    start(lab, "exp", "gone", ["train.py"], ["prepare.py"], repeats=3)
+    edit(exp, LR=0.5)
+    assert try_candidate(lab, "lr 0.5").decision == "keep"
+    edit(exp, LR=2.0)
+    assert try_candidate(lab, "lr 2").decision == "discard"
+    before = status(lab, "gone")
+    state = exp.path / "loops" / "gone" / "state.json"
+    state.unlink()
+
+    edit(exp, LR=0.4)
+    with pytest.raises(GitError, match="lost its state.json") as err:
+        try_candidate(lab, "lr 0.4")
+    assert "assay loop resume gone" in err.value.hint
+    resume(lab, "gone")
+    after = status(lab, "gone")
+    for key in ("editable", "protected", "best_commit", "best_n", "iterations", "counts"):
+        assert after[key] == before[key], key
+    assert after["best"] == pytest.approx(before["best"])
+    assert after["sigma"] == pytest.approx(before["sigma"]) and after["sigma_df"] == before["sigma_df"]
+
+    (exp.path / "prepare.py").write_text(PREPARE + "# edited\n")  # the evaluation is still fixed
+    with pytest.raises(GitError, match="Protected file"):
+        try_candidate(lab, "lr 0.4")
+    git(lab.root, "checkout", "--", "experiments/exp/prepare.py")
+    edit(exp, LR=2.0)
+    with pytest.raises(GitError, match="already tried"):  # and the repetition guard remembers
+        try_candidate(lab, "lr 2 again")

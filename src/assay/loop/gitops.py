@@ -100,6 +100,14 @@ class Repo:
         self.git("commit", "-q", "--no-verify", "-m", message, "--", *paths, identity=True)
         return self.head()
 
+    def save_blob(self, ref: str, text: str) -> None:
+        """Store `text` in the object database and point `ref` at it (kept by git, outside any branch)."""
+        out = subprocess.run(["git", "hash-object", "-w", "--stdin"], cwd=self.root, input=text,
+                             capture_output=True, text=True)
+        if out.returncode != 0:
+            raise GitError(f"git hash-object failed: {out.stderr.strip()}", "Check the repository state with `git status`.")
+        self.save_ref(ref, out.stdout.strip())
+
     def save_ref(self, ref: str, commit: str) -> None:
         self.git("update-ref", ref, commit)
 

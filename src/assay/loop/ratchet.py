@@ -5,6 +5,7 @@ diff stays reachable under refs/assay/<tag>/tried/<n>, so nothing a proposer wro
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from collections.abc import Collection
@@ -18,7 +19,7 @@ from assay.lab import Lab
 from assay.loop import results
 from assay.loop.decisions import Evidence, Settings, make_decision, pooled_sigma
 from assay.loop.gitops import Repo, diff_hash, diff_size, file_hash
-from assay.loop.state import LoopState, find_by_tag, locked, save, state_dir
+from assay.loop.state import SETTINGS, LoopState, find_by_tag, locked, save, settings_ref, state_dir
 from assay.runner.launch import RunResult, RunSpec, start_run
 from assay.store.records import slug
 
@@ -143,6 +144,7 @@ def start(lab: Lab, name: str, tag: str, edit: list[str], protect: list[str], de
                    confidence=confidence, lines_per_delta=lines_per_delta, timeout=timeout, max_retries=max_retries,
                    origin_branch=origin)
     save(lab, st)
+    repo.save_blob(settings_ref(tag), json.dumps({k: getattr(st, k) for k in SETTINGS}))
     return run_baseline(lab, st)
 
 
@@ -392,6 +394,12 @@ def status(lab: Lab, tag: str | None = None) -> dict[str, Any]:
 def _incumbent_values(lab: Lab, row: results.Row) -> list[float]:
     """The metric values a kept row's runs left in their folders: the re-measurement on fresh
     seeds where there is one (what later candidates are compared with), else every finished run."""
+    measured, confirm = _row_values(lab, row)
+    return confirm or measured
+
+
+def _row_values(lab: Lab, row: results.Row) -> tuple[list[float], list[float]]:
+    """(the candidate's own values, its re-measurement on fresh seeds), read from its run folders."""
     from assay.store.records import read_record
 
     found: list[tuple[bool, float]] = []
@@ -404,13 +412,12 @@ def _incumbent_values(lab: Lab, row: results.Row) -> list[float]:
         v = ((rec.get("metrics") or {}).get(rec.get("primary_metric") or "") or {}).get("last")
         if rec.get("status") == "ok" and isinstance(v, (int, float)) and math.isfinite(v):
             found.append(("-confirm" in str(rec.get("desc", "")), float(v)))
-    confirm = [v for c, v in found if c]
-    return confirm or [v for _, v in found]
+    return [v for c, v in found if not c], [v for c, v in found if c]
 
 
 def resume(lab: Lab, tag: str) -> dict[str, Any]:
     """Rebuild the loop's progress from git refs + results.tsv after an interruption or a kill."""
-    with locked(lab, find_by_tag(lab, tag)):
+    with locked(lab, find_by_tag(lab, tag, recover=True)):
         return _resume(lab, tag)
 
 
@@ -438,6 +445,11 @@ def _resume(lab: Lab, tag: str) -> dict[str, Any]:
         elif last_keep.mean and not st.best_values:
             st.best_values = [float(last_keep.mean)] * max(1, int(last_keep.n or 1))
     st.counts = {k: sum(1 for r in rows if r.status == k) for k in ("keep", "discard", "crash")}
+    if not st.noise_groups:  # a lost state.json: the seeds' spread is still in the run folders
+        for r in rows:
+            if r.status in ("keep", "discard"):
+                st.noise_groups += [g for g in _row_values(lab, r) if len(g) >= 2]
+        st.sigma, st.sigma_df = pooled_sigma(st.noise_groups)
     refs = repo.git("for-each-ref", "--format=%(refname)", f"refs/assay/{tag}/tried/").split()
     st.iteration = max([int(r.rsplit("/", 1)[1]) for r in refs] + [st.iteration])
     for ref in refs:

@@ -1,6 +1,8 @@
 """A loop's settings and progress, in experiments/NAME/loops/TAG/state.json (written atomically).
 
-Everything here except the settings can be rebuilt from git refs and results.tsv (`loop resume`).
+The settings are also kept in git, as a blob under refs/assay/TAG/settings; the progress is
+rebuilt from git refs, results.tsv and the run folders (`loop resume`). So a deleted state.json
+loses nothing.
 """
 
 from __future__ import annotations
@@ -50,6 +52,15 @@ class LoopState:
         return f"assay/{self.tag}"
 
 
+# What `loop start` decides, as opposed to progress: the part of the state git must remember.
+SETTINGS = ("tag", "experiment", "editable", "protected", "decision", "repeats", "max_repeats", "min_delta",
+            "confidence", "lines_per_delta", "timeout", "max_retries", "origin_branch")
+
+
+def settings_ref(tag: str) -> str:
+    return f"refs/assay/{tag}/settings"
+
+
 def state_dir(lab: Lab, experiment: str, tag: str) -> Path:
     return lab.experiment_dir(experiment) / "loops" / tag
 
@@ -68,12 +79,34 @@ def load(lab: Lab, experiment: str, tag: str) -> LoopState:
     return LoopState(**json.loads(f.read_text()))
 
 
-def find_by_tag(lab: Lab, tag: str) -> LoopState:
+def find_by_tag(lab: Lab, tag: str, recover: bool = False) -> LoopState:
+    """The loop's state; with `recover`, a missing state.json is recreated from the settings in git
+    (its progress then comes from `loop resume`)."""
     hits = sorted(lab.experiments_dir.glob(f"*/loops/{tag}/state.json"))
-    if not hits:
+    if hits:
+        return load(lab, hits[0].parent.parent.parent.name, tag)
+    settings = _settings_from_git(lab, tag)
+    if settings is None:
         raise GitError(f"No loop with tag '{tag}' in this lab",
                        "Start one: assay loop start NAME --tag TAG --edit train.py --protect prepare.py")
-    return load(lab, hits[0].parent.parent.parent.name, tag)
+    if not recover:
+        raise GitError(f"Loop '{tag}' has lost its state.json", f"Rebuild it from git: assay loop resume {tag}")
+    st = LoopState(**settings)
+    save(lab, st)
+    return st
+
+
+def _settings_from_git(lab: Lab, tag: str) -> dict[str, Any] | None:
+    import subprocess
+
+    out = subprocess.run(["git", "cat-file", "blob", settings_ref(tag)], cwd=lab.root, capture_output=True, text=True)
+    if out.returncode != 0:
+        return None
+    try:
+        data = json.loads(out.stdout)
+    except ValueError:
+        return None
+    return {k: data[k] for k in SETTINGS if k in data} if isinstance(data, dict) else None
 
 
 @contextmanager
