@@ -218,6 +218,15 @@ json_values = st.recursive(st.one_of(st.none(), st.booleans(), numbers, st.text(
 
 @FUZZ
 @given(json_values)
+@example(float("-inf"))
+@example(float("nan"))
+@example(-0.0)
+@example(1e100)
+@example(10**30)
+@example('say "hi"')
+@example("é\\n")
+@example("3.5")
+@example("")
 def test_param_fast_decoding_reads_back_what_the_index_stored(value):
     import json
 

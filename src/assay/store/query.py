@@ -227,15 +227,17 @@ def _attach_details(index: Index, rows: list[dict[str, Any]]) -> None:
 
 
 def _param_value(text: str) -> Any:
-    """A param's JSON text -> value; numbers (most params) skip the JSON parser, 3x faster."""
-    try:
-        return int(text)
-    except ValueError:
-        pass
-    try:
-        return float(text)  # json.dumps writes floats, NaN and Infinity in forms float() reads
-    except ValueError:
-        return json.loads(text)
+    """A param's JSON text (as json.dumps wrote it) -> value. Numbers and plain strings, nearly
+    every param, skip the JSON parser: a page of 20 runs x 20 params decodes 3x faster."""
+    first = text[:1]
+    if first in _NUMBER_START and text != "-Infinity":
+        return float(text) if "." in text or "e" in text or "E" in text else int(text)
+    if first == '"' and "\\" not in text:  # no escapes: the characters between the quotes are the value
+        return text[1:-1]
+    return json.loads(text)
+
+
+_NUMBER_START = frozenset("-0123456789")
 
 
 def find_run(lab: Lab, ref: str) -> Path:
