@@ -123,7 +123,14 @@ DECISIONS: dict[str, Callable[[Settings], Decision]] = {"greedy": Greedy, "noise
 
 
 def make_decision(name: str, settings: Settings) -> Decision:
-    if name not in DECISIONS:
-        raise PluginError(f"Unknown decision rule '{name}' (known: {', '.join(DECISIONS)})." + did_you_mean(name, DECISIONS),
+    """A built-in rule by name, else one a package registered under the `assay.decisions` entry point."""
+    from assay import plugins
+
+    if name in DECISIONS:
+        return DECISIONS[name](settings)
+    factory = plugins.find("assay.decisions", name)
+    if factory is None:
+        known = [*DECISIONS, *plugins.names("assay.decisions")]
+        raise PluginError(f"Unknown decision rule '{name}' (known: {', '.join(known)})." + did_you_mean(name, known),
                           "Pass --decision noise-aware or --decision greedy.")
-    return DECISIONS[name](settings)
+    return factory(settings)

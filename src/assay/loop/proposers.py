@@ -179,8 +179,15 @@ def make_proposer(lab: Lab, st: LoopState, goal: str, agent: str | None, propose
     """
     if agent and propose and propose != "agent":
         raise ConfigError("Pass either --agent CMD or --propose params, not both", "assay loop run TAG --agent 'claude -p \"$ASSAY_PROMPT\"'")
+    from assay import plugins
+
     name = "agent" if agent else propose
-    if name not in PROPOSERS:
-        raise PluginError(f"Unknown proposer '{name}' (known: {', '.join(PROPOSERS)})." + did_you_mean(name or "", PROPOSERS),
+    options = ProposerOptions(lab, st, goal, agent, keys, agent_timeout)
+    if name in PROPOSERS:
+        return PROPOSERS[name](options)
+    factory = plugins.find("assay.proposers", name) if name else None
+    if factory is None:
+        known = [*PROPOSERS, *plugins.names("assay.proposers")]
+        raise PluginError(f"Unknown proposer '{name}' (known: {', '.join(known)})." + did_you_mean(name or "", known),
                           "Pass --agent 'CMD' or --propose params.")
-    return PROPOSERS[name](ProposerOptions(lab, st, goal, agent, keys, agent_timeout))
+    return factory(options)

@@ -138,19 +138,13 @@ def get_sampler(name: str | Sampler, space: SearchSpace, goal: str = "max", seed
         return SAMPLERS[name](space, goal, seed, **options)
     if name.startswith("optuna:"):
         return _optuna(name.split(":", 1)[1])(space, goal, seed, **options)
-    factory = _entry_point("assay.samplers", name)
+    from assay import plugins
+
+    factory = plugins.find("assay.samplers", name)
     if factory is None:
         from assay.errors import did_you_mean
 
-        raise PluginError(f"Unknown sampler '{name}' (known: {', '.join(SAMPLERS)}, optuna:<SamplerClass>)."
-                          + did_you_mean(name, SAMPLERS), "Pass --sampler grid, random or tpe.")
+        known = [*SAMPLERS, *plugins.names("assay.samplers")]
+        raise PluginError(f"Unknown sampler '{name}' (known: {', '.join(known)}, optuna:<SamplerClass>)."
+                          + did_you_mean(name, known), "Pass --sampler grid, random or tpe.")
     return factory(space, goal, seed, **options)
-
-
-def _entry_point(group: str, name: str) -> Callable[..., Any] | None:
-    from importlib.metadata import entry_points
-
-    for ep in entry_points(group=group):
-        if ep.name == name:
-            return ep.load()
-    return None

@@ -1,0 +1,41 @@
+"""Third-party samplers, decision rules and proposers, found through package entry points.
+
+A package adds one to assay by declaring it in its pyproject.toml, e.g.
+
+    [project.entry-points."assay.decisions"]
+    bayes = "my_pkg.rules:BayesFactor"       # called with loop Settings, returns a Decision
+
+Groups: `assay.samplers` (factory(space, goal, seed, **options) -> Sampler), `assay.decisions`
+(factory(Settings) -> Decision) and `assay.proposers` (factory(ProposerOptions) -> Proposer).
+Built-in names win over plug-ins of the same name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from assay.errors import PluginError
+
+GROUPS = ("assay.samplers", "assay.decisions", "assay.proposers")
+
+
+def names(group: str) -> list[str]:
+    """The plug-in names installed for `group`."""
+    from importlib.metadata import entry_points
+
+    return sorted({ep.name for ep in entry_points(group=group)})
+
+
+def find(group: str, name: str) -> Callable[..., Any] | None:
+    """The factory a package registered as `name` in `group`, or None; a broken one is a clear error."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=group):
+        if ep.name == name:
+            try:
+                return ep.load()
+            except Exception as exc:  # noqa: BLE001 - any import failure in someone else's package
+                raise PluginError(f"The {group} plug-in '{name}' ({ep.value}) failed to load: {type(exc).__name__}: {exc}",
+                                  f"Fix or reinstall the package that provides it ({ep.value.split(':')[0]}).") from None
+    return None
