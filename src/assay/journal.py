@@ -61,9 +61,12 @@ def read_journal(exp_dir: Path, tag: str | None = None) -> list[Entry]:
     return out
 
 
+IGNORED_FILE = "IGNORED_RUNS.md"
+
+
 def ignored_runs(exp_dir: Path) -> dict[str, str]:
     """{run folder: why} from IGNORED_RUNS.md."""
-    file = exp_dir / "IGNORED_RUNS.md"
+    file = exp_dir / IGNORED_FILE
     if not file.exists():
         return {}
     out = {}
@@ -78,7 +81,7 @@ def ignore_run(run_path: Path, why: str) -> None:
     if not why.strip():
         raise ConfigError("Say why the run is ignored", "assay ignore RUN --why \"data loader bug, see note\"")
     exp_dir = run_path.parent.parent
-    file = exp_dir / "IGNORED_RUNS.md"
+    file = exp_dir / IGNORED_FILE
     if run_path.name in ignored_runs(exp_dir):
         return
     head = "" if file.exists() else "# Ignored runs\n\nLeft out of tables and comparisons (`--all` shows them).\n\n"

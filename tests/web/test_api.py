@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from assay.report.verdict import verdict
 from tests.web.conftest import BASE, FAST, XSS
 
 pytest.importorskip("starlette")
@@ -28,9 +29,37 @@ def test_experiments_list_counts_best_and_verdict(client, real_lab):
     exp, other = body["exp"], body["other"]  # the browser tests may add a "live" experiment
     assert exp["name"] == "exp" and exp["runs"] == 3  # the ignored run is not counted
     assert exp["best"] == 0.125 and exp["best_run"] == real_lab.base
-    assert exp["verdict"] == "supported"  # val_loss <= 0.2 holds for the best run
+    # The statistical verdict of `assay verdict`, not the best run's: one run per lr decides nothing.
+    assert exp["verdict"] == verdict(real_lab.lab, "exp").verdict == "inconclusive"
+    assert exp["verdict_reason"] == verdict(real_lab.lab, "exp").reason
     assert exp["has_loop"] and exp["has_report"] and exp["has_journal"]
     assert other["verdict"] == "no runs" and other["runs"] == 0
+
+
+def test_the_verdict_follows_new_seeds_and_ignores_and_matches_the_cli(lab, make_experiment):
+    from starlette.testclient import TestClient
+
+    from assay.journal import ignore_run
+    from assay.runner.launch import RunSpec, run_experiment
+    from assay.web.app import create_app
+
+    make_experiment("import assay, os\nprint('val_loss:', 0.1 + int(os.environ['ASSAY_SEED']) / 1000)\n",
+                    config={"seed": 0, "lr": 0.1}, metric="val_loss", success="val_loss <= 0.2")
+    with TestClient(create_app(lab)) as client:
+        def judged() -> dict:
+            (row,) = client.get("/api/experiments").json()["experiments"]
+            if row["verdict"] != "no runs":  # the CLI's "inconclusive: no finished run", said plainly
+                assert (row["verdict"], row["verdict_reason"]) == (verdict(lab, "exp").verdict, verdict(lab, "exp").reason)
+            return row
+
+        assert judged()["verdict"] == "no runs"
+        (one,) = run_experiment(lab, RunSpec("exp", "one"))
+        assert judged()["verdict"] == "inconclusive"
+        seeds = run_experiment(lab, RunSpec("exp", "seeds", repeat=3))
+        assert judged()["verdict"] == "supported"
+        for r in seeds[1:]:  # IGNORED_RUNS.md alone (the index untouched) takes two seeds out of the evidence
+            ignore_run(r.path, "a test of the cache")
+        assert judged()["verdict"] == "inconclusive"
 
 
 def test_runs_table_is_paged_sorted_and_filtered_on_the_server(client, real_lab):

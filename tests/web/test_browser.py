@@ -109,7 +109,8 @@ def test_click_from_experiments_to_a_run_whose_chart_draws_the_logged_values(pag
     _open(page, server + "/")
     row = page.locator('#experiments tr[data-name="exp"]')
     assert "A higher <em>lr</em> converges faster" in row.inner_text()  # markup in a hypothesis is text
-    assert "supported" in row.inner_text() and "0.125" in row.inner_text()
+    assert "inconclusive" in row.inner_text() and "0.125" in row.inner_text()
+    assert "one run" in row.locator("td.verdict").get_attribute("title")  # why, on hover
     _shot(page, "experiments")
 
     row.get_by_role("link", name="exp").click()

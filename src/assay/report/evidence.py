@@ -99,6 +99,55 @@ def load_runs(exp: Experiment) -> list[RunView]:
     return out
 
 
+def runs_from_index(index: Any, exp: Experiment, metrics: list[str]) -> list[RunView]:
+    """The finished runs of `exp` as the index has them, with the `metrics` asked for: what
+    load_runs reads from thousands of run.json files, in a few queries (for the dashboard).
+    Running runs are left out: no verdict counts them."""
+    from assay.journal import ignored_runs
+
+    reasons = ignored_runs(exp.path)
+    recs: dict[str, dict[str, Any]] = {}
+    for rid, status, seed, started, path, reason, ignored in index.db.execute(
+            "SELECT id, status, seed, started, path, reason, ignored FROM runs WHERE experiment=? AND status!='running'",
+            (exp.name,)):
+        recs[rid] = {"id": rid, "status": status, "seed": seed, "started": started, "reason": reason,
+                     "params": {}, "metrics": {}, "_path": path, "_ignored": bool(ignored)}
+    for rid, key, value in index.db.execute(
+            "SELECT p.run_id, p.key, p.value FROM params p JOIN runs r ON r.id=p.run_id "
+            "WHERE r.experiment=? AND r.status!='running'", (exp.name,)):
+        if rid in recs:
+            recs[rid]["params"][key] = json.loads(value)
+    marks = ",".join("?" * len(metrics))
+    for rid, key, last, best in index.db.execute(
+            f"SELECT m.run_id, m.key, m.last, m.best FROM metrics m JOIN runs r ON r.id=m.run_id "
+            f"WHERE r.experiment=? AND r.status!='running' AND m.key IN ({marks})", (exp.name, *metrics)):
+        if rid in recs:
+            recs[rid]["metrics"][key] = {"last": last, "best": best}
+    out = []
+    for rec in recs.values():
+        path = Path(rec.pop("_path"))
+        ignored = reasons.get(path.name) or ("ignored" if rec.pop("_ignored") else None)
+        rec["params"] = _nest(rec["params"])
+        out.append(RunView(path, rec, ignored))
+    out.sort(key=lambda r: (r.record.get("started") or 0, r.path.name))
+    return out
+
+
+def _nest(flat: dict[str, Any]) -> dict[str, Any]:
+    """The index keeps params flattened (`optim.lr`); records nest them, and configurations are
+    grouped by the record's form."""
+    out: dict[str, Any] = {}
+    for key, value in flat.items():
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                return flat  # a key both a leaf and a parent: keep the flat form
+        node[leaf] = value
+    return out
+
+
 def usable(runs: list[RunView]) -> list[RunView]:
     """Runs that count as evidence: not ignored and finished ok."""
     return [r for r in runs if r.ignored is None and r.status == "ok"]

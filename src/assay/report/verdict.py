@@ -135,13 +135,16 @@ def _config_verdict(judged: list[Judged], has_failure: bool) -> tuple[str, str]:
     return "inconclusive", f"{pending.criterion.text}: {pending.why}" if pending else "no criterion decided"
 
 
-def verdict(lab: Lab, name: str, confidence: float = 0.95, value: str = "last", where: dict[str, Any] | None = None) -> Verdict:
+def verdict(lab: Lab, name: str, confidence: float = 0.95, value: str = "last", where: dict[str, Any] | None = None,
+            runs: list[RunView] | None = None) -> Verdict:
     """Judge experiment `name`'s hypothesis from its finished, non-ignored runs.
 
     Args:
         confidence: overall confidence; each of k configurations is judged at 1 - (1 - confidence) / k.
         value: each run's `last` (final) or `best` value of a criterion's metric.
         where: only runs whose params equal these (pins one configuration: k = 1).
+        runs: the runs to judge, when the caller has them (the dashboard reads them from the
+            index); by default every run folder of the experiment is read.
 
     Raises:
         ConfigError: unknown experiment, bad `value` or `confidence`.
@@ -157,7 +160,7 @@ def verdict(lab: Lab, name: str, confidence: float = 0.95, value: str = "last", 
         raise ConfigError(f"--confidence must be in [0.5, 1), got {confidence}", "Pass e.g. --confidence 0.95.")
     exp = load_experiment(lab, name)
     succ, fail = exp.success_criteria, exp.failure_criteria
-    runs = load_runs(exp)
+    runs = load_runs(exp) if runs is None else runs
     excluded = _excluded(exp, runs)
     good = [r for r in usable(runs) if _matches(r, where)]
     base = dict(experiment=name, hypothesis=exp.hypothesis, confidence=confidence, value=value,

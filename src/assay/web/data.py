@@ -75,25 +75,38 @@ def run_dir(lab: Lab, run_id: str) -> Path:
 # ------------------------------------------------------------------ experiments
 
 
-def _verdict(exp: Experiment, best_metrics: dict[str, float] | None) -> str:
-    """From the best run (by the primary metric): supported / refuted / open, before any statistics."""
-    if best_metrics is None:
-        return "no runs"
+_VERDICTS: dict[tuple[str, str], tuple[tuple[Any, ...], dict[str, Any]]] = {}
+
+
+def _verdict(index: Index, exp: Experiment) -> dict[str, Any]:
+    """`assay verdict`'s judgement (confidence intervals over seeds, Bonferroni over configurations)
+    from the index's copy of the runs; recomputed only when a run finishes or is ignored, or the
+    experiment's criteria change, so polling the page stays cheap at 10,000 runs."""
+    from assay.journal import IGNORED_FILE
+    from assay.report.evidence import runs_from_index
+    from assay.report.verdict import verdict
+
+    stamp = tuple(index.db.execute(
+        "SELECT COUNT(*), MAX(ended), SUM(ignored), SUM(status='ok') FROM runs WHERE experiment=? AND status!='running'",
+        (exp.name,)).fetchone())
+    if not stamp[0]:
+        return {"verdict": "no runs", "reason": "no finished run yet"}
     try:
-        success, failure = exp.success_criteria, exp.failure_criteria
-    except ConfigError:
-        return "bad criteria"
-    if not success and not failure:
-        return "no criteria"
-
-    def holds(criteria: list[Any]) -> bool:
-        return bool(criteria) and all(c.metric in best_metrics and c.holds(best_metrics[c.metric]) for c in criteria)
-
-    if holds(success):
-        return "supported"
-    if holds(failure):
-        return "refuted"
-    return "open"
+        criteria = [*exp.success_criteria, *exp.failure_criteria]
+    except ConfigError as exc:
+        return {"verdict": "bad criteria", "reason": exc.message}
+    if not criteria:
+        return {"verdict": "no criteria", "reason": "the experiment declares no success or failure criteria"}
+    for f in (exp.file, exp.path / IGNORED_FILE):
+        stamp += (f.stat().st_mtime_ns if f.exists() else None,)
+    key = (str(exp.path), exp.name)
+    cached = _VERDICTS.get(key)
+    if cached and cached[0] == stamp:
+        return cached[1]
+    v = verdict(index.lab, exp.name, runs=runs_from_index(index, exp, sorted({c.metric for c in criteria})))
+    out = {"verdict": v.verdict, "reason": v.reason}
+    _VERDICTS[key] = (stamp, out)
+    return out
 
 
 def experiments(lab: Lab) -> list[dict[str, Any]]:
@@ -115,16 +128,13 @@ def experiments(lab: Lab) -> list[dict[str, Any]]:
                 "SELECT r.id, m.best FROM runs r JOIN metrics m ON m.run_id=r.id AND m.key=? WHERE r.experiment=? "
                 f"AND r.ignored=0 AND r.status='ok' AND m.best IS NOT NULL ORDER BY m.best {order} LIMIT 1",
                 (exp.metric, name)).fetchone()
-            best_metrics = None
-            if best:
-                best_metrics = {k: v for k, v in index.db.execute(
-                    "SELECT key, best FROM metrics WHERE run_id=? AND best IS NOT NULL", (best[0],))}
             n, running, last = counts.get(name, (0, 0, None))
+            judged = _verdict(index, exp)
             folder = exp.path
             out.append({**row, "hypothesis": exp.hypothesis, "metric": exp.metric, "goal": exp.goal,
                         "success": exp.success, "failure": exp.failure, "runs": n, "running": running or 0,
                         "last_started": last, "best": best[1] if best else None, "best_run": best[0] if best else None,
-                        "verdict": _verdict(exp, best_metrics),
+                        "verdict": judged["verdict"], "verdict_reason": judged["reason"],
                         "has_loop": (folder / "results.tsv").is_file(), "has_report": (folder / "REPORT.md").is_file(),
                         "has_journal": (folder / "JOURNAL.md").is_file()})
     return out

@@ -148,7 +148,7 @@ async function experimentsPage() {
       h("td", {}, e.metric ? `${e.metric} (${e.goal})` : ""),
       h("td", { class: "num" }, e.runs, e.running ? [" ", badge(`${e.running} running`, "s-running")] : ""),
       h("td", { class: "num" }, e.best_run ? h("a", { href: runHref(e.best_run) }, fmt(e.best)) : ""),
-      h("td", {}, e.verdict ? badge(e.verdict, `v-${e.verdict}`) : ""),
+      h("td", { class: "verdict", title: e.verdict_reason || "" }, e.verdict ? badge(e.verdict, `v-${e.verdict.replace(/\W+/g, "-")}`) : ""),
       h("td", {}, e.has_loop ? h("a", { href: expHref(e.name, "loop") }, "loop") : "", " ",
         e.has_journal ? h("a", { href: expHref(e.name, "journal") }, "journal") : "", " ",
         e.has_report ? h("a", { href: expHref(e.name, "report") }, "report") : "")))));
