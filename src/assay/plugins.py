@@ -1,12 +1,13 @@
-"""Third-party samplers, decision rules and proposers, found through package entry points.
+"""Third-party samplers, executors, decision rules and proposers, found through package entry points.
 
 A package adds one to assay by declaring it in its pyproject.toml, e.g.
 
     [project.entry-points."assay.decisions"]
     bayes = "my_pkg.rules:BayesFactor"       # called with loop Settings, returns a Decision
 
-Groups: `assay.samplers` (factory(space, goal, seed, **options) -> Sampler), `assay.decisions`
-(factory(Settings) -> Decision) and `assay.proposers` (factory(ProposerOptions) -> Proposer).
+Groups: `assay.samplers` (factory(space, goal, seed, **options) -> Sampler), `assay.executors`
+(factory(lab, slots, **options) -> Executor), `assay.decisions` (factory(Settings) -> Decision)
+and `assay.proposers` (factory(ProposerOptions) -> Proposer).
 Built-in names win over plug-ins of the same name.
 """
 
@@ -17,7 +18,7 @@ from typing import Any
 
 from assay.errors import PluginError
 
-GROUPS = ("assay.samplers", "assay.decisions", "assay.proposers")
+GROUPS = ("assay.samplers", "assay.executors", "assay.decisions", "assay.proposers")
 
 
 def names(group: str) -> list[str]:

@@ -50,6 +50,12 @@ class HalveLR:
 
 def grid_twice(space, goal, seed, **options):
     return SAMPLERS["grid"](space, goal, seed, **options)
+
+
+def one_slot(lab, slots, **options):
+    from assay.sweep.executors import LocalPool
+
+    return LocalPool(lab, 1)
 '''
 
 
@@ -64,7 +70,8 @@ def plugin(tmp_path, monkeypatch):
     (info / "entry_points.txt").write_text(
         "[assay.decisions]\nalways = assay_plugin_demo:AlwaysKeep\nbroken = assay_plugin_demo:Missing\n\n"
         "[assay.proposers]\nhalve-lr = assay_plugin_demo:HalveLR\n\n"
-        "[assay.samplers]\ngrid-twice = assay_plugin_demo:grid_twice\n")
+        "[assay.samplers]\ngrid-twice = assay_plugin_demo:grid_twice\n\n"
+        "[assay.executors]\none-slot = assay_plugin_demo:one_slot\n")
     monkeypatch.syspath_prepend(str(site))
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(site), *filter(None, [os.environ.get("PYTHONPATH")])]))
     yield site
@@ -91,9 +98,13 @@ def test_unknown_and_broken_plugins_are_clear_errors(plugin):
         make_decision("broken", Settings())
 
 
-def test_the_cli_sweeps_with_a_plugin_sampler(lab, make_experiment, cli, plugin):
+def test_the_cli_sweeps_with_a_plugin_sampler_and_executor(lab, make_experiment, cli, plugin):
     make_experiment("import assay\nprint('val_loss:', assay.params()['lr'])\n", config={"seed": 0, "lr": 0.1},
                     metric="val_loss", goal="min")
-    out = cli("sweep", "exp", "lr=0.1,0.01", "--sampler", "grid-twice", "--trials", "2")
+    out = cli("sweep", "exp", "lr=0.1,0.01", "--sampler", "grid-twice", "--trials", "2",
+              "--executor", "one-slot")
     assert out.returncode == 0, out.stderr
     assert "done: 2 trials (2 ok)" in out.stdout
+    bad = cli("sweep", "exp", "lr=0.1,0.2", "--executor", "one-slt")
+    assert bad.returncode == 1 and "known: local, ray, one-slot). Did you mean 'one-slot'" in bad.stderr
+    assert len(list((lab.experiment_dir("exp") / "sweeps").iterdir())) == 1  # refused before a sweep folder

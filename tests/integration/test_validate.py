@@ -117,3 +117,33 @@ def test_default_ladder_comes_from_the_config_keys(lab, make_experiment):
     exp2 = make_experiment("print('val_bpb: 1')", name="typo", config={"seed": 0, "batch": 8}, oom_ladder=[{"halve": "bacth"}])
     with pytest.raises(ConfigError, match="Did you mean 'batch'"):
         parse_ladder(load_experiment(lab, "typo"), exp2.default_params())
+
+
+def test_sweep_trials_climb_the_oom_ladder_and_the_sampler_hears_the_outcome(lab, make_experiment, cli):
+    ladder = [{"halve": "batch", "double": "grad_accum"}, {"halve": "batch", "double": "grad_accum"}]
+    exp = make_experiment(OOM, config={"seed": 0, "batch": 64, "grad_accum": 1, "lr": 0.1}, metric="val_loss",
+                          goal="min", oom_ladder=ladder)
+    out = cli("sweep", "exp", "lr=0.1,0.2", "-j", "1", "--json")
+    assert out.returncode == 0, out.stderr
+    summary = json.loads(out.stdout)
+    assert summary["counts"] == {"ok": 2}  # each trial ends ok, on the remedy that fitted
+    recs = sorted(_records(exp), key=lambda r: r["started"])
+    assert [(r["tags"]["trial"], r["params"]["batch"], r["params"]["grad_accum"], r["status"]) for r in recs] == [
+        ("1", 64, 1, "oom"), ("1", 32, 2, "oom"), ("1", 16, 4, "ok"),
+        ("2", 64, 1, "oom"), ("2", 32, 2, "oom"), ("2", 16, 4, "ok")]
+    assert recs[2]["tags"]["oom_retry_of"] == recs[1]["id"] and recs[2]["tags"]["oom_rung"] == "2"
+    assert {t["run"] for t in summary["trials"]} == {recs[2]["id"], recs[5]["id"]}
+    events = [json.loads(x) for x in next((exp.path / "sweeps").iterdir()).joinpath("trials.jsonl").read_text().splitlines()]
+    assert [e["event"] for e in events if e["trial"] == 1] == ["start", "oom_retry", "oom_retry", "end"]
+
+
+def test_a_sweep_never_lets_the_ladder_change_a_swept_key(lab, make_experiment, cli):
+    exp = make_experiment(OOM, config={"seed": 0, "batch": 64, "grad_accum": 1}, metric="val_loss", goal="min",
+                          oom_ladder=[{"halve": "batch", "double": "grad_accum"}])
+    out = cli("sweep", "exp", "batch=64,8", "-j", "1", "--json")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout)["counts"] == {"ok": 1, "oom": 1}  # batch=64 does not fit: that is the finding
+    assert len(_records(exp)) == 2
+    events = [json.loads(x) for x in next((exp.path / "sweeps").iterdir()).joinpath("trials.jsonl").read_text().splitlines()]
+    (skip,) = [e for e in events if e["event"] == "oom_skip"]
+    assert "batch is a dimension of this sweep" in skip["why"]

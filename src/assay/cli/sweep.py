@@ -43,6 +43,8 @@ def register(app: typer.Typer) -> None:
         seed: Annotated[Optional[int], typer.Option(help="Sampler seed.")] = None,
         preflight: Annotated[Optional[bool], typer.Option("--preflight/--no-preflight", help="One smoke run first; refuse to fan out if it fails.")] = None,
         timeout: Annotated[Optional[str], typer.Option(help="Per-trial timeout (default: the experiment's).")] = None,
+        oom_ladder: Annotated[Optional[bool], typer.Option("--oom-ladder/--no-oom-ladder", help="Retry a trial that ends oom with the next remedy (default: on when the experiment has oom_ladder:).")] = None,
+        approve_locked: Annotated[Optional[list[str]], typer.Option("--approve-locked", help="Let the OOM ladder change this locked key (repeatable).")] = None,
         resume: Annotated[Optional[str], typer.Option(help="Resume sweep ID ('last' for the newest); finished trials are not re-run.")] = None,
         multirun: Annotated[bool, typer.Option("-m", "--multirun", help="Accepted for Hydra habits; sweeping is implied.")] = False,
         json_: Annotated[bool, typer.Option("--json", help="Machine-readable summary with stable keys.")] = False,
@@ -88,7 +90,9 @@ def register(app: typer.Typer) -> None:
                               ex, ex_options, sampler_options,
                               seed if seed is not None else int(file_data.get("seed", 0)),
                               preflight if preflight is not None else bool(file_data.get("preflight", False)),
-                              timeout or file_data.get("timeout"))
+                              timeout or file_data.get("timeout"),
+                              oom_ladder if oom_ladder is not None else file_data.get("oom_ladder"),
+                              tuple(approve_locked or file_data.get("approve_locked") or ()))
             sf = start_sweep(lab, cfg)
         progress = _Progress(name, sf.id, quiet=json_)
         try:
@@ -127,9 +131,13 @@ class _Progress:
             self.bar.update(self.task, total=ev.total, completed=ev.done, best=fmt(ev.best))
             if ev.kind == "trial_finished" and ev.result is not None and ev.result.status != "ok":
                 self.bar.console.print(f"trial {ev.trial} {ev.result.status}: {ev.result.record.get('reason')}")
+            elif ev.kind == "oom_retry":
+                self.bar.console.print(_oom_line(ev))
             return
         if ev.kind == "preflight":
             print(f"sweep {ev.sweep_id}: preflight smoke run", flush=True)
+        elif ev.kind == "oom_retry":
+            print(_oom_line(ev), flush=True)
         elif ev.kind == "trial_finished" and ev.result is not None:
             from assay.config import format_duration
 
@@ -143,6 +151,10 @@ class _Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.stop()
+
+
+def _oom_line(ev: Any) -> str:
+    return f"t{ev.trial:03d} oom ({ev.result.record.get('id')}): retrying with the OOM ladder's {ev.note}"
 
 
 def _summary(lab: Any, name: str, outcome: Any, json_: bool) -> None:

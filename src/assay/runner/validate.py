@@ -273,6 +273,42 @@ class LadderOutcome:
 
 
 Approve = Callable[[str, Any, Any], bool]  # (locked key, old value, new value) -> approved?
+Refuse = Callable[[str, Any, Any], "str | None"]  # (key, old value, new value) -> why it may not change, or None
+
+
+def locked_keys(exp: Experiment, approve: Approve | None) -> Refuse:
+    """The experiment's `locked:` keys refuse a remedy unless `approve` says yes."""
+    locked = set(_keys(exp.raw.get("locked")))
+
+    def refuse(key: str, old: Any, new: Any) -> str | None:
+        if key in locked and not (approve and approve(key, old, new)):
+            return f"locked key {key} needs approval (--approve-locked {key})"
+        return None
+
+    return refuse
+
+
+def next_remedy(ladder: list[Remedy], rung: int, params: dict[str, Any],
+                refuse: Refuse) -> tuple[int, Remedy | None, dict[str, Any], list[LadderStep]]:
+    """From rung index `rung` on, the first remedy that applies to `params` and changes no refused
+    key: (the index after it, the remedy or None when the ladder is spent, its changes (flat),
+    the rungs skipped on the way with why)."""
+    skipped = []
+    while rung < len(ladder):
+        remedy = ladder[rung]
+        rung += 1
+        try:
+            changes = remedy.apply(params)
+        except ConfigError as exc:
+            skipped.append(LadderStep(rung, remedy.describe(), None, None, exc.message))
+            continue
+        flat = flatten(params)
+        why = [w for k in changes if (w := refuse(k, flat.get(k), changes[k]))]
+        if why:
+            skipped.append(LadderStep(rung, remedy.describe(), None, None, "; ".join(why)))
+            continue
+        return rung, remedy, changes, skipped
+    return rung, None, {}, skipped
 
 
 def run_with_oom_ladder(lab: Lab, spec: RunSpec, approve: Approve | None = None,
@@ -287,7 +323,7 @@ def run_with_oom_ladder(lab: Lab, spec: RunSpec, approve: Approve | None = None,
     exp = load_experiment(lab, spec.experiment)
     params, _ = resolve_params(exp, spec.overrides, spec.extra_params)  # fail before any folder
     ladder = parse_ladder(exp, exp.default_params())
-    locked = set(_keys(exp.raw.get("locked")))
+    refuse = locked_keys(exp, approve)
     group = f"{records.slug(spec.desc)}-{int(time.time())}" if spec.repeat > 1 else None
     results: list[RunResult] = []
     steps: list[LadderStep] = []
@@ -297,22 +333,13 @@ def run_with_oom_ladder(lab: Lab, spec: RunSpec, approve: Approve | None = None,
         res = start_run(lab, exp, replace(spec, extra_params=extra), seed_offset=seed, group=group)
         results.append(res)
         while res.status == "oom" and rung < len(ladder):
-            remedy = ladder[rung]
-            rung += 1
             current, _ = resolve_params(exp, spec.overrides, extra)
-            try:
-                changes = remedy.apply(current)
-            except ConfigError as exc:
-                steps.append(LadderStep(rung, remedy.describe(), None, None, exc.message))
-                _report(on_step, steps[-1])
-                continue
-            flat = flatten(current)
-            refused = [k for k in changes if k in locked and not (approve and approve(k, flat.get(k), changes[k]))]
-            if refused:
-                steps.append(LadderStep(rung, remedy.describe(), None, None,
-                                        f"locked key {', '.join(refused)} needs approval (--approve-locked {refused[0]})"))
-                _report(on_step, steps[-1])
-                continue
+            rung, remedy, changes, skipped = next_remedy(ladder, rung, current, refuse)
+            for step in skipped:
+                steps.append(step)
+                _report(on_step, step)
+            if remedy is None:
+                break
             extra = {**extra, **changes}
             tags = {**spec.tags, "oom_rung": str(rung), "oom_remedy": remedy.describe(), "oom_retry_of": res.record["id"]}
             res = start_run(lab, exp, replace(spec, extra_params=extra, tags=tags), seed_offset=seed, group=group)

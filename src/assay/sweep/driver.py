@@ -21,7 +21,7 @@ from assay.errors import ConfigError, RunError
 from assay.experiment import Experiment, load_experiment
 from assay.lab import Lab
 from assay.runner.launch import RunResult, RunSpec, entry_command, resolve_params
-from assay.sweep.executors import Executor, get_executor
+from assay.sweep.executors import Executor, executor_factory, get_executor
 from assay.sweep.samplers import Pruning, Sampler, TrialResult, get_sampler
 from assay.sweep.space import SearchSpace, space_from_mapping, to_overrides, validate_space
 from assay.sweep.state import SweepFiles, TrialEntry, create_sweep, open_sweep
@@ -42,11 +42,13 @@ class SweepConfig:
     seed: int = 0
     preflight: bool = False
     timeout: str | None = None
+    oom_ladder: bool | None = None  # None: on when the experiment has an `oom_ladder:` section
+    approve_locked: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
 class SweepEvent:
-    """`kind`: started | preflight | trial_started | trial_finished | done."""
+    """`kind`: started | preflight | trial_started | trial_finished | oom_retry | done."""
 
     kind: str
     sweep_id: str
@@ -59,6 +61,7 @@ class SweepEvent:
     params: dict[str, Any] | None = None
     result: RunResult | None = None
     eta: float | None = None  # seconds
+    note: str | None = None  # oom_retry: the remedy tried next
 
 
 @dataclass(frozen=True)
@@ -123,11 +126,15 @@ def start_sweep(lab: Lab, config: SweepConfig) -> SweepFiles:
     if budget is None or budget < 1:
         raise ConfigError(f"The trial budget must be at least 1, got {budget}", "Pass --trials 10.")
     get_sampler(config.sampler, config.space, exp.goal, config.seed, **config.sampler_options)  # name check
+    _ladder(exp, config)  # a malformed ladder fails now, not at the first OOM
+    if isinstance(config.executor, str):
+        executor_factory(config.executor)  # so does an unknown executor
     return create_sweep(exp.path, {
         "experiment": exp.name, "metric": exp.metric, "goal": exp.goal, "sampler": config.sampler,
         "sampler_options": config.sampler_options, "trials": budget, "parallel": config.parallel,
         "executor": config.executor, "executor_options": config.executor_options, "seed": config.seed,
         "preflight": config.preflight, "timeout": config.timeout, "space": config.space.to_dict(),
+        "oom_ladder": config.oom_ladder, "approve_locked": list(config.approve_locked),
     })
 
 
@@ -140,8 +147,27 @@ def resume_config(lab: Lab, experiment: str, sweep_id: str | None) -> tuple[Swee
     space = space_from_mapping(space_d.get("params") or {}, space_d.get("fixed") or {}, sf.path / "sweep.json")
     cfg = SweepConfig(experiment, space, s.get("sampler", "grid"), s.get("trials"), s.get("parallel"), s.get("executor", "local"),
                       dict(s.get("executor_options") or {}), dict(s.get("sampler_options") or {}), int(s.get("seed", 0)),
-                      bool(s.get("preflight")), s.get("timeout"))
+                      bool(s.get("preflight")), s.get("timeout"), s.get("oom_ladder"), tuple(s.get("approve_locked") or ()))
     return sf, cfg
+
+
+def _ladder(exp: Experiment, config: SweepConfig) -> tuple[list[Any], Any]:
+    """The OOM ladder for the sweep's trials, and what may not change: a remedy touching a swept
+    key would run another point of the space, and `locked:` keys need --approve-locked."""
+    from assay.runner.validate import locked_keys, parse_ladder
+
+    on = config.oom_ladder if config.oom_ladder is not None else "oom_ladder" in exp.raw
+    if not on:
+        return [], None
+    locked = locked_keys(exp, lambda key, old, new: key in config.approve_locked)
+    swept = {k.lstrip("+") for k in config.space.dims}
+
+    def refuse(key: str, old: Any, new: Any) -> str | None:
+        if key in swept:
+            return f"{key} is a dimension of this sweep (changing it would run another point)"
+        return locked(key, old, new)
+
+    return parse_ladder(exp, exp.default_params()), refuse
 
 
 def run_sweep(lab: Lab, sf: SweepFiles, config: SweepConfig, on_event: Callable[[SweepEvent], None] | None = None,
@@ -202,10 +228,13 @@ def run_sweep(lab: Lab, sf: SweepFiles, config: SweepConfig, on_event: Callable[
     status = "done"
     started_at = {}
 
+    ladder, refuse = _ladder(exp, config)
+
     def submit(entry: TrialEntry) -> None:
         extra, adds = to_overrides({**config.space.fixed, **entry.params})
         spec = RunSpec(exp.name, _desc(entry.number, entry.params), adds, config.timeout,
-                       tags={"sweep": sf.id, "trial": str(entry.number)}, extra_params=extra)
+                       tags={"sweep": sf.id, "trial": str(entry.number), **entry.oom_tags},
+                       extra_params={**extra, **entry.oom_changes})
         watch = None
         if isinstance(sampler, Pruning) and getattr(ex, "supports_watch", True):
             params = entry.params
@@ -242,6 +271,12 @@ def run_sweep(lab: Lab, sf: SweepFiles, config: SweepConfig, on_event: Callable[
                 if res.status == "interrupted":  # stopped by us or the user: re-run on resume
                     status = "interrupted"
                     continue
+                if res.status == "oom" and ladder and _climb(entry, res, ladder, refuse, sf):
+                    submit(entry)  # the same point, one remedy further; the sampler hears only the outcome
+                    emit(SweepEvent("oom_retry", sf.id, done, budget, len(running), best.value if best else None,
+                                    best.params if best else None, entry.number, entry.params, res,
+                                    note=f"rung {entry.oom_rung}: {entry.oom_tags['oom_remedy']}"))
+                    continue
                 sf.append({"event": "end", "trial": entry.number, "run": entry.run, "status": entry.status,
                            "value": entry.value, "duration": entry.duration})
                 sampler.tell(entry.params, TrialResult(entry.status, entry.value, entry.run))
@@ -270,6 +305,24 @@ def run_sweep(lab: Lab, sf: SweepFiles, config: SweepConfig, on_event: Callable[
     outcome = SweepOutcome(sf.id, sf.path, metric, goal, trials, best, status)
     emit(SweepEvent("done", sf.id, done, budget, 0, best.value if best else None, best.params if best else None))
     return outcome
+
+
+def _climb(entry: TrialEntry, res: RunResult, ladder: list[Any], refuse: Any, sf: SweepFiles) -> bool:
+    """Move `entry` to the next OOM remedy that applies (True), or say the ladder is spent (False).
+    Each step, skipped or taken, is a line of trials.jsonl."""
+    from assay.runner.validate import next_remedy
+
+    rung, remedy, changes, skipped = next_remedy(ladder, entry.oom_rung, res.record.get("params") or {}, refuse)
+    for step in skipped:
+        sf.append({"event": "oom_skip", "trial": entry.number, "rung": step.rung, "remedy": step.remedy, "why": step.skipped})
+    entry.oom_rung = rung
+    if remedy is None:
+        return False
+    entry.oom_changes = {**entry.oom_changes, **changes}
+    entry.oom_tags = {"oom_rung": str(rung), "oom_remedy": remedy.describe(), "oom_retry_of": str(res.record.get("id"))}
+    sf.append({"event": "oom_retry", "trial": entry.number, "run": res.record.get("id"), "rung": rung,
+               "remedy": remedy.describe(), "changes": changes})
+    return True
 
 
 def _sigterm_as_interrupt() -> Callable[[], None]:

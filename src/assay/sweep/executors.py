@@ -274,14 +274,18 @@ def get_executor(name: str | Executor, lab: Lab, slots: int | None = None, **opt
     """
     if not isinstance(name, str):
         return name
-    factory = EXECUTORS.get(name)
-    if factory is None:
-        from assay.sweep.samplers import _entry_point
+    return executor_factory(name)(lab, slots, **options)
 
-        factory = _entry_point("assay.executors", name)
+
+def executor_factory(name: str) -> Callable[..., Executor]:
+    """The factory of a built-in or plug-in executor; PluginError (with the known names) otherwise."""
+    from assay import plugins
+
+    factory = EXECUTORS.get(name) or plugins.find("assay.executors", name)
     if factory is None:
         from assay.errors import did_you_mean
 
-        raise PluginError(f"Unknown executor '{name}' (known: {', '.join(EXECUTORS)})." + did_you_mean(name, EXECUTORS),
+        known = [*EXECUTORS, *plugins.names("assay.executors")]
+        raise PluginError(f"Unknown executor '{name}' (known: {', '.join(known)})." + did_you_mean(name, known),
                           "Pass --executor local or --executor ray.")
-    return factory(lab, slots, **options)
+    return factory

@@ -30,6 +30,10 @@ class TrialEntry:
     value: float | None = None
     run: str | None = None
     duration: float | None = None
+    # The OOM ladder's progress on this trial (in memory: a resumed trial starts again from rung 0)
+    oom_rung: int = 0
+    oom_changes: dict[str, Any] = field(default_factory=dict)
+    oom_tags: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
