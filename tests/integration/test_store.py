@@ -17,7 +17,7 @@ from assay.errors import StoreError
 from assay.runner import RunSpec, run_experiment
 from assay.store.index import Index
 from assay.store.query import compare, list_runs, reindex, running_and_lost, show_run
-from tests.conftest import ASSAY
+from tests.conftest import ASSAY, run_cli
 
 
 def _table(lab, name):
@@ -228,3 +228,39 @@ def test_follow_streams_output_and_still_logs_it(lab, make_experiment, cli):
     rows, _ = list_runs(lab, "exp")
     for r in rows:
         assert "hello from the script" in Path(r["path"], "logs", "output.log").read_text()
+
+
+def test_the_kept_connection_follows_a_replaced_index_and_stays_in_its_thread(lab, make_experiment):
+    import threading
+
+    from assay.store.index import shared_index
+
+    make_experiment("print('val_bpb: 1')\n")
+    (a,) = run_experiment(lab, RunSpec("exp", "a"))
+    with shared_index(lab) as first:
+        pass
+    with shared_index(lab) as again:
+        assert again is first  # kept between calls
+    other: list = []
+    t = threading.Thread(target=lambda: other.append(list_runs(lab)[0]))
+    t.start()
+    t.join()
+    assert [r["id"] for r in other[0]] == [a.record["id"]]  # another thread opened its own
+    with shared_index(lab) as mine:
+        assert mine is first
+
+    for suffix in ("", "-wal", "-shm"):  # the index is deleted, and another process rebuilds it
+        lab.index_path.with_name(lab.index_path.name + suffix).unlink(missing_ok=True)
+    res = run_cli("reindex", "--json", cwd=lab.root)
+    assert res.returncode == 0, res.stderr
+    (b,) = run_experiment(lab, RunSpec("exp", "b"))
+    with shared_index(lab) as fresh:
+        assert fresh is not first
+    assert {r["id"] for r in list_runs(lab)[0]} == {a.record["id"], b.record["id"]}
+
+    with Index(lab) as index:  # damage the schema: the kept connection is dropped with a clear error
+        index.db.execute("DROP TABLE params")
+    with pytest.raises(StoreError, match="unreadable"):
+        list_runs(lab)
+    with shared_index(lab) as after:
+        assert after is not fresh

@@ -8,8 +8,12 @@ MIGRATIONS[i] upgrades version i to i+1.
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -162,13 +166,60 @@ class Index:
         self.write(_do)
 
 
+_SHARED: dict[tuple[str, int, int], tuple[Index, tuple[int, int]]] = {}
+_SHARED_MAX = 8
+
+
+def _file_id(path: Path) -> tuple[int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return st.st_dev, st.st_ino
+
+
+@contextmanager
+def shared_index(lab: Lab) -> Iterator[Index]:
+    """An index connection kept open for this thread between calls, as a client library keeps its
+    connection pool: opening and closing one is a third of the cost of a page of runs (~0.4 of
+    ~1.2 ms). It is reopened when the file was replaced (`reindex --force` moves it aside), never
+    crosses a thread or a fork, and is dropped after any database error.
+    """
+    key = (str(lab.index_path), os.getpid(), threading.get_ident())
+    held = _SHARED.pop(key, None)  # taken out while in use: a nested call opens its own
+    if held and held[1] != _file_id(lab.index_path):
+        held[0].close()
+        held = None
+    index = held[0] if held else Index(lab)
+    try:
+        yield index
+    except sqlite3.DatabaseError as exc:
+        index.close()
+        raise _store_error(exc, index.path) from None
+    except BaseException:
+        _keep(key, index)
+        raise
+    else:
+        _keep(key, index)
+
+
+def _keep(key: tuple[str, int, int], index: Index) -> None:
+    ident = _file_id(index.path)
+    if ident is None:
+        index.close()
+        return
+    _SHARED[key] = (index, ident)
+    while len(_SHARED) > _SHARED_MAX:  # the oldest goes: dicts keep insertion order
+        old = next(iter(_SHARED))
+        _SHARED.pop(old)[0].close()
+
+
 _UNREADABLE = (1, 11, 26)  # SQLITE_ERROR (no such table: a damaged schema), SQLITE_CORRUPT, SQLITE_NOTADB
 
 
 def _store_error(exc: sqlite3.DatabaseError, path: Path) -> StoreError:
     """A corrupt index is rebuilt with reindex --force; a full disk or an I/O error is not the index's fault
     (moving it aside would not help), so say which it is."""
-    import os
 
     code = (getattr(exc, "sqlite_errorcode", None) or 0) & 0xFF
     if code in _UNREADABLE or (not code and "not a database" in str(exc)):

@@ -17,7 +17,7 @@ from typing import Any
 from assay.errors import ConfigError, RunError, StoreError, did_you_mean
 from assay.lab import Lab
 from assay.store import records
-from assay.store.index import Index
+from assay.store.index import Index, shared_index
 
 COLUMNS = {"status": "r.status", "duration": "r.duration", "seed": "r.seed", "exit_code": "r.exit_code",
            "experiment": "r.experiment", "desc": "r.desc", "peak_rss": "r.peak_rss", "started": "r.started",
@@ -147,7 +147,7 @@ def list_runs(
     """
     from assay.experiment import load_experiment
 
-    with Index(lab) as index:
+    with shared_index(lab) as index:
         metrics_known, params_known = _known(index, experiment)
         clauses, args = [], []
         if experiment:
