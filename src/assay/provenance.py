@@ -107,3 +107,70 @@ def environment(python: str, cache_dir: Path | None) -> dict[str, Any]:
         "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
         "packages": packages(python, cache_dir),
     }
+
+
+# ------------------------------------------------------------------ data
+
+DATA_FULL_HASH = 256 << 20  # bytes hashed in full per run; beyond, a file gets a sampled hash
+_SAMPLE = 1 << 20
+
+
+def data_files(exp_path: Path, params: dict[str, Any]) -> dict[Path, str]:
+    """Data a run reads, as far as can be seen from outside: params naming existing files, and the
+    files under the experiment's data/ folder (the first 50). {resolved path: what named it}."""
+    import itertools
+
+    from assay.config import flatten
+
+    out: dict[Path, str] = {}
+    for key, value in flatten(params).items():
+        if isinstance(value, str) and value and len(value) < 500 and "\n" not in value:
+            p = Path(value) if Path(value).is_absolute() else exp_path / value
+            try:
+                if p.is_file():
+                    out.setdefault(p.resolve(), f"param {key}")
+            except OSError:
+                continue
+    folder = exp_path / "data"
+    if folder.is_dir():
+        found = sorted(p for p in itertools.islice(folder.rglob("*"), 5000) if p.is_file())
+        for p in found[:50]:
+            out.setdefault(p.resolve(), "data/")
+    return out
+
+
+def fingerprint(path: Path, full: bool = True) -> dict[str, Any]:
+    """Size, mtime and sha256 of a file: of all of it, or (`full=False`, for big files) of its
+    first and last MiB and its size, which still tells a changed file from the same one in practice."""
+    st = path.stat()
+    h = hashlib.sha256()
+    with path.open("rb") as fh:
+        if full:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+        else:
+            h.update(fh.read(_SAMPLE))
+            fh.seek(max(0, st.st_size - _SAMPLE))
+            h.update(fh.read(_SAMPLE))
+            h.update(str(st.st_size).encode())
+    return {"bytes": st.st_size, "mtime": st.st_mtime, "sha256": h.hexdigest()[:16], "hashed": "full" if full else "head+tail"}
+
+
+def data_fingerprints(exp_path: Path, params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """{file (relative to the experiment when inside it): fingerprint + what named it}."""
+    out: dict[str, dict[str, Any]] = {}
+    budget = DATA_FULL_HASH
+    for path, source in data_files(exp_path, params).items():
+        try:
+            size = path.stat().st_size
+            fp = fingerprint(path, full=size <= budget)
+        except OSError:
+            continue
+        if fp["hashed"] == "full":
+            budget -= size
+        try:
+            name = str(path.relative_to(exp_path.resolve()))
+        except ValueError:
+            name = str(path)
+        out[name] = {**fp, "named_by": source}
+    return out

@@ -93,3 +93,35 @@ def test_report_without_runs_or_criteria_says_so_instead_of_inventing(lab, make_
     assert "Data: 0 finished run(s)" in b["abstract"]
     assert "declares no success or failure criteria" in b["conclusion"]
     assert "Success criterion: none declared" in b["introduction"]
+
+
+def test_each_run_records_its_data_as_it_started_and_the_report_tells_versions_apart(lab, make_experiment):
+    import hashlib
+
+    from assay.report.report import write_report
+
+    exp = make_experiment("import assay\np = assay.params()\nprint('acc:', len(open(p['train']).read()) / 100)\n",
+                          config={"seed": 0, "train": "data/train.csv"}, metric="acc", goal="max", success="acc >= 0.1")
+    data = exp.path / "data" / "train.csv"
+    data.parent.mkdir()
+    data.write_text("x,y\n" + "1,2\n" * 5)
+    first = run_experiment(lab, RunSpec("exp", "v1", repeat=2))
+    fp = first[0].record["data"]["data/train.csv"]
+    assert fp["sha256"] == hashlib.sha256(data.read_bytes()).hexdigest()[:16]
+    assert fp["named_by"] == "param train" and fp["hashed"] == "full" and "changed_during_run" not in fp
+    assert first[1].record["data"]["data/train.csv"]["sha256"] == fp["sha256"]
+
+    data.write_text("x,y\n" + "1,2\n" * 9)  # the data changes between runs
+    (second,) = run_experiment(lab, RunSpec("exp", "v2"))
+    assert second.record["data"]["data/train.csv"]["sha256"] != fp["sha256"]
+    methods = blocks(write_report(lab, "exp").markdown.read_text())["methods"]
+    row = next(line for line in methods.splitlines() if line.startswith("| `data/train.csv`"))
+    assert f"{fp['sha256']} (2 runs)" in row and f"{second.record['data']['data/train.csv']['sha256']} (1 run)" in row
+    assert "the runs read 2 different versions" in methods
+
+    writer = make_experiment("import assay\np = assay.params()\nopen(p['out'], 'a').write('more')\nprint('acc: 1')\n",
+                             name="writer", config={"seed": 0, "out": "data/cache.txt"}, metric="acc", goal="max")
+    (writer.path / "data").mkdir()
+    (writer.path / "data" / "cache.txt").write_text("start")
+    (res,) = run_experiment(lab, RunSpec("writer", "w"))
+    assert res.record["data"]["data/cache.txt"]["changed_during_run"] is True

@@ -264,3 +264,17 @@ def test_the_kept_connection_follows_a_replaced_index_and_stays_in_its_thread(la
         list_runs(lab)
     with shared_index(lab) as after:
         assert after is not fresh
+
+
+def test_kept_connections_never_cross_threads_across_many_labs(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from assay.lab import init_lab
+
+    labs = [init_lab(tmp_path / f"lab{i}")[0] for i in range(7)]  # more labs than a thread keeps open
+
+    def list_all(_: int) -> int:
+        return sum(list_runs(lab_)[1] for lab_ in labs for _ in range(3))
+
+    with ThreadPoolExecutor(8) as pool:
+        assert list(pool.map(list_all, range(32))) == [0] * 32

@@ -121,6 +121,39 @@ def _environment(exp: Experiment, ok: list[RunView]) -> list[str]:
 
 
 def _data_fingerprint(exp: Experiment, ok: list[RunView]) -> list[str]:
+    """The data files' sha256 as each run recorded it when it started, against the files today."""
+    from assay.provenance import fingerprint
+
+    versions: dict[str, dict[str, list[RunView]]] = {}  # file -> sha256 -> runs that read that version
+    first: dict[str, dict[str, Any]] = {}
+    for r in ok:
+        for name, fp in (r.record.get("data") or {}).items():
+            versions.setdefault(name, {}).setdefault(str(fp.get("sha256")), []).append(r)
+            first.setdefault(name, fp)
+    if not versions:
+        return _data_hashed_now(exp, ok)  # runs from before assay recorded their data
+    rows, notes = [], []
+    for name, by_hash in versions.items():
+        fp = first[name]
+        try:
+            now = fingerprint(exp.path / name, full=fp.get("hashed") == "full")["sha256"]
+        except OSError:
+            now = None
+        state = "missing now" if now is None else "unchanged" if set(by_hash) == {now} else f"**changed** (now {now})"
+        recorded = ", ".join(f"{h} ({len(rs)} run{'s' * (len(rs) > 1)})" for h, rs in by_hash.items())
+        runs = [r for rs in by_hash.values() for r in rs]
+        rows.append([f"`{name}`", fp.get("bytes"), recorded, state, fp.get("named_by", ""),
+                     link(rel(runs[0].path / "run.json", exp.path))])
+        if len(by_hash) > 1:
+            notes.append(f"- `{name}`: the runs read {len(by_hash)} different versions; their results may not be comparable.")
+        if any((r.record.get("data") or {}).get(name, {}).get("changed_during_run") for r in runs):
+            notes.append(f"- `{name}` changed while a run was running (the run wrote it, or something else did).")
+    out = ["Data fingerprint (sha256 of each data file as the runs started; `head+tail` for files past 256 MiB):", "",
+           table(["file", "bytes", "sha256 at run time", "today", "named by", "source"], rows)]
+    return out + ([""] + notes if notes else [])
+
+
+def _data_hashed_now(exp: Experiment, ok: list[RunView]) -> list[str]:
     """sha256 of data files: params naming existing files, and files under the experiment's data/."""
     files: dict[Path, str] = {}
     for r in ok:

@@ -180,13 +180,14 @@ def start_run(lab: Lab, exp: Experiment, spec: RunSpec, seed_offset: int = 0, gr
     prov: dict[str, Any] = {}
 
     def _provenance() -> None:
-        from assay.provenance import environment, git_state
+        from assay.provenance import data_fingerprints, environment, git_state
 
         try:
             prov["git"] = git_state(exp.path, path / records.PATCH_FILE)
             env = environment(cmd[0] if cmd[0] == lab.python else lab.python, lab.state_dir / "cache")
             (path / "env.json").write_text(json.dumps(env, indent=1))
             prov["env"] = {k: env[k] for k in ("python", "python_version", "hostname", "platform")}
+            prov["data"] = data_fingerprints(exp.path, params)  # what the data was when the run read it
         except Exception as exc:  # noqa: BLE001 - provenance failing must not lose the run; it is reported
             prov["error"] = f"{type(exc).__name__}: {exc}"
 
@@ -224,6 +225,8 @@ def start_run(lab: Lab, exp: Experiment, spec: RunSpec, seed_offset: int = 0, gr
         artifacts=summary["artifacts"], log_tail=tail, git=prov.get("git"), env=prov.get("env"),
     )
     record["tags"] = {**record["tags"], **summary["tags"]}
+    if prov.get("data"):
+        record["data"] = _flag_rewritten(exp.path, prov["data"])
     if summary["logged_params"]:
         record["logged_params"] = summary["logged_params"]
     warnings = _unread_overrides(path, parsed)
@@ -235,6 +238,20 @@ def start_run(lab: Lab, exp: Experiment, spec: RunSpec, seed_offset: int = 0, gr
     with Index(lab) as index:
         index.upsert(path, record)
     return RunResult(path, record)
+
+
+def _flag_rewritten(exp_path: Path, data: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """Mark data files whose size or mtime moved while the run ran (it wrote them, or something
+    else did): their fingerprint is of the file as the run started."""
+    for name, fp in data.items():
+        try:
+            st = (exp_path / name).stat()
+        except OSError:
+            fp["changed_during_run"] = "deleted"
+            continue
+        if st.st_size != fp["bytes"] or st.st_mtime != fp["mtime"]:
+            fp["changed_during_run"] = True
+    return data
 
 
 def _record_child(path: Path, record: dict[str, Any], pid: int) -> None:

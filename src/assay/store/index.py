@@ -166,8 +166,8 @@ class Index:
         self.write(_do)
 
 
-_SHARED: dict[tuple[str, int, int], tuple[Index, tuple[int, int]]] = {}
-_SHARED_MAX = 8
+_SHARED = threading.local()  # per thread: {(index path, pid): (Index, file id)}; gone with its thread
+_SHARED_MAX = 4
 
 
 def _file_id(path: Path) -> tuple[int, int] | None:
@@ -182,11 +182,13 @@ def _file_id(path: Path) -> tuple[int, int] | None:
 def shared_index(lab: Lab) -> Iterator[Index]:
     """An index connection kept open for this thread between calls, as a client library keeps its
     connection pool: opening and closing one is a third of the cost of a page of runs (~0.4 of
-    ~1.2 ms). It is reopened when the file was replaced (`reindex --force` moves it aside), never
-    crosses a thread or a fork, and is dropped after any database error.
+    ~1.2 ms). It is reopened when the file was replaced, lives and dies with its thread (SQLite
+    connections may not cross threads), is never reused after a fork, and is dropped after any
+    database error.
     """
-    key = (str(lab.index_path), os.getpid(), threading.get_ident())
-    held = _SHARED.pop(key, None)  # taken out while in use: a nested call opens its own
+    held_by_thread: dict[tuple[str, int], tuple[Index, tuple[int, int]]] = _SHARED.__dict__.setdefault("held", {})
+    key = (str(lab.index_path), os.getpid())
+    held = held_by_thread.pop(key, None)  # taken out while in use: a nested call opens its own
     if held and held[1] != _file_id(lab.index_path):
         held[0].close()
         held = None
@@ -197,21 +199,20 @@ def shared_index(lab: Lab) -> Iterator[Index]:
         index.close()
         raise _store_error(exc, index.path) from None
     except BaseException:
-        _keep(key, index)
+        _keep(held_by_thread, key, index)
         raise
     else:
-        _keep(key, index)
+        _keep(held_by_thread, key, index)
 
 
-def _keep(key: tuple[str, int, int], index: Index) -> None:
+def _keep(held: dict[tuple[str, int], tuple[Index, tuple[int, int]]], key: tuple[str, int], index: Index) -> None:
     ident = _file_id(index.path)
     if ident is None:
         index.close()
         return
-    _SHARED[key] = (index, ident)
-    while len(_SHARED) > _SHARED_MAX:  # the oldest goes: dicts keep insertion order
-        old = next(iter(_SHARED))
-        _SHARED.pop(old)[0].close()
+    held[key] = (index, ident)
+    while len(held) > _SHARED_MAX:  # this thread's oldest goes (dicts keep insertion order)
+        held.pop(next(iter(held)))[0].close()
 
 
 _UNREADABLE = (1, 11, 26)  # SQLITE_ERROR (no such table: a damaged schema), SQLITE_CORRUPT, SQLITE_NOTADB
