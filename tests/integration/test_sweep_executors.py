@@ -1,5 +1,5 @@
 """Executor conformance: every registered executor runs trials as ordinary runs, reports a crash
-as a status, stops running trials on shutdown(cancel=True). Ray runs on a real local instance."""
+as a status, stops a trial its watch prunes, stops running trials on shutdown(cancel=True). Ray runs on a real local instance."""
 
 import json
 import time
@@ -97,6 +97,23 @@ def test_conformance_cancel_stops_running_trials(lab, make_experiment, executor)
     while leftovers():  # the script's process is gone too (a Ray worker's child dies with it)
         assert time.monotonic() < deadline, "the cancelled trial's process is still alive"
         time.sleep(0.05)
+
+
+@pytest.mark.parametrize("how", ["api", "printed"])
+def test_conformance_a_watch_that_says_prune_stops_the_trial(lab, make_experiment, executor, how):
+    log = 'assay.log({"score": step}, step=step)' if how == "api" else 'print(f"score: {step}", flush=True)'
+    make_experiment(f"import time, assay\nfor step in range(40):\n    {log}\n    time.sleep(0.1)\n",
+                    config={"seed": 0}, metric="score", goal="max")
+    seen = []
+
+    def watch(step, value):  # what a pruning sampler does with a trial's intermediate values
+        seen.append((step, value))
+        return step >= 3
+
+    res = executor.submit(RunSpec("exp", f"prune-{how}", tags={"sweep": "t"}), watch).result(timeout=120)
+    assert res.status == "pruned" and "pruned by the sweep at step 3" in res.record["reason"], res.record.get("reason")
+    assert seen[:4] == [(0, 0.0), (1, 1.0), (2, 2.0), (3, 3.0)]
+    assert 4 <= res.record["metrics"]["score"]["count"] < 40  # stopped early, what it logged kept
 
 
 def test_local_pool_gives_each_slot_its_own_gpu(lab, make_experiment, monkeypatch):

@@ -26,19 +26,109 @@ _remote_lock = threading.Lock()
 _remote_fn: Any = None
 
 
-def _run_on_worker(cmd: list[str], cwd: str, env: dict[str, str], timeout: float | None) -> dict[str, Any]:
-    """Body of the Ray task (runs on a worker): the script in a scratch run folder, files returned."""
+class _WorkerWatch:
+    """On the worker: each new value of the primary metric (logged through the API into the scratch
+    metrics.jsonl, or printed and captured) goes to the driver's mailbox; when the driver's sampler
+    says prune, the script's process group is stopped (SIGTERM, SIGKILL after the grace)."""
+
+    def __init__(self, mailbox: Any, key: str, metric: str, capture: Any, metrics_file: Path) -> None:
+        self.mailbox, self.key, self.metric, self.capture, self.file = mailbox, key, metric, capture, metrics_file
+        self.pid: int | None = None
+        self.pruned = False
+        self.api = False  # as locally: once the API logs the metric, printed values of it are ignored
+        self.seen = -1
+        self.reported: set[int] = set()
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+
+    def started(self, pid: int) -> None:
+        self.pid = pid
+        threading.Thread(target=self._follow, daemon=True).start()
+
+    def line(self, line: str) -> None:
+        if self.capture is None or self.api:
+            return
+        step, found = self.capture.parse(line)
+        if self.metric in found:
+            self._report(step, found[self.metric])
+
+    def _follow(self) -> None:
+        import json
+
+        offset = 0
+        while not self.done.wait(0.2):
+            try:
+                with self.file.open("rb") as fh:
+                    fh.seek(offset)
+                    data = fh.read()
+            except FileNotFoundError:
+                data = b""
+            end = data.rfind(b"\n") + 1
+            offset += end
+            for raw in data[:end].splitlines():
+                try:
+                    ev = json.loads(raw)
+                except ValueError:
+                    continue
+                value = (ev.get("m") or {}).get(self.metric) if isinstance(ev, dict) else None
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    self.api = True
+                    self._report(ev.get("step") if isinstance(ev.get("step"), int) else None, value)
+            if not self.pruned:  # the driver may have decided after this trial's last report
+                import ray
+
+                if ray.get(self.mailbox.stopped.remote(self.key)):
+                    self._prune()
+
+    def _report(self, step: int | None, value: float) -> None:
+        import ray
+
+        with self.lock:
+            self.seen += 1
+            step = self.seen if step is None else step
+            if step in self.reported or self.pruned:
+                return
+            self.reported.add(step)
+        if ray.get(self.mailbox.report.remote(self.key, step, float(value))):
+            self._prune()
+
+    def _prune(self) -> None:
+        import signal
+
+        from assay.runner.process import GRACE_SECONDS
+        from assay.sweep.executors import _signal_group
+
+        with self.lock:
+            if self.pruned or self.pid is None:
+                return
+            self.pruned = True
+        _signal_group(self.pid, signal.SIGTERM)
+        if not self.done.wait(GRACE_SECONDS):
+            _signal_group(self.pid, signal.SIGKILL)
+
+
+def _run_on_worker(cmd: list[str], cwd: str, env: dict[str, str], timeout: float | None,
+                   watch: tuple[Any, str, str, Any] | None = None) -> dict[str, Any]:
+    """Body of the Ray task (runs on a worker): the script in a scratch run folder, files returned.
+    `watch` = (mailbox, trial key, primary metric, capture) streams the metric back for pruning."""
     import shutil
     import tempfile
 
     from assay.runner.process import run_process
 
     scratch = Path(tempfile.mkdtemp(prefix="assay-ray-"))
+    watcher = _WorkerWatch(*watch, scratch / records.METRICS_FILE) if watch else None
     try:
         for sub in records.SUBDIRS:
             (scratch / sub).mkdir()
         child_env = {**os.environ, **env, "ASSAY_RUN_DIR": str(scratch)}
-        res = run_process(cmd, Path(cwd), child_env, scratch / records.LOG_FILE, lambda line: None, timeout)
+        try:
+            res = run_process(cmd, Path(cwd), child_env, scratch / records.LOG_FILE,
+                              watcher.line if watcher else lambda line: None, timeout,
+                              on_start=watcher.started if watcher else None)
+        finally:
+            if watcher:
+                watcher.done.set()
         files: dict[str, bytes] = {}
         skipped: list[str] = []
         for p in sorted(scratch.rglob("*")):
@@ -50,7 +140,7 @@ def _run_on_worker(cmd: list[str], cwd: str, env: dict[str, str], timeout: float
                     files[rel] = p.read_bytes()
         return {"returncode": res.returncode, "stopped_by": res.stopped_by, "peak_rss": res.peak_rss,
                 "peak_gpu_mem": res.peak_gpu_mem, "pid": res.pid, "files": files, "skipped": skipped,
-                "node": os.uname().nodename}
+                "node": os.uname().nodename, "pruned": bool(watcher and watcher.pruned)}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -63,11 +153,34 @@ def _remote(ray: Any) -> Any:
         return _remote_fn
 
 
+class _Mailbox:
+    """A Ray actor between the trials' workers and the driver: workers post (trial, step, value);
+    the driver drains the posts, asks its sampler, and marks the trials to prune."""
+
+    def __init__(self) -> None:
+        self.posts: list[tuple[str, int, float]] = []
+        self.stops: set[str] = set()
+
+    def report(self, key: str, step: int, value: float) -> bool:
+        self.posts.append((key, step, value))
+        return key in self.stops
+
+    def drain(self) -> list[tuple[str, int, float]]:
+        out, self.posts = self.posts, []
+        return out
+
+    def stop(self, key: str) -> None:
+        self.stops.add(key)
+
+    def stopped(self, key: str) -> bool:
+        return key in self.stops
+
+
 class RayExecutor(ThreadedExecutor):
     """`--executor ray [--address ...]`: `slots` trials in flight, each a task asking for
     `cpus` CPUs and `gpus` GPUs (Ray sets CUDA_VISIBLE_DEVICES for the task)."""
 
-    supports_watch = False  # the metrics file is on the worker until the task returns
+    supports_watch = True  # the workers post the primary metric to a mailbox actor as it is logged
 
     def __init__(self, lab: Lab, slots: int | None = None, address: str | None = None, cpus: float = 1,
                  gpus: float = 0, **options: Any) -> None:
@@ -94,6 +207,38 @@ class RayExecutor(ThreadedExecutor):
             slots = max(1, min(by_cpu, by_gpu))
         super().__init__(lab, slots)
         self._refs: dict[int, Any] = {}
+        self._watched: dict[str, _Control] = {}
+        self._mailbox: Any = None
+        self._poller: threading.Thread | None = None
+        self._closing = threading.Event()
+
+    def _watch(self, control: _Control, capture: Any) -> tuple[Any, str, str, Any]:
+        """Register a trial whose metric the sampler watches; the mailbox and its poller start once."""
+        key = f"{os.getpid()}-{id(control)}"
+        with self._lock:
+            if self._mailbox is None:
+                self._mailbox = self.ray.remote(num_cpus=0)(_Mailbox).remote()
+                self._poller = threading.Thread(target=self._poll, daemon=True)
+                self._poller.start()
+            self._watched[key] = control
+        return self._mailbox, key, control.metric, capture
+
+    def _poll(self) -> None:
+        """Hand the workers' posts to each trial's watch (the sampler); mark the ones it prunes."""
+        while not self._closing.wait(0.2):
+            try:
+                posts = self.ray.get(self._mailbox.drain.remote())
+            except Exception:  # noqa: BLE001 - Ray going down with the sweep: nothing left to watch
+                return
+            for key, step, value in posts:
+                with self._lock:
+                    control = self._watched.get(key)
+                if control is None or control.watch is None or control.stopped:
+                    continue
+                if control.watch(step, value):
+                    control.pruned_at = (step, value)
+                    control.stop("pruned")  # no local pid: marks it; the worker stops the process
+                    self._mailbox.stop.remote(key)
 
     def launcher(self, control: _Control) -> Callable[..., Any]:
         ray = self.ray
@@ -103,7 +248,8 @@ class RayExecutor(ThreadedExecutor):
                    **kw: Any) -> ProcessResult:
             # Only what assay set travels: the worker keeps its own PATH, HOME, CUDA_VISIBLE_DEVICES...
             ours = {k: v for k, v in env.items() if os.environ.get(k) != v and k != "CUDA_VISIBLE_DEVICES"}
-            ref = _remote(ray).options(num_cpus=self.cpus, num_gpus=self.gpus).remote(cmd, str(cwd), ours, timeout)
+            watch = self._watch(control, getattr(on_line, "capture", None)) if control.watch else None
+            ref = _remote(ray).options(num_cpus=self.cpus, num_gpus=self.gpus).remote(cmd, str(cwd), ours, timeout, watch)
             with self._lock:
                 self._refs[id(control)] = ref
             try:
@@ -115,9 +261,11 @@ class RayExecutor(ThreadedExecutor):
             finally:
                 with self._lock:
                     self._refs.pop(id(control), None)
+                    if watch:
+                        self._watched.pop(watch[1], None)
             _unpack(out, log_path, on_line)
-            # Ray may kill the task's children before the task itself: a cancelled trial is interrupted.
-            stopped_by = out["stopped_by"] or ("interrupt" if control.stopped else None)
+            # Ray may kill the task's children before the task itself: a cancelled or pruned trial is interrupted.
+            stopped_by = out["stopped_by"] or ("interrupt" if control.stopped or out.get("pruned") else None)
             return ProcessResult(out["returncode"], stopped_by, out["peak_rss"], out["peak_gpu_mem"], out["pid"])
 
         return launch
@@ -131,6 +279,11 @@ class RayExecutor(ThreadedExecutor):
             for ref in refs:
                 self.ray.cancel(ref, force=True)
         super().shutdown(cancel)
+        self._closing.set()
+        if self._poller is not None:
+            self._poller.join(timeout=5)
+        if self._mailbox is not None:
+            self.ray.kill(self._mailbox)
         if self.owns_ray:
             self.ray.shutdown()
 
