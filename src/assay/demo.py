@@ -57,8 +57,9 @@ def run_demo(path: Path, say: Callable[[str], None]) -> Path:
     say(f"hypothesis: {exp.hypothesis}")
     say(f"decides it: {exp.metric} ({exp.goal}); success if {exp.success}; failure if {exp.failure}")
     for desc, overrides in VARIANTS:
-        # The baseline gets three seeds: the run-to-run noise every later judgement is measured against.
-        repeat = 3 if desc == "baseline" else 1
+        # The two sides of the hypothesis's comparison get three seeds each: the run-to-run noise
+        # every judgement is measured against.
+        repeat = 3 if desc in ("baseline", "logloss") else 1
         for res in run_experiment(lab, RunSpec(EXAMPLE, desc, overrides, timeout="2m", repeat=repeat)):
             say(summary_line(res, lab.root))
     add_note(exp.path, "[TODO] repeat the two best settings with --repeat 3 before trusting a gap this small.")
@@ -74,5 +75,7 @@ def run_demo(path: Path, say: Callable[[str], None]) -> Path:
 
     v = verdict(lab, EXAMPLE)
     say(f"\nverdict: {v.verdict.upper()}: {v.reason}")
+    if v.hint:
+        say(f"to decide it: {v.hint}")
     say(f"next: cd {path} && assay runs digits --sort val_f1 && assay verdict digits && assay ui")
     return lab.root

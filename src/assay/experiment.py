@@ -29,19 +29,43 @@ def guess_goal(metric: str) -> str:
 
 @dataclass(frozen=True)
 class Criterion:
-    """`metric op value`, e.g. `val_f1 >= 0.80`."""
+    """`metric op value`, e.g. `val_f1 >= 0.80`; or a comparison of two configurations,
+    `val_f1[loss=log_loss] > val_f1[loss=hinge] + 0.005`: then `left` and `right` select the runs
+    (params equal to these) and the criterion is on the difference left - right, against `value`."""
 
     metric: str
     op: str
     value: float
     text: str
+    left: dict[str, str] | None = None
+    right: dict[str, str] | None = None
+
+    @property
+    def comparative(self) -> bool:
+        return self.left is not None
 
     def holds(self, x: float) -> bool:
         return {">=": x >= self.value, ">": x > self.value, "<=": x <= self.value, "<": x < self.value,
                 "==": x == self.value}[self.op]
 
 
-_CRITERION = re.compile(r"^\s*([A-Za-z_][\w./\-]*)\s*(>=|<=|==|>|<)\s*([-+]?[\d.]+(?:[eE][-+]?\d+)?)\s*$")
+_NUMBER = r"[-+]?[\d.]+(?:[eE][-+]?\d+)?"
+_CRITERION = re.compile(rf"^\s*([A-Za-z_][\w./\-]*)\s*(>=|<=|==|>|<)\s*({_NUMBER})\s*$")
+_SIDE = r"([A-Za-z_][\w./\-]*)\[([^\]]*)\]"
+_COMPARISON = re.compile(rf"^\s*{_SIDE}\s*(>=|<=|>|<)\s*{_SIDE}\s*(?:([+-])\s*([\d.]+(?:[eE][-+]?\d+)?))?\s*$")
+
+
+def _selector(text: str, part: str, source: str) -> dict[str, str]:
+    out = {}
+    for item in filter(None, (x.strip() for x in text.split(","))):
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip() or not value.strip():
+            raise ConfigError(f"Cannot read the run selector [{text}] in '{part}' ({source})",
+                              "Select runs by params, e.g. val_f1[loss=log_loss, alpha=1e-4] > val_f1[loss=hinge, alpha=1e-4].")
+        out[key.strip()] = value.strip()
+    if not out:
+        raise ConfigError(f"Empty run selector in '{part}' ({source})", "Name the params that pick each side, e.g. [loss=hinge].")
+    return out
 
 
 def parse_criteria(text: str | None, source: str) -> list[Criterion]:
@@ -50,11 +74,20 @@ def parse_criteria(text: str | None, source: str) -> list[Criterion]:
         return []
     out = []
     for part in re.split(r"\s+and\s+|\s*&&\s*", text.strip()):
+        if c := _COMPARISON.match(part):
+            metric, left, op, other, right, sign, margin = c.groups()
+            if other != metric:
+                raise ConfigError(f"'{part}' in {source} compares {metric} with {other}",
+                                  "Compare one metric between two sets of runs, e.g. val_f1[lr=0.1] > val_f1[lr=0.01].")
+            value = float(margin or 0) * (-1 if sign == "-" else 1)
+            out.append(Criterion(metric, op, value, part.strip(), _selector(left, part, source), _selector(right, part, source)))
+            continue
         m = _CRITERION.match(part)
         if not m:
             raise ConfigError(
                 f"Cannot read criterion '{part}' in {source}",
-                "Write criteria as metric op number, e.g. \"val_f1 >= 0.80\" (join several with 'and').",
+                "Write criteria as metric op number, e.g. \"val_f1 >= 0.80\", or compare runs: "
+                "\"val_f1[loss=log_loss] > val_f1[loss=hinge]\" (join several with 'and').",
             )
         out.append(Criterion(m.group(1), m.group(2), float(m.group(3)), part.strip()))
     return out

@@ -76,10 +76,11 @@ def test_demo_runs_and_prints_the_comparison(tmp_path):
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("\nok ") + out.stdout.startswith("ok ") >= 6
     assert "best_val_f1" in out.stdout and "* " in out.stdout and " ± " in out.stdout
-    # Three baseline seeds measure the noise a verdict needs (its value depends on scikit-learn's SGD).
+    # Three seeds per side measure the noise a verdict needs (its value depends on scikit-learn's SGD).
     assert re.search(r"^verdict: (SUPPORTED|REFUTED|INCONCLUSIVE): .*n=3", out.stdout, re.M), out.stdout
+    assert "val_f1[loss=log_loss, alpha=0.0001] > val_f1[loss=hinge, alpha=0.0001]" in out.stdout  # judged, not just stated
     runs = json.loads(run_cli("runs", "digits", "--json", cwd=tmp_path / "d").stdout)
-    assert runs["total"] == 8 and all(r["status"] == "ok" for r in runs["runs"])
+    assert runs["total"] == 10 and all(r["status"] == "ok" for r in runs["runs"])
 
 
 def test_plain_help_setting_does_not_leak_into_launched_scripts(lab, make_experiment, cli):

@@ -80,3 +80,78 @@ def test_between_success_and_failure_is_inconclusive_and_cli_json_has_the_number
     assert cfg["sources"] == [f"runs/{rid.split('/', 1)[1]}/run.json" for rid in cfg["runs"]]
     text = cli("verdict", "exp")
     assert text.returncode == 0 and "inconclusive" in text.stdout and "acc >= 0.85" in text.stdout
+
+
+def _comparative(make_experiment, success, failure=None):
+    fields = {"success": success} | ({"failure": failure} if failure else {})
+    return make_experiment(SCRIPT, name="cmp", config={"seed": 0, "level": 0.9, "crash": 0}, metric="acc", goal="max", **fields)
+
+
+def crun(lab, desc, repeat=1, **params):
+    return run_experiment(lab, RunSpec("cmp", desc, [f"{k}={v}" for k, v in params.items()], repeat=repeat))
+
+
+def test_a_comparison_is_judged_on_the_interval_of_the_difference(lab, make_experiment, cli):
+    from assay.report.verdict import verdict
+
+    _comparative(make_experiment, "acc >= 0.85 and acc[level=0.95] > acc[level=0.9] + 0.01")
+    crun(lab, "base", repeat=3)
+    crun(lab, "more", repeat=3, level=0.95)
+    v = verdict(lab, "cmp")
+    assert v.verdict == "supported", v.reason
+    (comp,) = v.comparisons
+    assert comp.kind == "success" and comp.outcome == "holds"
+    assert comp.stats["difference"] == pytest.approx(0.05) and comp.stats["sigma_source"] == "welch"
+    assert comp.stats["ci"][0] > 0.01 and len(comp.values) == 6
+    assert all(s.startswith("runs/") and s.endswith("/run.json") for s in comp.stats["sources"])
+    out = json.loads(cli("verdict", "cmp", "--json").stdout)
+    assert out["comparisons"][0]["outcome"] == "holds" and out["verdict"] == "supported"
+
+
+def test_a_comparison_that_fails_refutes_and_one_that_straddles_is_inconclusive(lab, make_experiment):
+    from assay.report.verdict import verdict
+
+    _comparative(make_experiment, "acc[level=0.9] > acc[level=0.95]")
+    crun(lab, "base", repeat=3)
+    crun(lab, "more", repeat=3, level=0.95)
+    v = verdict(lab, "cmp")
+    assert v.verdict == "refuted" and "fails" in v.reason  # no failure criteria: a failed success criterion refutes
+
+    _comparative(make_experiment, "acc[level=0.9] >= acc[level=0.91] - 0.02")  # a gap of 0.01, margin 0.02
+    assert verdict(lab, "cmp").comparisons[0].outcome == "undecided"  # no run has level=0.91
+    assert "no finished run has level=0.91" in verdict(lab, "cmp").comparisons[0].why
+    crun(lab, "near", level=0.91)  # one run: its noise is the pooled noise of the other sides
+    comp = verdict(lab, "cmp").comparisons[0]
+    assert comp.stats["sigma_source"] == "pooled" and comp.outcome in ("holds", "undecided")
+
+
+def test_a_selector_matching_several_configurations_asks_to_pin_them(lab, make_experiment, cli):
+    from assay.report.verdict import verdict
+
+    _comparative(make_experiment, "acc[crash=0] > acc[level=0.5]")
+    crun(lab, "base", repeat=2)
+    crun(lab, "more", repeat=2, level=0.95)
+    crun(lab, "low", repeat=2, level=0.5)
+    v = verdict(lab, "cmp")
+    assert v.verdict == "inconclusive" and "matches 3 configurations (they differ in level): pin those params" in v.reason
+    bad = cli("new", "x", "--hypothesis", "h", "--metric", "acc", "--goal", "max", "--success", "acc[lr=] > acc[lr=0.1]")
+    assert bad.returncode == 1 and "Cannot read the run selector" in bad.stderr
+    other = cli("new", "y", "--hypothesis", "h", "--metric", "acc", "--goal", "max", "--success", "acc[lr=1] > loss[lr=2]")
+    assert other.returncode == 1 and "compares acc with loss" in other.stderr
+
+
+def test_the_hint_of_an_undecided_comparison_adds_new_seeds_to_both_sides(lab, make_experiment, cli):
+    import shlex
+
+    from assay.report.verdict import verdict
+
+    _comparative(make_experiment, "acc[level=0.905] > acc[level=0.9]")
+    crun(lab, "base", repeat=3)
+    crun(lab, "more", repeat=3, level=0.905)
+    v = verdict(lab, "cmp")
+    assert v.verdict == "inconclusive" and v.comparisons[0].stats["n"] == [3, 3]
+    commands = v.hint.split(": ", 1)[1].split("; ")
+    assert all("seed=3 --repeat 3" in c for c in commands)  # seeds 0-2 exist: the same seeds would add nothing
+    for command in commands:
+        assert cli(*shlex.split(command)[1:]).returncode == 0
+    assert verdict(lab, "cmp").comparisons[0].stats["n"] == [6, 6]

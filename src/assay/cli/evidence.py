@@ -56,6 +56,10 @@ def verdict(
             print(f"      {j.kind} {j.criterion.text}: {j.outcome} ({j.why})")
         for rid in c.runs:
             print(f"      {rid}")
+    for j in v.comparisons:
+        print(f"  {j.kind} {j.criterion.text}: {j.outcome} ({j.why})")
+        for rid in j.values:
+            print(f"      {rid}")
     for e in v.excluded:
         print(f"  left out: {e['id']} ({e['status']}: {e['why']})")
     if v.hint:

@@ -246,6 +246,13 @@ def conclusion(exp: Experiment, v: Verdict) -> str:
                          [[f"{j.kind}: `{j.criterion.text}`", j.outcome, j.stats.get("n"), num(j.stats.get("mean")),
                            "[" + ", ".join(num(x) for x in j.stats["ci"]) + "]" if j.stats.get("ci") else "-",
                            ", ".join(link(s) for s in c.sources)] for j in c.judged]))
+    if v.comparisons:
+        out += ["", "Comparisons (confidence interval of the difference of the two sides' means):", ""]
+        out.append(table(["criterion", "outcome", "n", "difference", "CI", "runs"],
+                         [[f"{j.kind}: `{j.criterion.text}`", j.outcome, " vs ".join(map(str, j.stats.get("n") or [])) or 0,
+                           num(j.stats.get("difference")),
+                           "[" + ", ".join(num(x) for x in j.stats["ci"]) + "]" if j.stats.get("ci") else "-",
+                           ", ".join(link(s) for s in j.stats.get("sources", []))] for j in v.comparisons]))
     if v.hint:
         out += ["", f"Next step to decide it: {v.hint}"]
     return "\n".join(out)

@@ -11,12 +11,20 @@ refuted when a failure criterion holds (or, with no failure criteria declared, a
 fails); inconclusive otherwise. Overall: supported if some configuration is, refuted if every
 configuration is, inconclusive otherwise. Looking at k configurations and keeping the one that
 passes is k chances to be lucky, so the confidence is split over them (Bonferroni).
+
+A comparative criterion, `val_f1[loss=log_loss] > val_f1[loss=hinge] + 0.005`, is judged once for
+the experiment, on the confidence interval of the difference of the two configurations' means
+(Welch's t with both sides repeated, else the pooled seed noise). The hypothesis is supported when
+the absolute criteria are (by some configuration, as above) and every comparative success
+criterion holds; refuted when a failure criterion holds, or, with none declared, when a success
+criterion fails.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+import statistics
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from assay.experiment import Criterion, Experiment, load_experiment
@@ -75,6 +83,7 @@ class Verdict:
     decided_by: list[int]
     excluded: list[dict[str, Any]]
     hint: str | None = None
+    comparisons: list[Judged] = field(default_factory=list)  # comparative criteria, judged once
 
     def to_dict(self) -> dict[str, Any]:
         return {"experiment": self.experiment, "hypothesis": self.hypothesis, "verdict": self.verdict,
@@ -82,7 +91,7 @@ class Verdict:
                 "per_config_confidence": self.per_config_confidence, "value": self.value,
                 "criteria": {"success": self.success, "failure": self.failure},
                 "configurations": [c.to_dict() for c in self.configurations], "decided_by": self.decided_by,
-                "excluded": self.excluded}
+                "comparisons": [j.to_dict() for j in self.comparisons], "excluded": self.excluded}
 
 
 def _pooled(configs_values: list[list[float]]) -> tuple[float | None, int]:
@@ -112,6 +121,89 @@ def judge(c: Criterion, values: list[float], confidence: float, pooled: tuple[fl
     if not c.holds(s.lo) and not c.holds(s.hi):
         return "fails", stats, f"{ci} lies entirely outside {c.op} {c.value:g}"
     return "undecided", stats, f"{ci} straddles {c.value:g}: more seeds would narrow it"
+
+
+def _selected(runs: list[RunView], selector: dict[str, str]) -> list[RunView]:
+    """Runs whose params equal the selector's (values typed as on the command line: 1e-4 == 0.0001)."""
+    from assay.config import flatten, parse_value
+
+    want = {k: parse_value(v) for k, v in selector.items()}
+    out = []
+    for r in runs:
+        params = flatten(r.record.get("params") or {})
+        if all(k in params and (params[k] == v or str(params[k]) == str(v)) for k, v in want.items()):
+            out.append(r)
+    return out
+
+
+def judge_comparison(c: Criterion, runs: list[RunView], value: str, confidence: float,
+                     pooled: tuple[float | None, int]) -> Judged:
+    """A comparative criterion over the experiment's usable runs: the CI of mean(left) - mean(right)."""
+    from assay.stats import t_quantile
+
+    assert c.left is not None and c.right is not None
+    sides = []
+    for sel in (c.left, c.right):
+        picked = _selected(runs, sel)
+        configs, varying = group_configs(picked)
+        label = ", ".join(f"{k}={v}" for k, v in sel.items())
+        if len(configs) != 1:
+            why = (f"no finished run has {label}" if not configs else
+                   f"[{label}] matches {len(configs)} configurations (they differ in {', '.join(varying)}): pin those params too")
+            return Judged("", c, "undecided", {}, {"n": 0}, why)
+        used = [(r, v) for r in configs[0].runs if (v := r.value(c.metric, value)) is not None and math.isfinite(v)]
+        if not used:
+            return Judged("", c, "undecided", {}, {"n": 0}, f"no run with {label} logged {c.metric}")
+        sides.append(({r.id: v for r, v in used}, [rel(r.path / "run.json", r.path.parent.parent) for r, _ in used]))
+    (a, sources_a), (b, sources_b) = sides
+    xa, xb = list(a.values()), list(b.values())
+    na, nb = len(xa), len(xb)
+    diff = statistics.fmean(xa) - statistics.fmean(xb)
+    if na >= 2 and nb >= 2:  # Welch: each side's own seed noise
+        va, vb = statistics.variance(xa) / na, statistics.variance(xb) / nb
+        se = math.sqrt(va + vb)
+        df = int((va + vb) ** 2 / (va ** 2 / (na - 1) + vb ** 2 / (nb - 1))) if va + vb > 0 else na + nb - 2
+        source = "welch"
+    elif pooled[0] is not None and pooled[1] >= 1:
+        se, df, source = pooled[0] * math.sqrt(1 / na + 1 / nb), pooled[1], "pooled"
+    else:
+        stats = {"n": [na, nb], "difference": diff, "ci": None, "sigma_source": "none", "sources": sources_a + sources_b}
+        return Judged("", c, "undecided", {**a, **b}, stats,
+                      f"difference {diff:.4g} from {na} and {nb} run(s), and no repeats anywhere to measure seed noise")
+    half = t_quantile(1 - (1 - confidence) / 2, max(df, 1)) * se
+    lo, hi = diff - half, diff + half
+    stats = {"n": [na, nb], "difference": diff, "ci": [lo, hi], "sigma_source": source, "sources": sources_a + sources_b}
+    ci = f"difference {diff:.4g}, {confidence:.1%} CI [{lo:.4g}, {hi:.4g}] (n={na} vs {nb})"
+    if c.holds(lo) and c.holds(hi):
+        return Judged("", c, "holds", {**a, **b}, stats, f"{ci} lies entirely {c.op} {c.value:g}")
+    if not c.holds(lo) and not c.holds(hi):
+        return Judged("", c, "fails", {**a, **b}, stats, f"{ci} lies entirely outside {c.op} {c.value:g}")
+    return Judged("", c, "undecided", {**a, **b}, stats, f"{ci} straddles {c.value:g}: more seeds would narrow it")
+
+
+def _with_comparisons(overall: str, reason: str, comps: list[Judged], has_absolute: bool,
+                      has_failure: bool) -> tuple[str, str]:
+    """Fold the comparative criteria into the verdict of the absolute ones."""
+    if not comps:
+        return overall, reason
+    hit = [j for j in comps if j.kind == "failure" and j.outcome == "holds"]
+    if hit:
+        return "refuted", f"failure criterion {hit[0].criterion.text} holds: {hit[0].why}"
+    if overall == "refuted":
+        return overall, reason
+    succ = [j for j in comps if j.kind == "success"]
+    missed = [j for j in succ if j.outcome == "fails"]
+    if missed and not has_failure:
+        return "refuted", f"success criterion {missed[0].criterion.text} fails: {missed[0].why}"
+    absolute_ok = overall == "supported" or not has_absolute
+    fail_open = [j for j in comps if j.kind == "failure" and j.outcome != "fails"]
+    if absolute_ok and all(j.outcome == "holds" for j in succ) and not fail_open:
+        parts = ([reason] if has_absolute else []) + [f"{j.criterion.text}: {j.why}" for j in succ]
+        return "supported", "; ".join(parts)
+    if not absolute_ok:
+        return overall, reason
+    pending = next((j for j in succ if j.outcome != "holds"), None) or fail_open[0]
+    return "inconclusive", f"{pending.criterion.text}: {pending.why}"
 
 
 def _config_verdict(judged: list[Judged], has_failure: bool) -> tuple[str, str]:
@@ -159,18 +251,20 @@ def verdict(lab: Lab, name: str, confidence: float = 0.95, value: str = "last", 
     if not 0.5 <= confidence < 1:
         raise ConfigError(f"--confidence must be in [0.5, 1), got {confidence}", "Pass e.g. --confidence 0.95.")
     exp = load_experiment(lab, name)
-    succ, fail = exp.success_criteria, exp.failure_criteria
+    all_succ, all_fail = exp.success_criteria, exp.failure_criteria
+    succ, fail = [c for c in all_succ if not c.comparative], [c for c in all_fail if not c.comparative]
+    comparative = [(kind, c) for kind, cs in (("success", all_succ), ("failure", all_fail)) for c in cs if c.comparative]
     runs = load_runs(exp) if runs is None else runs
     excluded = _excluded(exp, runs)
     good = [r for r in usable(runs) if _matches(r, where)]
     base = dict(experiment=name, hypothesis=exp.hypothesis, confidence=confidence, value=value,
-                success=[c.text for c in succ], failure=[c.text for c in fail], excluded=excluded)
-    if not succ and not fail:
+                success=[c.text for c in all_succ], failure=[c.text for c in all_fail], excluded=excluded)
+    if not all_succ and not all_fail:
         return Verdict(**base, verdict="inconclusive", reason="the experiment declares no success or failure criteria",
                        per_config_confidence=confidence, configurations=[], decided_by=[],
                        hint=f"Add e.g. `success: {exp.metric} {'>=' if exp.goal == 'max' else '<='} <target>` to {exp.file}.")
     configs, varying = group_configs(good)
-    metrics = sorted({c.metric for c in (*succ, *fail)})
+    metrics = sorted({c.metric for c in (*all_succ, *all_fail)})
     # Noise pooled per metric over every configuration's repeats: the same seeds-only spread, whatever the params.
     pooled = {m: _pooled([[v for r in cfg.runs if (v := r.value(m, value)) is not None and math.isfinite(v)]
                           for cfg in configs]) for m in metrics}
@@ -190,12 +284,28 @@ def verdict(lab: Lab, name: str, confidence: float = 0.95, value: str = "last", 
         v, reason = _config_verdict(judged, bool(fail))
         out.append(ConfigVerdict(cfg.label(varying), cfg.params, [r.id for r in cfg.runs],
                                  [rel(r.path / "run.json", exp.path) for r in cfg.runs], v, reason, judged))
-    overall, reason, decided, hint = _overall(out, exp)
+    # New seeds, not the ones already run: a seed run twice measures the same draw (and counts once).
+    next_seed = max((r.seed for r in good if isinstance(r.seed, int)), default=-1) + 1
+    if succ or fail:
+        overall, reason, decided, hint = _overall(out, exp, next_seed)
+    else:  # only comparisons: configurations are not judged one by one
+        overall, reason, decided, hint, out = "inconclusive", "", [], None, []
+    per_comparison = 1 - (1 - confidence) / max(1, len(comparative))
+    comps = [replace(judge_comparison(c, good, value, per_comparison, pooled[c.metric]), kind=kind) for kind, c in comparative]
+    overall, reason = _with_comparisons(overall, reason, comps, bool(succ or fail), bool(all_fail))
+    if comps and not good:
+        overall, reason = "inconclusive", "no finished, non-ignored run to judge"
+    open_comp = next((j for j in comps if j.outcome == "undecided" and j.values), None)
+    if overall == "inconclusive" and hint is None and open_comp is not None:
+        c = open_comp.criterion
+        hint = "Add seeds to both sides: " + "; ".join(
+            f"assay run {exp.name} repeats {' '.join(f'{k}={v}' for k, v in sel.items())} seed={next_seed} --repeat 3"
+            for sel in (c.left or {}, c.right or {}))
     return Verdict(**base, verdict=overall, reason=reason, per_config_confidence=per, configurations=out,
-                   decided_by=decided, hint=hint)
+                   decided_by=decided, hint=hint, comparisons=comps)
 
 
-def _overall(out: list[ConfigVerdict], exp: Experiment) -> tuple[str, str, list[int], str | None]:
+def _overall(out: list[ConfigVerdict], exp: Experiment, next_seed: int) -> tuple[str, str, list[int], str | None]:
     if not out:
         return ("inconclusive", "no finished, non-ignored run to judge", [],
                 f"Run it: assay run {exp.name} baseline --repeat 3")
@@ -211,7 +321,7 @@ def _overall(out: list[ConfigVerdict], exp: Experiment) -> tuple[str, str, list[
     if any("one run cannot decide" in j.why or "straddles" in j.why for i in open_ for j in out[i].judged):
         c = out[open_[0]]
         overrides = "" if c.label == "all runs" else " " + c.label.replace(", ", " ")
-        hint = f"Add seeds to narrow the interval: assay run {exp.name} repeats{overrides} --repeat 3"
+        hint = f"Add seeds to narrow the interval: assay run {exp.name} repeats{overrides} seed={next_seed} --repeat 3"
     return "inconclusive", f"{out[open_[0]].label}: {out[open_[0]].reason}", open_, hint
 
 
