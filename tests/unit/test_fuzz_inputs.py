@@ -230,9 +230,9 @@ json_values = st.recursive(st.one_of(st.none(), st.booleans(), numbers, st.text(
 def test_param_fast_decoding_reads_back_what_the_index_stored(value):
     import json
 
-    from assay.store.query import _param_value
+    from assay.store.index import param_value
 
     text = json.dumps(value, default=str)
-    got, want = _param_value(text), json.loads(text)
+    got, want = param_value(text), json.loads(text)
     assert type(got) is type(want)
     assert json.dumps(got) == json.dumps(want)  # equal, NaN included

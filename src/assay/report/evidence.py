@@ -104,6 +104,7 @@ def runs_from_index(index: Any, exp: Experiment, metrics: list[str]) -> list[Run
     load_runs reads from thousands of run.json files, in a few queries (for the dashboard).
     Running runs are left out: no verdict counts them."""
     from assay.journal import ignored_runs
+    from assay.store.index import param_value
 
     reasons = ignored_runs(exp.path)
     recs: dict[str, dict[str, Any]] = {}
@@ -116,7 +117,7 @@ def runs_from_index(index: Any, exp: Experiment, metrics: list[str]) -> list[Run
             "SELECT p.run_id, p.key, p.value FROM params p JOIN runs r ON r.id=p.run_id "
             "WHERE r.experiment=? AND r.status!='running'", (exp.name,)):
         if rid in recs:
-            recs[rid]["params"][key] = json.loads(value)
+            recs[rid]["params"][key] = param_value(value)
     marks = ",".join("?" * len(metrics))
     for rid, key, last, best in index.db.execute(
             f"SELECT m.run_id, m.key, m.last, m.best FROM metrics m JOIN runs r ON r.id=m.run_id "
@@ -214,6 +215,10 @@ def spread(values: list[float], confidence: float, pooled: tuple[float | None, i
 def rel(path: Path, base: Path) -> str:
     """`path` relative to `base` when inside it (how reports and sidecars cite files)."""
     try:
+        return str(path.relative_to(base))  # the common case, without touching the disk
+    except ValueError:
+        pass
+    try:  # through symlinks (a lab reached by two paths)
         return str(path.resolve().relative_to(base.resolve()))
     except ValueError:
         return str(path)
