@@ -190,7 +190,10 @@ def run_process(
                 kill_at = min(kill_at, now)
             if kill_at is not None and now >= kill_at:
                 _signal_group(proc.pid, signal.SIGKILL)
-            time.sleep(interval)
+            if pump.is_alive():  # wakes as soon as the output closes, which is (nearly always) the exit
+                pump.join(timeout=interval)
+            else:
+                time.sleep(interval)
             interval = min(interval * 1.5, 0.2)
     except BaseException:
         _signal_group(proc.pid, signal.SIGKILL)  # never leave a script running unwatched

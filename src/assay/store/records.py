@@ -235,12 +235,35 @@ def log_tail(path: Path, lines: int = 30, max_bytes: int = 16_384) -> str:
 
 
 def process_start_time(pid: int) -> float | None:
+    """When process `pid` started (seconds since the epoch), or None if it does not exist."""
+    if sys.platform == "linux":  # /proc directly: psutil's import would sit on every run's start-up path
+        try:
+            return _proc_start_time(pid)
+        except (OSError, ValueError, IndexError):
+            pass
     import psutil
 
     try:
         return psutil.Process(pid).create_time()
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return None
+
+
+_BOOT_TIME: list[float] = []
+
+
+def _proc_start_time(pid: int) -> float | None:
+    """psutil's create_time on Linux: field 22 of /proc/PID/stat (clock ticks after boot) + boot time."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return None
+    ticks = int(stat[stat.rindex(")") + 2:].split()[19])  # fields after "(comm)" start at field 3
+    if not _BOOT_TIME:
+        for line in Path("/proc/stat").read_text().splitlines():
+            if line.startswith("btime "):
+                _BOOT_TIME.append(float(line.split()[1]))
+    return _BOOT_TIME[0] + ticks / os.sysconf("SC_CLK_TCK")
 
 
 def process_alive(pid: int | None, started: float | None) -> bool:
