@@ -113,3 +113,28 @@ def test_absolute_paths_and_outputs_that_overwrite_previous_runs(tmp_path):
     assert codes(res) == [("absolute-path", "train.py:5"), ("user-path", "train.py:6"), ("fixed-output", "train.py:7"),
                           ("fixed-output", "train.py:8")]
     assert "out/preds.txt" in res.findings[3].message and "ASSAY_RUN_DIR" in res.findings[3].fix
+
+
+def test_a_notebook_is_checked_cell_by_cell_and_magics_are_not_python(tmp_path):
+    import json
+
+    import pytest
+
+    from assay.errors import ConfigError
+
+    write(tmp_path, "requirements.txt", "numpy==2.1.0\n")
+    cells = [
+        {"cell_type": "markdown", "source": ["# Training\n", "np.random.rand() in prose does not count\n"]},
+        {"cell_type": "code", "source": ["%matplotlib inline\n", "!pip install numpy\n", "import numpy as np\n"]},
+        {"cell_type": "code", "source": "x = np.random.rand(3)\ndf = open('/home/alice/data.csv')\n"},
+    ]
+    nb = tmp_path / "explore.ipynb"
+    nb.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    res = check_file(nb)
+    assert res.files == ["explore.ipynb"]
+    assert codes(res) == [("seed-numpy", "explore.ipynb cell 3:1"), ("absolute-path", "explore.ipynb cell 3:2")]
+
+    cells[2]["source"] = "x = (\n"
+    nb.write_text(json.dumps({"cells": cells, "nbformat": 4}))
+    with pytest.raises(ConfigError, match="explore.ipynb cell 3"):
+        check_file(nb)

@@ -60,6 +60,7 @@ class _Module:
     path: Path
     tree: ast.Module
     aliases: dict[str, str]  # local name -> dotted module path or object
+    cells: list[tuple[int, int]] | None = None  # a notebook: (cell, line in cell) of each source line
 
 
 def _aliases(tree: ast.Module) -> dict[str, str]:
@@ -89,11 +90,42 @@ def dotted(node: ast.AST, aliases: dict[str, str]) -> str | None:
     return ".".join([root, *reversed(parts)])
 
 
-def _parse(path: Path) -> ast.Module:
+def _source(path: Path) -> tuple[str, list[tuple[int, int]] | None]:
+    """A file's Python source; for a notebook, its code cells joined, with the (cell, line) of each
+    line (cells counted as Jupyter shows them, markdown included). Magics and shell escapes (`%`,
+    `!`) become blank lines: they are not Python."""
+    import json
+
+    text = path.read_text(encoding="utf-8")
+    if path.suffix != ".ipynb":
+        return text, None
     try:
-        return ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+        cells = json.loads(text).get("cells", [])
+    except (ValueError, AttributeError):
+        raise ConfigError(f"{path} is not a readable notebook (not nbformat JSON)", "Open and save it in Jupyter.") from None
+    lines: list[str] = []
+    where: list[tuple[int, int]] = []
+    for n, cell in enumerate(cells, 1):
+        if not isinstance(cell, dict) or cell.get("cell_type") != "code":
+            continue
+        src = cell.get("source", "")
+        for i, line in enumerate(("".join(src) if isinstance(src, list) else str(src)).splitlines(), 1):
+            lines.append("" if line.lstrip().startswith(("%", "!")) else line)
+            where.append((n, i))
+    return "\n".join(lines) + "\n", where
+
+
+def _parse(path: Path) -> ast.Module:
+    return _parse_mapped(path)[0]
+
+
+def _parse_mapped(path: Path) -> tuple[ast.Module, list[tuple[int, int]] | None]:
+    text, cells = _source(path)
+    try:
+        return ast.parse(text, filename=str(path)), cells
     except SyntaxError as exc:
-        raise ConfigError(f"Cannot parse {path}:{exc.lineno}: {exc.msg}", "Fix the syntax error; checks read the code, they do not run it.") from None
+        where = f"{path} cell {cells[exc.lineno - 1][0]}" if cells and exc.lineno and exc.lineno <= len(cells) else f"{path}:{exc.lineno}"
+        raise ConfigError(f"Cannot parse {where}: {exc.msg}", "Fix the syntax error; checks read the code, they do not run it.") from None
 
 
 def _local_imports(mod: ast.Module, path: Path, base: Path) -> list[Path]:
@@ -131,19 +163,19 @@ def collect(entry: Path) -> list[_Module]:
         if p in seen:
             continue
         seen.add(p)
-        tree = _parse(p)
-        out.append(_Module(p, tree, _aliases(tree)))
+        tree, cells = _parse_mapped(p)
+        out.append(_Module(p, tree, _aliases(tree), cells))
         todo += _local_imports(tree, p, base)
     return out
 
 
 def check_file(entry: Path, lab_root: Path | None = None) -> CheckResult:
     """Run every check on `entry` and its local imports; paths in findings are relative to its folder."""
-    if entry.suffix != ".py":
-        raise ConfigError(f"assay check reads Python files; '{entry.name}' is not one",
-                          "Pass the .py entry point (notebooks: export with `jupyter nbconvert --to script`).")
+    if entry.suffix not in (".py", ".ipynb"):
+        raise ConfigError(f"assay check reads Python files and notebooks; '{entry.name}' is neither",
+                          "Pass the .py or .ipynb entry point, or an experiment name.")
     if not entry.is_file():
-        raise ConfigError(f"{entry} does not exist", "Pass an experiment name or an existing .py file.")
+        raise ConfigError(f"{entry} does not exist", "Pass an experiment name or an existing .py or .ipynb file.")
     mods = collect(entry)
     base = entry.parent.resolve()
     res = CheckResult(str(entry), [_rel(m.path, base) for m in mods])
@@ -151,8 +183,20 @@ def check_file(entry: Path, lab_root: Path | None = None) -> CheckResult:
     for m in mods:
         res.findings += _path_findings(m, base) + _write_findings(m, base)
     res.findings += dependency_findings(entry, base, lab_root)
+    res.findings = [_in_cell(f, mods, base) for f in res.findings]
     res.findings.sort(key=lambda f: (f.file, f.line, f.code))
     return res
+
+
+def _in_cell(f: Finding, mods: list[_Module], base: Path) -> Finding:
+    """A finding in a notebook points at its cell and the line in that cell."""
+    from dataclasses import replace
+
+    for m in mods:
+        if m.cells and _rel(m.path, base) == f.file and 0 < f.line <= len(m.cells):
+            cell, line = m.cells[f.line - 1]
+            return replace(f, file=f"{f.file} cell {cell}", line=line)
+    return f
 
 
 def _rel(p: Path, base: Path) -> str:
@@ -310,7 +354,7 @@ def _write_findings(m: _Module, base: Path) -> list[Finding]:
 
 
 def check(lab: Any, target: str) -> CheckResult:
-    """`assay check NAME|FILE`: an experiment's entry point (when NAME is one), else a .py file."""
+    """`assay check NAME|FILE`: an experiment's entry point (when NAME is one), else a .py or .ipynb file."""
     from assay.experiment import list_experiments, load_experiment
 
     if lab is not None and target in list_experiments(lab):
@@ -323,5 +367,5 @@ def check(lab: Any, target: str) -> CheckResult:
     if not path.exists():
         known = list_experiments(lab) if lab is not None else []
         raise ConfigError(f"'{target}' is neither an experiment (known: {', '.join(known) or 'none'}) nor a file",
-                          "Pass an experiment name or the path of a .py file: assay check train.py")
+                          "Pass an experiment name or the path of a .py or .ipynb file: assay check train.py")
     return check_file(path, lab.root if lab is not None else None)
