@@ -48,7 +48,7 @@ def verdict(
     print(f"{v.experiment}: {v.verdict.upper()}  ({v.reason})")
     print(f"  hypothesis: {v.hypothesis}")
     print(f"  success: {' and '.join(v.success) or '-'}   failure: {' and '.join(v.failure) or '-'}   "
-          f"({v.value} value per run, {v.per_config_confidence:.1%} CI per configuration)")
+          f"({v.value} value per run, {v.per_config_confidence:.1%} CI per {'configuration' if v.configurations else 'comparison'})")
     for i, c in enumerate(v.configurations):
         mark = "*" if i in v.decided_by else " "
         print(f"{mark} [{c.verdict}] {c.label}: {len(c.runs)} run(s)")

@@ -291,6 +291,8 @@ def verdict(lab: Lab, name: str, confidence: float = 0.95, value: str = "last", 
     else:  # only comparisons: configurations are not judged one by one
         overall, reason, decided, hint, out = "inconclusive", "", [], None, []
     per_comparison = 1 - (1 - confidence) / max(1, len(comparative))
+    if not (succ or fail):
+        per = per_comparison
     comps = [replace(judge_comparison(c, good, value, per_comparison, pooled[c.metric]), kind=kind) for kind, c in comparative]
     overall, reason = _with_comparisons(overall, reason, comps, bool(succ or fail), bool(all_fail))
     if comps and not good:
