@@ -34,6 +34,8 @@ def test_experiments_list_counts_best_and_verdict(client, real_lab):
     assert exp["verdict_reason"] == verdict(real_lab.lab, "exp").reason
     assert exp["has_loop"] and exp["has_report"] and exp["has_journal"]
     assert other["verdict"] == "no runs" and other["runs"] == 0
+    detail = client.get("/api/experiments/exp").json()  # the experiment page says the same, with why
+    assert (detail["verdict"], detail["verdict_reason"]) == (exp["verdict"], exp["verdict_reason"])
 
 
 def test_the_verdict_follows_new_seeds_and_ignores_and_matches_the_cli(lab, make_experiment):

@@ -117,6 +117,8 @@ def test_click_from_experiments_to_a_run_whose_chart_draws_the_logged_values(pag
     page.wait_for_selector("#runs tr[data-id]")
     ids = page.eval_on_selector_all("#runs tr[data-id]", "rows => rows.map(r => r.dataset.id)")
     assert set(ids) == {real_lab.base, real_lab.fast, real_lab.crashed}  # the ignored run is hidden
+    verdict = page.locator("#verdict").inner_text()
+    assert "inconclusive" in verdict and "one run cannot decide" in verdict  # the verdict says why, in the page
     _shot(page, "runs")
 
     page.locator(f'#runs tr[data-id="{real_lab.base}"] a').first.click()

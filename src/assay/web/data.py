@@ -148,9 +148,11 @@ def experiment_detail(lab: Lab, name: str) -> dict[str, Any]:
             "SELECT DISTINCT m.key FROM metrics m JOIN runs r ON r.id=m.run_id WHERE r.experiment=? LIMIT 200", (name,))]
         params = [k for (k,) in index.db.execute(
             "SELECT DISTINCT p.key FROM params p JOIN runs r ON r.id=p.run_id WHERE r.experiment=? LIMIT 200", (name,))]
+        judged = _verdict(index, exp)
     readme = exp.path / "README.md"
     return {"name": name, "hypothesis": exp.hypothesis, "metric": exp.metric, "goal": exp.goal,
             "success": exp.success, "failure": exp.failure, "entry": exp.entry, "secondary": exp.secondary,
+            "verdict": judged["verdict"], "verdict_reason": judged["reason"],
             "readme": _text(readme) if readme.is_file() else None,
             "metrics": sorted(set(metrics) | {exp.metric}, key=lambda k: (k != exp.metric, k)), "params": sorted(params),
             "has_loop": (exp.path / "results.tsv").is_file(), "has_report": (exp.path / "REPORT.md").is_file(),
@@ -159,17 +161,11 @@ def experiment_detail(lab: Lab, name: str) -> dict[str, Any]:
 
 def runs_page(lab: Lab, name: str, where: str | None, sort: str | None, offset: int, limit: int,
               include_ignored: bool) -> dict[str, Any]:
-    """One page of an experiment's runs table, filtered and sorted in SQL by store.query."""
-    import inspect
-
+    """One page of an experiment's runs table, filtered, sorted and paged in SQL by store.query."""
     from assay.store.query import list_runs
 
     experiment(lab, name)
-    if "offset" in inspect.signature(list_runs).parameters:  # pages in SQL where the query layer can
-        rows, total = list_runs(lab, name, where, sort, limit, include_ignored, offset=offset)  # type: ignore[call-arg]
-    else:
-        rows, total = list_runs(lab, name, where, sort, offset + limit, include_ignored)
-        rows = rows[offset:]
+    rows, total = list_runs(lab, name, where, sort, limit, include_ignored, offset=offset)
     for r in rows:
         r.pop("path", None)
     return {"rows": rows, "total": total, "offset": offset, "limit": limit}

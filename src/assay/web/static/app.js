@@ -164,7 +164,9 @@ function expHeader(exp) {
   crumbs(h("a", { href: expHref(exp.name) }, exp.name));
   return [h("h1", {}, exp.name), h("p", {}, exp.hypothesis),
     h("p", { class: "muted" }, `primary metric: ${exp.metric} (${exp.goal})`,
-      exp.success ? ` · success: ${exp.success}` : "", exp.failure ? ` · failure: ${exp.failure}` : "")];
+      exp.success ? ` · success: ${exp.success}` : "", exp.failure ? ` · failure: ${exp.failure}` : ""),
+    h("p", { id: "verdict" }, "verdict: ", badge(exp.verdict, `v-${exp.verdict.replace(/\W+/g, "-")}`), " ",
+      h("span", { class: "muted" }, exp.verdict_reason || ""))];
 }
 
 async function runsPage(name, query) {
