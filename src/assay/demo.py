@@ -63,13 +63,13 @@ def run_demo(path: Path, say: Callable[[str], None]) -> Path:
         for res in run_experiment(lab, RunSpec(EXAMPLE, desc, overrides, timeout="2m", repeat=repeat)):
             say(summary_line(res, lab.root))
     add_note(exp.path, "[TODO] repeat the two best settings with --repeat 3 before trusting a gap this small.")
-    from assay.cli.render import fmt, table
+    from assay.cli.render import fmt, table, versus_best
     from assay.store.query import compare
 
     res = compare(lab, EXAMPLE, ["loss", "alpha"])
-    table(["loss", "alpha", "best_val_f1", "best_epoch", "n"],
+    table(["loss", "alpha", "best_val_f1", "best_epoch", "n", "vs best (95% CI)"],
           [[fmt(r["loss"]), fmt(r["alpha"]), fmt(r["mean"]) + (f" ± {fmt(r['std'])}" if r["std"] is not None else ""),
-            fmt(r["best_step"]), str(r["n"])] for r in res["rows"]],
+            fmt(r["best_step"]), str(r["n"]), versus_best(r, i == res["best"])] for i, r in enumerate(res["rows"])],
           highlight=res["best"], title=f"{EXAMPLE}: val_f1 (max is better)")
     from assay.report.verdict import verdict
 

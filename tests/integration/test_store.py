@@ -178,6 +178,14 @@ def test_compare_groups_repeats_into_mean_and_std(lab, make_experiment):
     best = res["rows"][res["best"]]
     assert best["lr"] == 0.5 and best["best_step"] == 3
     assert best["mean"] == pytest.approx(0.5 + 0.005) and best["std"] == pytest.approx(0.00707, rel=1e-2)
+    # The gap to the best, with its interval: Welch's t over the two rows' seeds (df 2, t = 4.303).
+    other = res["rows"][0]["vs_best"]
+    assert best["vs_best"] is None and other["delta"] == pytest.approx(0.1 - 0.5)
+    half = 4.303 * (0.01 / 2 ** 0.5) * (2 / 2) ** 0.5  # each row's std is 0.00707: se = sqrt(2 * 0.00707**2 / 2)
+    assert other["ci"] == pytest.approx([-0.4 - half, -0.4 + half], rel=1e-3) and other["within_noise"] is False
+    run_experiment(lab, RunSpec("exp", "lr0.49", ["lr=0.49"]))  # one run, a hair below the best: within noise
+    near = next(r for r in compare(lab, "exp", ["lr"])["rows"] if r["lr"] == 0.49)["vs_best"]
+    assert near["within_noise"] is True and near["ci"][0] < near["delta"] < 0 < near["ci"][1]
 
 
 def test_cli_json_outputs_are_strict_json(lab, make_experiment, cli):

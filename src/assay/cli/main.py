@@ -196,7 +196,7 @@ def compare(
     json_: JsonOpt = False,
 ) -> None:
     """Compare runs grouped by params: best metric per group (mean ± std over seeds), best row marked."""
-    from assay.cli.render import emit_json, fmt, table
+    from assay.cli.render import emit_json, fmt, table, versus_best
     from assay.store.query import compare as do_compare
 
     lab = _lab()
@@ -207,11 +207,12 @@ def compare(
         return
     m = res["metric"]
     step_name = "best_step" if not any("epoch" in str(k) for k in keys) else "best_epoch"
-    headers = [*keys, f"best_{m}", step_name, "n"]
+    headers = [*keys, f"best_{m}", step_name, "n", "vs best (95% CI)"]
     body = []
-    for r in res["rows"]:
+    for i, r in enumerate(res["rows"]):
         val = fmt(r["mean"]) + (f" ± {fmt(r['std'])}" if r["std"] is not None else "")
-        body.append([*(fmt(r[k]) for k in keys), val, fmt(r["best_step"]), str(r["n"]) + (f" (+{r['failed']} failed)" if r["failed"] else "")])
+        body.append([*(fmt(r[k]) for k in keys), val, fmt(r["best_step"]), str(r["n"]) + (f" (+{r['failed']} failed)" if r["failed"] else ""),
+                     versus_best(r, i == res["best"])])
     if not body:
         print(f"no finished runs in {name}")
         return

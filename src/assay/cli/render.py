@@ -42,6 +42,19 @@ def fmt(v: Any) -> str:
     return str(v)
 
 
+def versus_best(row: dict[str, Any], is_best: bool) -> str:
+    """A compare row's gap to the best row: `-0.012 ± 0.008`, flagged when the noise covers it."""
+    if is_best:
+        return "best"
+    vs = row.get("vs_best")
+    if not vs:
+        return "-"
+    if vs["ci"] is None:
+        return f"{vs['delta']:+.3g} (noise unknown)"
+    half = (vs["ci"][1] - vs["ci"][0]) / 2
+    return f"{vs['delta']:+.3g} ± {half:.2g}" + (" (within noise)" if vs["within_noise"] else "")
+
+
 def when(ts: float | None) -> str:
     return datetime.fromtimestamp(ts).strftime("%m-%d %H:%M") if ts else "-"
 

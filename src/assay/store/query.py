@@ -269,8 +269,11 @@ def compare(lab: Lab, experiment: str, by: list[str], metric: str | None = None,
     """Group an experiment's finished runs by params `by` and summarize the metric per group.
 
     Returns {"metric", "goal", "by", "rows": [{<by values>, n, mean, std, best, best_step, runs,
-    failed}], "best": index of the best row}. Uses each run's best value (and its step), as in a
-    sweep analysis of per-epoch validation metrics; repeats (seeds) are pooled into mean ± std.
+    failed, vs_best}], "best": index of the best row}. Uses each run's best value (and its step), as
+    in a sweep analysis of per-epoch validation metrics; repeats (seeds) are pooled into mean ± std.
+    `vs_best` is {delta, ci, within_noise}: the row's mean minus the best row's, with the 95%
+    interval of that difference (Welch with repeats on both sides, else the seed noise pooled over
+    all rows); within_noise says the interval contains 0, i.e. the gap may be luck.
     """
     from assay.experiment import load_experiment
 
@@ -306,10 +309,12 @@ def compare(lab: Lab, experiment: str, by: list[str], metric: str | None = None,
         elif r["status"] not in ("running",):
             g["failed"] += 1
     out_rows = []
+    values: dict[int, list[float]] = {}  # id(row) -> the values behind its mean
     for g in groups.values():
         vals = g.pop("values")
         steps = g.pop("steps")
         row = dict(g)
+        values[id(row)] = vals
         row["n"] = len(vals)
         row["mean"] = statistics.fmean(vals) if vals else None
         row["std"] = statistics.stdev(vals) if len(vals) > 1 else None
@@ -326,7 +331,32 @@ def compare(lab: Lab, experiment: str, by: list[str], metric: str | None = None,
     except TypeError:
         pass
     best_i = next((i for i, r in enumerate(out_rows) if r is best), None)
+    _versus_best(out_rows, best, values)
     return {"experiment": experiment, "metric": metric, "goal": goal, "by": by, "rows": out_rows, "best": best_i}
+
+
+def _versus_best(rows: list[dict[str, Any]], best: dict[str, Any] | None, values: dict[int, list[float]]) -> None:
+    """Each row's gap to the best row, with the 95% interval of the gap (the noise a reader must see)."""
+    from assay.stats import pooled_sigma, t_quantile
+
+    sigma, df = pooled_sigma(list(values.values()))
+    for r in rows:
+        r["vs_best"] = None
+        if best is None or r is best or r["mean"] is None or not math.isfinite(r["mean"]):
+            continue
+        a, b = values[id(r)], values[id(best)]
+        delta = r["mean"] - best["mean"]
+        if len(a) >= 2 and len(b) >= 2:
+            va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
+            se = math.sqrt(va + vb)
+            dof = int((va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))) if va + vb > 0 else len(a) + len(b) - 2
+        elif sigma is not None and df >= 1:
+            se, dof = sigma * math.sqrt(1 / len(a) + 1 / len(b)), df
+        else:
+            r["vs_best"] = {"delta": delta, "ci": None, "within_noise": None}
+            continue
+        half = t_quantile(0.975, max(dof, 1)) * se
+        r["vs_best"] = {"delta": delta, "ci": [delta - half, delta + half], "within_noise": delta - half <= 0 <= delta + half}
 
 
 # ------------------------------------------------------------------ status / reindex
