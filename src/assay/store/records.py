@@ -231,6 +231,27 @@ def log_tail(path: Path, lines: int = 30, max_bytes: int = 16_384) -> str:
     return "\n".join(parts[-lines:])
 
 
+def new_events(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
+    """The complete metric events appended to `path` after byte `offset`, and the offset after
+    them: a line still being written waits for its newline (the next call reads it)."""
+    try:
+        with path.open("rb") as fh:
+            fh.seek(offset)
+            data = fh.read()
+    except FileNotFoundError:
+        return [], offset
+    end = data.rfind(b"\n") + 1
+    out = []
+    for raw in data[:end].splitlines():
+        try:
+            ev = json.loads(raw)
+        except ValueError:
+            continue
+        if isinstance(ev, dict):
+            out.append(ev)
+    return out, offset + end
+
+
 # ------------------------------------------------------------------ liveness
 
 

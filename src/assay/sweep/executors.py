@@ -10,7 +10,6 @@ record and the index; an executor only decides where the script's process runs (
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import queue
 import shutil
@@ -129,20 +128,9 @@ class _Control:
         api = False  # as in records.metric_series: a value logged through the API wins over captured output
         reported: set[int] = set()
         while not self.done.wait(0.1):
-            try:
-                with file.open("rb") as fh:
-                    fh.seek(offset)
-                    data = fh.read()
-            except FileNotFoundError:
-                continue
-            end = data.rfind(b"\n") + 1
-            offset += end
-            for raw in data[:end].splitlines():
-                try:
-                    ev = json.loads(raw)
-                except ValueError:
-                    continue
-                value = (ev.get("m") or {}).get(self.metric) if isinstance(ev, dict) else None
+            events, offset = records.new_events(file, offset)
+            for ev in events:
+                value = (ev.get("m") or {}).get(self.metric)
                 if not isinstance(value, (int, float)) or isinstance(value, bool):
                     continue
                 if ev.get("src") != "out":

@@ -53,24 +53,11 @@ class _WorkerWatch:
             self._report(step, found[self.metric])
 
     def _follow(self) -> None:
-        import json
-
         offset = 0
         while not self.done.wait(0.2):
-            try:
-                with self.file.open("rb") as fh:
-                    fh.seek(offset)
-                    data = fh.read()
-            except FileNotFoundError:
-                data = b""
-            end = data.rfind(b"\n") + 1
-            offset += end
-            for raw in data[:end].splitlines():
-                try:
-                    ev = json.loads(raw)
-                except ValueError:
-                    continue
-                value = (ev.get("m") or {}).get(self.metric) if isinstance(ev, dict) else None
+            events, offset = records.new_events(self.file, offset)
+            for ev in events:
+                value = (ev.get("m") or {}).get(self.metric)
                 if isinstance(value, (int, float)) and not isinstance(value, bool):
                     self.api = True
                     self._report(ev.get("step") if isinstance(ev.get("step"), int) else None, value)
