@@ -47,9 +47,16 @@ class Repo:
         Only when no git process works in this repository: a live git owns its lock, and a
         process whose details are hidden from us counts as live.
         """
+        import time
+
         lock = Path(self.git("rev-parse", "--git-path", "index.lock").strip())
         lock = lock if lock.is_absolute() else self.root / lock
-        if not lock.exists() or _git_running_in(self.root):
+        deadline = time.monotonic() + 3.0  # a git killed a moment ago may still be exiting
+        while lock.exists() and _git_running_in(self.root):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.1)
+        if not lock.exists():
             return False
         lock.unlink(missing_ok=True)
         return True
@@ -122,15 +129,15 @@ class Repo:
 def _git_running_in(root: Path) -> bool:
     import psutil
 
-    for proc in psutil.process_iter(["name"]):
-        if not (proc.info["name"] or "").startswith("git"):
-            continue
+    for proc in psutil.process_iter(["name", "status"]):
+        if not (proc.info["name"] or "").startswith("git") or proc.info["status"] == psutil.STATUS_ZOMBIE:
+            continue  # a zombie is dead: it will never release (or use) a lock
         try:
             cwd = Path(proc.cwd())
-        except (psutil.AccessDenied, psutil.ZombieProcess):
-            return True
-        except psutil.NoSuchProcess:
+        except psutil.NoSuchProcess:  # gone, zombies included
             continue
+        except psutil.AccessDenied:
+            return True
         if cwd == root or root in cwd.parents:
             return True
     return False
