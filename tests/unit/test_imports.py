@@ -43,3 +43,6 @@ def test_narrowed_dispatch_keeps_help_and_did_you_mean(tmp_path):
     out = cli("rnu")
     assert out.returncode != 0 and "Did you mean 'run'" in out.stderr
     assert "Usage: assay loop" in cli("loop", "--help").stdout
+    from assay import __version__
+
+    assert cli("--version").stdout.strip() == f"assay {__version__}"

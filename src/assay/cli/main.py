@@ -33,8 +33,18 @@ _state = {"debug": False}
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output with stable keys.")]
 
 
+def _version(value: bool) -> None:
+    if value:
+        from assay import __version__
+
+        print(f"assay {__version__}")
+        raise typer.Exit()
+
+
 @app.callback()
-def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False) -> None:
+def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks for errors.")] = False,
+          version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                                help="Print assay's version and exit.")] = False) -> None:
     _state["debug"] = debug
 
 
