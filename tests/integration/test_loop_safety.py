@@ -229,8 +229,17 @@ def test_resume_removes_a_git_lock_left_by_a_killed_try_but_never_a_live_gits(la
     with pytest.raises(GitError, match="index.lock") as err:  # the try names the cure
         try_candidate(lab, "lr 0.5")
     assert "assay loop resume" in err.value.hint
-    assert any("index.lock" in n for n in resume(lab, "lk")["notes"])
-    assert not lock.exists()
+    git_dir = lab.root / ".git"
+    ours = [git_dir / "HEAD.lock", git_dir / "refs" / "heads" / "assay" / "lk.lock", git_dir / "refs" / "assay" / "lk" / "x.lock"]
+    for extra in ours:  # what a git killed mid-commit or mid-reset leaves besides the index lock
+        extra.parent.mkdir(parents=True, exist_ok=True)
+        extra.write_text("")
+    theirs = git_dir / "refs" / "heads" / "main.lock"  # the user's branch: not the loop's to clear
+    theirs.write_text("")
+    notes = " ".join(resume(lab, "lk")["notes"])
+    assert all(name in notes for name in ("index.lock", "HEAD.lock", "lk.lock", "x.lock")), notes
+    assert not lock.exists() and not any(p.exists() for p in ours) and theirs.exists()
+    theirs.unlink()
     assert try_candidate(lab, "lr 0.5").decision == "keep"
 
 

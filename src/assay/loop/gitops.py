@@ -13,6 +13,7 @@ from pathlib import Path
 
 from assay.errors import GitError
 
+_REPO_LOCKS = ("index.lock", "HEAD.lock", "ORIG_HEAD.lock", "packed-refs.lock")
 _IDENTITY = {"GIT_AUTHOR_NAME": "assay", "GIT_AUTHOR_EMAIL": "assay@localhost",
              "GIT_COMMITTER_NAME": "assay", "GIT_COMMITTER_EMAIL": "assay@localhost"}
 
@@ -35,31 +36,40 @@ class Repo:
         if check and out.returncode != 0:
             msg = out.stderr.strip() or out.stdout.strip()
             hint = "Check the repository state with `git status`."
-            if "index.lock" in msg:
+            if ".lock': File exists" in msg or "index.lock" in msg:
                 msg = msg.splitlines()[0]
                 hint = "A killed git left its lock behind: `assay loop resume TAG` removes it when no git is running."
             raise GitError(f"git {' '.join(args)} failed: {msg}", hint)
         return out.stdout
 
-    def clear_stale_index_lock(self) -> bool:
-        """Remove an index.lock left by a git killed along with an assay command; True if removed.
+    def clear_stale_locks(self) -> list[str]:
+        """Remove the lock files a git killed along with an assay command can leave; their names.
 
-        Only when no git process works in this repository: a live git owns its lock, and a
-        process whose details are hidden from us counts as live.
+        Only the locks of what the loop's git commands write: the index, HEAD, ORIG_HEAD,
+        packed-refs, and refs under refs/heads/assay/ and refs/assay/. And only when no git
+        process works in this repository: a live git owns its locks, and a process whose details
+        are hidden from us counts as live.
         """
         import time
 
-        lock = Path(self.git("rev-parse", "--git-path", "index.lock").strip())
-        lock = lock if lock.is_absolute() else self.root / lock
+        def path(name: str) -> Path:
+            p = Path(self.git("rev-parse", "--git-path", name).strip())
+            return p if p.is_absolute() else self.root / p
+
+        def present() -> list[Path]:
+            found = [p for p in map(path, _REPO_LOCKS) if p.exists()]
+            for folder in (path("refs/heads/assay"), path("refs/assay")):
+                found += sorted(folder.rglob("*.lock")) if folder.is_dir() else []
+            return found
+
         deadline = time.monotonic() + 3.0  # a git killed a moment ago may still be exiting
-        while lock.exists() and _git_running_in(self.root):
+        while (locks := present()) and _git_running_in(self.root):
             if time.monotonic() > deadline:
-                return False
+                return []
             time.sleep(0.1)
-        if not lock.exists():
-            return False
-        lock.unlink(missing_ok=True)
-        return True
+        for lock in locks:
+            lock.unlink(missing_ok=True)
+        return [str(lock.relative_to(self.root)) if lock.is_relative_to(self.root) else str(lock) for lock in locks]
 
     def _has_identity(self) -> bool:
         return bool(subprocess.run(["git", "config", "user.email"], cwd=self.root, capture_output=True, text=True).stdout.strip())

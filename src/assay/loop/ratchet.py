@@ -425,8 +425,8 @@ def _resume(lab: Lab, tag: str) -> dict[str, Any]:
     st = find_by_tag(lab, tag)
     repo = Repo(lab.experiment_dir(st.experiment))
     notes = []
-    if repo.clear_stale_index_lock():  # we hold the loop lock, so the git that left it died with a try
-        notes.append("removed the .git/index.lock a killed git left behind")
+    if removed := repo.clear_stale_locks():  # we hold the loop lock: the git that left them died with a try
+        notes.append(f"removed the git lock(s) a killed git left behind: {', '.join(removed)}")
     if not repo.ref_exists(f"refs/heads/{st.branch}"):
         raise GitError(f"Branch {st.branch} is gone", f"Start a new loop: assay loop start {st.experiment} --tag NEW ...")
     if repo.branch() != st.branch:
