@@ -35,3 +35,26 @@ def pooled_sigma(groups: list[list[float]]) -> tuple[float | None, int]:
             ss += statistics.variance(finite) * (len(finite) - 1)
             df += len(finite) - 1
     return (math.sqrt(ss / df), int(df)) if df else (None, 0)
+
+
+def difference_interval(a: list[float], b: list[float], confidence: float,
+                        pooled: tuple[float | None, int] = (None, 0)) -> tuple[float, float, float, str] | None:
+    """mean(a) - mean(b) and its two-sided confidence interval: (difference, lo, hi, noise source).
+
+    Welch's t when both sides have repeats (each its own seed noise; df rounded down); else the
+    pooled seed noise `pooled` = (sigma, df) of the other groups. None when neither exists: the
+    difference alone says nothing about noise.
+    """
+    na, nb = len(a), len(b)
+    diff = statistics.fmean(a) - statistics.fmean(b)
+    if na >= 2 and nb >= 2:
+        va, vb = statistics.variance(a) / na, statistics.variance(b) / nb
+        se = math.sqrt(va + vb)
+        df = int((va + vb) ** 2 / (va ** 2 / (na - 1) + vb ** 2 / (nb - 1))) if va + vb > 0 else na + nb - 2
+        source = "welch"
+    elif pooled[0] is not None and pooled[1] >= 1:
+        se, df, source = pooled[0] * math.sqrt(1 / na + 1 / nb), pooled[1], "pooled"
+    else:
+        return None
+    half = t_quantile(1 - (1 - confidence) / 2, max(df, 1)) * se
+    return diff, diff - half, diff + half, source

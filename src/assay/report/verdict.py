@@ -139,7 +139,7 @@ def _selected(runs: list[RunView], selector: dict[str, str]) -> list[RunView]:
 def judge_comparison(c: Criterion, runs: list[RunView], value: str, confidence: float,
                      pooled: tuple[float | None, int]) -> Judged:
     """A comparative criterion over the experiment's usable runs: the CI of mean(left) - mean(right)."""
-    from assay.stats import t_quantile
+    from assay.stats import difference_interval
 
     assert c.left is not None and c.right is not None
     sides = []
@@ -156,22 +156,14 @@ def judge_comparison(c: Criterion, runs: list[RunView], value: str, confidence: 
             return Judged("", c, "undecided", {}, {"n": 0}, f"no run with {label} logged {c.metric}")
         sides.append(({r.id: v for r, v in used}, [rel(r.path / "run.json", r.path.parent.parent) for r, _ in used]))
     (a, sources_a), (b, sources_b) = sides
-    xa, xb = list(a.values()), list(b.values())
-    na, nb = len(xa), len(xb)
-    diff = statistics.fmean(xa) - statistics.fmean(xb)
-    if na >= 2 and nb >= 2:  # Welch: each side's own seed noise
-        va, vb = statistics.variance(xa) / na, statistics.variance(xb) / nb
-        se = math.sqrt(va + vb)
-        df = int((va + vb) ** 2 / (va ** 2 / (na - 1) + vb ** 2 / (nb - 1))) if va + vb > 0 else na + nb - 2
-        source = "welch"
-    elif pooled[0] is not None and pooled[1] >= 1:
-        se, df, source = pooled[0] * math.sqrt(1 / na + 1 / nb), pooled[1], "pooled"
-    else:
+    na, nb = len(a), len(b)
+    interval = difference_interval(list(a.values()), list(b.values()), confidence, pooled)
+    if interval is None:
+        diff = statistics.fmean(a.values()) - statistics.fmean(b.values())
         stats = {"n": [na, nb], "difference": diff, "ci": None, "sigma_source": "none", "sources": sources_a + sources_b}
         return Judged("", c, "undecided", {**a, **b}, stats,
                       f"difference {diff:.4g} from {na} and {nb} run(s), and no repeats anywhere to measure seed noise")
-    half = t_quantile(1 - (1 - confidence) / 2, max(df, 1)) * se
-    lo, hi = diff - half, diff + half
+    diff, lo, hi, source = interval
     stats = {"n": [na, nb], "difference": diff, "ci": [lo, hi], "sigma_source": source, "sources": sources_a + sources_b}
     ci = f"difference {diff:.4g}, {confidence:.1%} CI [{lo:.4g}, {hi:.4g}] (n={na} vs {nb})"
     if c.holds(lo) and c.holds(hi):

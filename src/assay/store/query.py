@@ -337,26 +337,19 @@ def compare(lab: Lab, experiment: str, by: list[str], metric: str | None = None,
 
 def _versus_best(rows: list[dict[str, Any]], best: dict[str, Any] | None, values: dict[int, list[float]]) -> None:
     """Each row's gap to the best row, with the 95% interval of the gap (the noise a reader must see)."""
-    from assay.stats import pooled_sigma, t_quantile
+    from assay.stats import difference_interval, pooled_sigma
 
-    sigma, df = pooled_sigma(list(values.values()))
+    pooled = pooled_sigma(list(values.values()))
     for r in rows:
         r["vs_best"] = None
         if best is None or r is best or r["mean"] is None or not math.isfinite(r["mean"]):
             continue
-        a, b = values[id(r)], values[id(best)]
-        delta = r["mean"] - best["mean"]
-        if len(a) >= 2 and len(b) >= 2:
-            va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
-            se = math.sqrt(va + vb)
-            dof = int((va + vb) ** 2 / (va ** 2 / (len(a) - 1) + vb ** 2 / (len(b) - 1))) if va + vb > 0 else len(a) + len(b) - 2
-        elif sigma is not None and df >= 1:
-            se, dof = sigma * math.sqrt(1 / len(a) + 1 / len(b)), df
-        else:
-            r["vs_best"] = {"delta": delta, "ci": None, "within_noise": None}
+        interval = difference_interval(values[id(r)], values[id(best)], 0.95, pooled)
+        if interval is None:
+            r["vs_best"] = {"delta": r["mean"] - best["mean"], "ci": None, "within_noise": None}
             continue
-        half = t_quantile(0.975, max(dof, 1)) * se
-        r["vs_best"] = {"delta": delta, "ci": [delta - half, delta + half], "within_noise": delta - half <= 0 <= delta + half}
+        delta, lo, hi, _ = interval
+        r["vs_best"] = {"delta": delta, "ci": [lo, hi], "within_noise": lo <= 0 <= hi}
 
 
 # ------------------------------------------------------------------ status / reindex
