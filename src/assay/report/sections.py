@@ -5,7 +5,6 @@ Paths are relative to the experiment folder (where REPORT.md lives), so they are
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 from collections.abc import Iterable
@@ -154,28 +153,21 @@ def _data_fingerprint(exp: Experiment, ok: list[RunView]) -> list[str]:
 
 
 def _data_hashed_now(exp: Experiment, ok: list[RunView]) -> list[str]:
-    """sha256 of data files: params naming existing files, and files under the experiment's data/."""
+    """For runs that recorded no data: the files they would have (provenance.data_files), hashed now."""
+    from assay.provenance import data_files, fingerprint
+
     files: dict[Path, str] = {}
     for r in ok:
-        for k, v in (r.record.get("params") or {}).items():
-            if isinstance(v, str) and v and len(v) < 500:
-                p = (exp.path / v) if not Path(v).is_absolute() else Path(v)
-                if p.is_file():
-                    files.setdefault(p.resolve(), f"param `{k}` of {link(rel(r.path / 'run.json', exp.path))}")
-    data_dir = exp.path / "data"
-    if data_dir.is_dir():
-        for p in sorted(data_dir.rglob("*"))[:50]:
-            if p.is_file():
-                files.setdefault(p.resolve(), link(rel(p, exp.path)))
+        for p, source in data_files(exp.path, r.record.get("params") or {}).items():
+            named = (f"param `{source.removeprefix('param ')}` of {link(rel(r.path / 'run.json', exp.path))}"
+                     if source.startswith("param ") else link(rel(p, exp.path)))
+            files.setdefault(p, named)
     if not files:
         return ["Data fingerprint: no data file found (no param names an existing file; no `data/` folder)."]
     rows = []
     for p, source in files.items():
-        h = hashlib.sha256()
-        with p.open("rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-        rows.append([f"`{rel(p, exp.path)}`", p.stat().st_size, h.hexdigest()[:16], source])
+        fp = fingerprint(p)
+        rows.append([f"`{rel(p, exp.path)}`", fp["bytes"], fp["sha256"], source])
     return ["Data fingerprint (hashed now; the files may have changed since the runs):", "",
             table(["file", "bytes", "sha256 (16)", "named by"], rows)]
 
