@@ -13,7 +13,7 @@ Built-in names win over plug-ins of the same name.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from assay.errors import PluginError
@@ -40,3 +40,18 @@ def find(group: str, name: str) -> Callable[..., Any] | None:
                 raise PluginError(f"The {group} plug-in '{name}' ({ep.value}) failed to load: {type(exc).__name__}: {exc}",
                                   f"Fix or reinstall the package that provides it ({ep.value.split(':')[0]}).") from None
     return None
+
+
+def factory(group: str, name: str | None, builtins: Mapping[str, Callable[..., Any]], what: str, hint: str,
+            also_known: str = "") -> Callable[..., Any]:
+    """The built-in named `name`, else the plug-in registered under it in `group`; an unknown name
+    is a PluginError listing every known one (`also_known` adds forms that are not names)."""
+    from assay.errors import did_you_mean
+
+    if name in builtins:
+        return builtins[name]  # type: ignore[index]
+    found = find(group, name) if name else None
+    if found is None:
+        known = [*builtins, *names(group)]
+        raise PluginError(f"Unknown {what} '{name}' (known: {', '.join(known)}{also_known})." + did_you_mean(name or "", known), hint)
+    return found

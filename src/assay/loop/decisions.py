@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
-from assay.errors import PluginError, did_you_mean
 from assay.stats import pooled_sigma, t_quantile  # noqa: F401 - re-exported: the loop's statistics
 
 
@@ -126,11 +125,5 @@ def make_decision(name: str, settings: Settings) -> Decision:
     """A built-in rule by name, else one a package registered under the `assay.decisions` entry point."""
     from assay import plugins
 
-    if name in DECISIONS:
-        return DECISIONS[name](settings)
-    factory = plugins.find("assay.decisions", name)
-    if factory is None:
-        known = [*DECISIONS, *plugins.names("assay.decisions")]
-        raise PluginError(f"Unknown decision rule '{name}' (known: {', '.join(known)})." + did_you_mean(name, known),
-                          "Pass --decision noise-aware or --decision greedy.")
-    return factory(settings)
+    return plugins.factory("assay.decisions", name, DECISIONS, "decision rule",
+                           "Pass --decision noise-aware or --decision greedy.")(settings)

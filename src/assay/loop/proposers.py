@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from assay.config import dump_yaml, flatten, load_yaml, parse_duration
-from assay.errors import ConfigError, PluginError, did_you_mean
+from assay.errors import ConfigError, did_you_mean
 from assay.lab import Lab
 from assay.loop.state import LoopState, state_dir
 
@@ -182,12 +182,5 @@ def make_proposer(lab: Lab, st: LoopState, goal: str, agent: str | None, propose
     from assay import plugins
 
     name = "agent" if agent else propose
-    options = ProposerOptions(lab, st, goal, agent, keys, agent_timeout)
-    if name in PROPOSERS:
-        return PROPOSERS[name](options)
-    factory = plugins.find("assay.proposers", name) if name else None
-    if factory is None:
-        known = [*PROPOSERS, *plugins.names("assay.proposers")]
-        raise PluginError(f"Unknown proposer '{name}' (known: {', '.join(known)})." + did_you_mean(name or "", known),
-                          "Pass --agent 'CMD' or --propose params.")
-    return factory(options)
+    return plugins.factory("assay.proposers", name, PROPOSERS, "proposer",
+                           "Pass --agent 'CMD' or --propose params.")(ProposerOptions(lab, st, goal, agent, keys, agent_timeout))

@@ -269,11 +269,4 @@ def executor_factory(name: str) -> Callable[..., Executor]:
     """The factory of a built-in or plug-in executor; PluginError (with the known names) otherwise."""
     from assay import plugins
 
-    factory = EXECUTORS.get(name) or plugins.find("assay.executors", name)
-    if factory is None:
-        from assay.errors import did_you_mean
-
-        known = [*EXECUTORS, *plugins.names("assay.executors")]
-        raise PluginError(f"Unknown executor '{name}' (known: {', '.join(known)})." + did_you_mean(name, known),
-                          "Pass --executor local or --executor ray.")
-    return factory
+    return plugins.factory("assay.executors", name, EXECUTORS, "executor", "Pass --executor local or --executor ray.")

@@ -134,17 +134,9 @@ def get_sampler(name: str | Sampler, space: SearchSpace, goal: str = "max", seed
     """
     if not isinstance(name, str):
         return name
-    if name in SAMPLERS:
-        return SAMPLERS[name](space, goal, seed, **options)
     if name.startswith("optuna:"):
         return _optuna(name.split(":", 1)[1])(space, goal, seed, **options)
     from assay import plugins
 
-    factory = plugins.find("assay.samplers", name)
-    if factory is None:
-        from assay.errors import did_you_mean
-
-        known = [*SAMPLERS, *plugins.names("assay.samplers")]
-        raise PluginError(f"Unknown sampler '{name}' (known: {', '.join(known)}, optuna:<SamplerClass>)."
-                          + did_you_mean(name, known), "Pass --sampler grid, random or tpe.")
-    return factory(space, goal, seed, **options)
+    return plugins.factory("assay.samplers", name, SAMPLERS, "sampler", "Pass --sampler grid, random or tpe.",
+                           also_known=", optuna:<SamplerClass>")(space, goal, seed, **options)
