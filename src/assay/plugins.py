@@ -18,8 +18,6 @@ from typing import Any
 
 from assay.errors import PluginError
 
-GROUPS = ("assay.samplers", "assay.executors", "assay.decisions", "assay.proposers")
-
 
 def names(group: str) -> list[str]:
     """The plug-in names installed for `group`."""
