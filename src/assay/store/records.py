@@ -241,15 +241,17 @@ def new_events(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
     except FileNotFoundError:
         return [], offset
     end = data.rfind(b"\n") + 1
-    out = []
-    for raw in data[:end].splitlines():
-        try:
-            ev = json.loads(raw)
-        except ValueError:
-            continue
-        if isinstance(ev, dict):
-            out.append(ev)
-    return out, offset + end
+    lines = [ln for ln in data[:end].splitlines() if ln.strip()]
+    try:  # one C-level parse of the whole chunk is ~3x faster than a call per line
+        events = json.loads(b"[" + b",".join(lines) + b"]")
+    except ValueError:  # a corrupt line somewhere: parse line by line and skip it
+        events = []
+        for line in lines:
+            try:
+                events.append(json.loads(line))
+            except ValueError:
+                continue
+    return [ev for ev in events if isinstance(ev, dict)], offset + end
 
 
 # ------------------------------------------------------------------ liveness

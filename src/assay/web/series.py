@@ -7,7 +7,6 @@ few lines, not a re-parse. A torn last line is left for the next read, as record
 
 from __future__ import annotations
 
-import json
 import math
 import threading
 from collections import OrderedDict
@@ -15,7 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from assay.store.records import METRICS_FILE
+from assay.store.records import METRICS_FILE, new_events
 from assay.web.lttb import lttb
 
 
@@ -40,19 +39,9 @@ class _RunSeries:
     def keys(self) -> list[str]:
         return sorted(set(self.api) | set(self.out))
 
-    def feed(self, raw: bytes) -> None:
-        lines = [ln for ln in raw.splitlines() if ln.strip()]
-        try:  # one C-level parse of the whole chunk is ~3x faster than a call per line
-            events = json.loads(b"[" + b",".join(lines) + b"]")
-        except ValueError:  # a corrupt line somewhere: parse line by line and skip it
-            events = []
-            for line in lines:
-                try:
-                    events.append(json.loads(line))
-                except ValueError:
-                    continue
+    def feed(self, events: list[dict[str, Any]]) -> None:
         for ev in events:
-            m = ev.get("m") if isinstance(ev, dict) else None
+            m = ev.get("m")
             if not isinstance(m, dict):
                 continue
             dest = self.out if ev.get("src") == "out" else self.api
@@ -82,16 +71,10 @@ class SeriesCache:
             self._runs[run_dir] = rs
             while len(self._runs) > self._size:
                 self._runs.popitem(last=False)
-            try:
-                with file.open("rb") as fh:
-                    fh.seek(rs.offset)
-                    raw = fh.read()
-            except FileNotFoundError:
-                return rs
-            end = raw.rfind(b"\n") + 1  # complete lines only; a torn tail waits for its newline
-            if end:
-                rs.feed(raw[:end])
-                rs.offset += end
+            events, offset = new_events(file, rs.offset)  # a torn tail waits for its newline
+            if offset != rs.offset:
+                rs.feed(events)
+                rs.offset = offset
             return rs
 
     def keys(self, run_dir: Path) -> list[str]:
