@@ -63,14 +63,12 @@ def run_demo(path: Path, say: Callable[[str], None]) -> Path:
         for res in run_experiment(lab, RunSpec(EXAMPLE, desc, overrides, timeout="2m", repeat=repeat)):
             say(summary_line(res, lab.root))
     add_note(exp.path, "[TODO] repeat the two best settings with --repeat 3 before trusting a gap this small.")
-    from assay.cli.render import fmt, table, versus_best
+    from assay.cli.render import compare_table
     from assay.store.query import compare
 
-    res = compare(lab, EXAMPLE, ["loss", "alpha"])
-    table(["loss", "alpha", "best_val_f1", "best_epoch", "n", "vs best (95% CI)"],
-          [[fmt(r["loss"]), fmt(r["alpha"]), fmt(r["mean"]) + (f" ± {fmt(r['std'])}" if r["std"] is not None else ""),
-            fmt(r["best_step"]), str(r["n"]), versus_best(r, i == res["best"])] for i, r in enumerate(res["rows"])],
-          highlight=res["best"], title=f"{EXAMPLE}: val_f1 (max is better)")
+    # The table and the verdict below read the same value of each run (its last) and the same
+    # configurations, so they name the same best configuration with the same numbers.
+    compare_table(compare(lab, EXAMPLE, ["loss", "alpha"]), EXAMPLE)
     from assay.report.verdict import verdict
 
     v = verdict(lab, EXAMPLE)

@@ -2,12 +2,15 @@
 
     AssayError              message + hint (the fix, ideally as a command)
     ├── ConfigError         assay.toml, experiment.yaml, config.yaml, key=value overrides
-    ├── RunError            launching a run, unknown run ids, missing entry points
+    ├── RunError            launching a run, missing entry points
+    │   └── UnknownRunError a run reference that names no run, or several
     ├── StoreError          run records and the SQLite index
     ├── GitError            git state that assay refuses to work with
     └── PluginError         unknown executor/sampler/decision/proposer names
 
-Library code raises these; only the CLI prints them (one or two lines) and picks the exit code.
+Library code raises these; only the CLI prints them (one or two lines) and exits with the error's
+`exit_code` (the contract in README's "Exit codes" table: 1 a run or store problem, 2 usage or
+configuration, 130 interrupted).
 Foreign exceptions (yaml, tomllib, sqlite3, OSError) are translated where they enter.
 """
 
@@ -29,11 +32,19 @@ class AssayError(Exception):
 
 
 class ConfigError(AssayError):
-    """A configuration file or a command-line override is wrong."""
+    """A configuration file or a command-line override is wrong (exit 2: usage or configuration)."""
+
+    exit_code = 2
 
 
 class RunError(AssayError):
     """A run could not be launched or found."""
+
+
+class UnknownRunError(RunError):
+    """A run reference names no run, or several (exit 2: a usage error)."""
+
+    exit_code = 2
 
 
 class StoreError(AssayError):
@@ -45,7 +56,9 @@ class GitError(AssayError):
 
 
 class PluginError(AssayError):
-    """A plug-in name is unknown or a plug-in misbehaved."""
+    """A plug-in name is unknown or a plug-in misbehaved (exit 2: a configuration error)."""
+
+    exit_code = 2
 
 
 def did_you_mean(word: str, known: list[str] | tuple[str, ...] | set[str]) -> str:

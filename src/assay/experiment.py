@@ -119,6 +119,13 @@ class Experiment:
         return self.path / "runs"
 
     @property
+    def code_paths(self) -> list[str]:
+        """`code:` paths outside the experiment folder that its runs execute (e.g. `../model.py`):
+        part of each run's code version, so an edit there makes a new configuration."""
+        code = self.raw.get("code") or []
+        return [str(p) for p in ([code] if isinstance(code, str) else code)]
+
+    @property
     def config_path(self) -> Path:
         return self.path / "config.yaml"
 
@@ -210,21 +217,22 @@ Run with `assay run {name} DESC key=value ...`; also runs by hand (`python train
 Params come from config.yaml (overridden on the command line); print or log the metric.
 """
 
-import random
+import sys
 
 import assay
 
-params = assay.params()
-random.seed(params["seed"])
-run = assay.init()
+# This file is the scaffold `assay new` wrote: it trains nothing, so it refuses to report a
+# number under your metric's name. Write your training and evaluation below, then delete these lines.
+sys.exit("this is the scaffold from `assay new`: edit train.py (train, evaluate, log {metric}) and delete the sys.exit line")
 
-best = float("-inf")
+params = assay.params()
+run = assay.init()
 for epoch in range(params["epochs"]):
-    # ... train one epoch here, then evaluate ...
-    score = 1 - 1 / (epoch + 2) + random.gauss(0, 0.01)
+    # ... train one epoch, evaluate, then log what decides the hypothesis:
+    score = ...
     assay.log({{"{metric}": score}}, step=epoch)
 
-# The last line is also readable by any tool that greps stdout.
+# A `{metric}: 0.91` line is also read by any tool that greps stdout.
 print(f"{metric}: {{score:.4f}}")
 assay.finish()
 '''

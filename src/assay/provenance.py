@@ -6,6 +6,7 @@ Read-only: assay never changes the user's repository here (no `git add`, no inde
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import platform
@@ -53,6 +54,84 @@ def git_state(cwd: Path, patch_path: Path | None = None) -> dict[str, Any] | Non
             state["patch"] = patch_path.name
             state["patch_sha256"] = hashlib.sha256(diff.stdout).hexdigest()
     return state
+
+
+# What is not code in an experiment folder: its outputs, its notes and the files whose effect a run
+# records elsewhere (config.yaml's defaults are in the run's params; data files in its data
+# fingerprints). Edits to these never make a new code version.
+_NOT_CODE_DIRS = {"runs", "sweeps", "plots", "data", "checkpoints", "__pycache__", ".ipynb_checkpoints"}
+_NOT_CODE_FILES = {"experiment.yaml", "config.yaml", "results.tsv", ".gitignore"}
+_NOT_CODE_SUFFIXES = (".md", ".html", ".png", ".svg", ".pdf", ".pyc", ".tsv", ".csv", ".parquet", ".npy", ".npz",
+                      ".pt", ".ckpt", ".safetensors", ".bin", ".log")
+_CODE_SUFFIXES = (".py", ".ipynb", ".sh", ".jl", ".r", ".c", ".cc", ".cpp", ".cu", ".h", ".hpp", ".rs", ".js", ".ts")
+_UNTRACKED_MAX = 1 << 20
+
+
+def _is_code(rel: str, under_experiment: bool) -> bool:
+    parts = rel.split("/")
+    if any(p in _NOT_CODE_DIRS or p.startswith(".") for p in parts[:-1]):
+        return False
+    name = parts[-1]
+    if under_experiment and len(parts) == 1 and name in _NOT_CODE_FILES:
+        return False
+    return not name.lower().endswith(_NOT_CODE_SUFFIXES)
+
+
+def code_version(exp_path: Path, code_paths: list[str] | tuple[str, ...] = (), git: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The fingerprint of the code a run of this experiment runs: {fingerprint, commit, dirty, files}.
+
+    In git: the blob ids the commit holds under the experiment folder and the `code:` paths, the
+    uncommitted diff of those files, and the content of untracked code files there (a new module
+    not committed yet is code too). Outside git: the content of the code files. Outputs, notes,
+    config.yaml and data are not code (see _is_code). `code_paths` are relative to the experiment
+    folder (`../model.py`) or absolute.
+    """
+    exp = exp_path.resolve()
+    roots = [exp, *((exp / p).resolve() for p in code_paths)]
+    h = hashlib.sha256()
+    files = 0
+    top = Path(git["root"]) if git and git.get("root") and git.get("commit") else None
+    if top is not None:
+        rels = []
+        for r in roots:
+            try:
+                rels.append(str(r.relative_to(top)) or ".")
+            except ValueError:
+                continue  # a code path outside the repository: hashed by content below
+        tree = _git(top, "ls-tree", "-r", "-z", git["commit"], "--", *rels).stdout.decode("utf-8", "replace")
+        for entry in sorted(e for e in tree.split("\0") if e):
+            meta, _, rel = entry.partition("\t")
+            if _is_code_in(top / rel, exp):
+                h.update(f"{rel}\0{meta.split()[-1]}\n".encode())
+                files += 1
+        changed = [p for p in git.get("dirty") or [] if _is_code_in(top / p.split(" -> ")[-1], exp)
+                   and any((top / p.split(" -> ")[-1]).resolve().is_relative_to(r) for r in roots)]
+        if changed:
+            h.update(_git(top, "diff", "HEAD", "--binary", "--", *(p.split(" -> ")[-1] for p in changed)).stdout)
+        loose = [top / p for p in git.get("untracked") or []]  # a new folder is listed as "dir/": expanded below
+        outside = [r for r in roots if not r.is_relative_to(top)]
+    else:
+        changed, loose, outside = [], [], roots
+    for r in outside + [p for p in loose if p.is_dir()]:
+        loose += [p for p in itertools.islice(r.rglob("*") if r.is_dir() else [r], 5000) if p.is_file()]
+    for p in sorted(set(loose)):
+        try:
+            if (p.suffix.lower() in _CODE_SUFFIXES and _is_code_in(p, exp) and any(p.resolve().is_relative_to(r) for r in roots)
+                    and p.stat().st_size <= _UNTRACKED_MAX):
+                h.update(f"{p.resolve()}\0".encode() + hashlib.sha256(p.read_bytes()).digest())
+                files += 1
+        except OSError:
+            continue
+    return {"fingerprint": h.hexdigest()[:16], "commit": git.get("commit") if git else None,
+            "dirty": bool(changed), "files": files}
+
+
+def _is_code_in(path: Path, exp: Path) -> bool:
+    try:
+        rel = path.resolve().relative_to(exp)
+        return _is_code(str(rel), True)
+    except ValueError:
+        return _is_code(path.name, False)
 
 
 _PKG_SCRIPT = (

@@ -18,14 +18,20 @@ def test_init_new_run_runs_compare_show_note_journal(tmp_path):
     assert out.returncode == 0, out.stderr
     exp = root / "experiments" / "base"
     assert {p.name for p in exp.iterdir()} >= {"experiment.yaml", "README.md", "JOURNAL.md", "config.yaml", "train.py"}
+    # The scaffold trains nothing: its run fails, says why, and exits 1 (it never reports a made-up number).
+    out = run_cli("run", "base", "scaffold", cwd=root)
+    assert out.returncode == 1 and out.stdout.startswith("failed ") and "this is the scaffold" in out.stdout
+    (exp / "train.py").write_text("import assay\np = assay.params()\nfor e in range(p['epochs']):\n"
+                                  "    assay.log({'val_f1': 1 - 1 / (e + 2)}, step=e)\n")
     for epochs in ("2", "6"):
         out = run_cli("run", "base", f"e{epochs}", f"epochs={epochs}", cwd=root)
         assert out.returncode == 0, out.stderr
         assert out.stdout.startswith("ok ") and len(out.stdout.splitlines()) == 1
     table = run_cli("compare", "base", "--by", "epochs", cwd=root).stdout
-    assert "best_val_f1" in table and "* 6" in table.replace("  ", " ")
+    assert "val_f1 (mean" in table and "* 6" in table.replace("  ", " ") and "scaffold" not in table
+    assert "best_val_f1" in run_cli("compare", "base", "--by", "epochs", "--value", "best", cwd=root).stdout
     runs = json.loads(run_cli("runs", "--json", cwd=root).stdout)
-    assert runs["total"] == 2
+    assert runs["total"] == 3
     assert run_cli("note", "base", "[WEIRD] f1 jumps at epoch 3", "--run", "e6", cwd=root).returncode == 0
     j = json.loads(run_cli("journal", "base", "--tag", "weird", "--json", cwd=root).stdout)
     assert j[0]["text"] == "f1 jumps at epoch 3" and j[0]["run"].endswith("-e6")
@@ -38,8 +44,9 @@ def test_init_new_run_runs_compare_show_note_journal(tmp_path):
     assert "attention pooling" in (root / "experiments" / "attn" / "README.md").read_text()
 
 
-def _error(out) -> str:
-    assert out.returncode == 1, (out.stdout, out.stderr)
+def _error(out, code: int = 2) -> str:
+    """A one- or two-line error; exit 2 for usage and configuration errors (README, "Exit codes")."""
+    assert out.returncode == code, (out.stdout, out.stderr)
     assert "Traceback" not in out.stderr
     lines = out.stderr.strip().splitlines()
     assert lines[0].startswith("Error: ") and len(lines) <= 2, out.stderr
@@ -75,7 +82,7 @@ def test_demo_runs_and_prints_the_comparison(tmp_path):
     out = run_cli("demo", str(tmp_path / "d"), cwd=tmp_path, timeout=180)
     assert out.returncode == 0, out.stderr
     assert out.stdout.count("\nok ") + out.stdout.startswith("ok ") >= 6
-    assert "best_val_f1" in out.stdout and "* " in out.stdout and " ± " in out.stdout
+    assert "val_f1 (mean ± std)" in out.stdout and "* " in out.stdout and " ± " in out.stdout
     # Three seeds per side measure the noise a verdict needs (its value depends on scikit-learn's SGD).
     assert re.search(r"^verdict: (SUPPORTED|REFUTED|INCONCLUSIVE): .*n=3", out.stdout, re.M), out.stdout
     assert "val_f1[loss=log_loss, alpha=0.0001] > val_f1[loss=hinge, alpha=0.0001]" in out.stdout  # judged, not just stated

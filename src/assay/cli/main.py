@@ -48,6 +48,27 @@ def _root(debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks f
     _state["debug"] = debug
 
 
+def parse_tags(items: list[str]) -> dict[str, str]:
+    """`--tag key=value` items; a malformed one is a usage error naming it (never dropped silently)."""
+    from assay.errors import ConfigError
+
+    tags = {}
+    for item in items:
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip():
+            raise ConfigError(f"Cannot read --tag '{item}': expected key=value", "Write it as --tag key=value, e.g. --tag arch=gpt.")
+        tags[key.strip()] = value
+    return tags
+
+
+def outcome_exit_code(statuses: list[str]) -> int:
+    """The exit code of a command that ran something (README, "Exit codes"): 130 when interrupted,
+    1 when any run did not end ok (failed, timeout, oom, killed, nan, pruned...), else 0."""
+    if "interrupted" in statuses:
+        return 130
+    return 0 if all(s == "ok" for s in statuses) else 1
+
+
 def _lab():  # noqa: ANN202
     from assay.lab import find_lab
 
@@ -110,7 +131,7 @@ def run(
     from assay.runner.launch import summary_line
 
     lab = _lab()
-    tags = dict(t.split("=", 1) for t in (tag or []) if "=" in t)
+    tags = parse_tags(tag or [])
     spec = RunSpec(name, desc, list(overrides or []), timeout, repeat, entry, follow, tags)
     if smoke or timeout == "auto" or oom_ladder is not False:
         from assay.cli.sweep import run_validated
@@ -125,8 +146,7 @@ def run(
     else:
         for r in results:
             print(summary_line(r, lab.root))
-    if any(r.status == "interrupted" for r in results):
-        raise typer.Exit(130)
+    raise typer.Exit(outcome_exit_code([r.status for r in results]))
 
 
 @app.command()
@@ -200,33 +220,30 @@ def show(run_ref: Annotated[str, typer.Argument(metavar="RUN")], json_: JsonOpt 
 @app.command()
 def compare(
     name: str,
-    by: Annotated[str, typer.Option(help="Params to group by, comma-separated: lr,batch.")],
+    by: Annotated[Optional[str], typer.Option(help="Params to group by, comma-separated: lr,batch; `code` for the code version (default: the params that vary).")] = None,
     metric: Annotated[Optional[str], typer.Option(help="Metric (default: the primary).")] = None,
+    value: Annotated[str, typer.Option("--value", help="Per run: last (final value) or best (best step).")] = "last",
+    pool_code: Annotated[bool, typer.Option("--pool-code", help="Pool runs of different code versions with equal params.")] = False,
     all_: Annotated[bool, typer.Option("--all", help="Include ignored runs.")] = False,
     json_: JsonOpt = False,
 ) -> None:
-    """Compare runs grouped by params: best metric per group (mean ± std over seeds), best row marked."""
-    from assay.cli.render import emit_json, fmt, table, versus_best
-    from assay.store.query import compare as do_compare
+    """Compare configurations (params, entry point, code version): mean ± std over seeds, best row marked."""
+    from assay.cli.render import emit_json
 
     lab = _lab()
-    keys = [k.strip() for k in by.split(",") if k.strip()]
-    res = do_compare(lab, name, keys, metric, all_)
+    keys = None if by is None else [k.strip() for k in by.split(",") if k.strip()]
+    from assay.store.query import compare as do_compare
+
+    res = do_compare(lab, name, keys, metric, all_, value=value, pool_code=pool_code)
     if json_:
         emit_json(res)
         return
-    m = res["metric"]
-    step_name = "best_step" if not any("epoch" in str(k) for k in keys) else "best_epoch"
-    headers = [*keys, f"best_{m}", step_name, "n", "vs best (95% CI)"]
-    body = []
-    for i, r in enumerate(res["rows"]):
-        val = fmt(r["mean"]) + (f" ± {fmt(r['std'])}" if r["std"] is not None else "")
-        body.append([*(fmt(r[k]) for k in keys), val, fmt(r["best_step"]), str(r["n"]) + (f" (+{r['failed']} failed)" if r["failed"] else ""),
-                     versus_best(r, i == res["best"])])
-    if not body:
+    if not res["rows"]:
         print(f"no finished runs in {name}")
         return
-    table(headers, body, highlight=res["best"], title=f"{name}: {m} ({res['goal']} is better)")
+    from assay.cli.render import compare_table
+
+    compare_table(res, name)
 
 
 @app.command()

@@ -80,3 +80,19 @@ def table(headers: list[str], rows: list[list[str]], highlight: int | None = Non
     for i, row in enumerate(rows):
         prefix = ("* " if i == highlight else "  ") if mark else ""
         print(prefix + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
+
+
+def compare_table(res: dict[str, Any], name: str) -> None:
+    """The comparison table: a `code` column when code versions differ, `best_<metric>` under --value best."""
+    keys = [k for k in res["by"] if k != "code"]
+    rows = res["rows"]
+    extra = [k for k in ("entry", "code") if k in res["by"] or len({r[k] for r in rows}) > 1]
+    m = res["metric"] if res["value"] == "last" else f"best_{res['metric']}"
+    step = ["best_step" if not any("epoch" in str(k) for k in keys) else "best_epoch"] if res["value"] == "best" else []
+    headers = [*keys, *extra, f"{m} (mean ± std)", *step, "n", "vs best (95% CI)"]
+    body = []
+    for i, r in enumerate(rows):
+        val = fmt(r["mean"]) + (f" ± {fmt(r['std'])}" if r["std"] is not None else "")
+        body.append([*(fmt(r[k]) for k in keys), *(str(r[k]) for k in extra), val, *([fmt(r["best_step"])] if step else []),
+                     str(r["n"]) + (f" (+{r['failed']} failed)" if r["failed"] else ""), versus_best(r, i == res["best"])])
+    table(headers, body, highlight=res["best"], title=f"{name}: {m} ({res['goal']} is better)")

@@ -47,6 +47,8 @@ def register(app: typer.Typer) -> None:
         approve_locked: Annotated[Optional[list[str]], typer.Option("--approve-locked", help="Let the OOM ladder change this locked key (repeatable).")] = None,
         resume: Annotated[Optional[str], typer.Option(help="Resume sweep ID ('last' for the newest); finished trials are not re-run.")] = None,
         multirun: Annotated[bool, typer.Option("-m", "--multirun", help="Accepted for Hydra habits; sweeping is implied.")] = False,
+        value: Annotated[str, typer.Option(help="Score each trial by its metric's last (final) or best value.")] = "last",
+        strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when any trial did not end ok (default: when none did).")] = False,
         json_: Annotated[bool, typer.Option("--json", help="Machine-readable summary with stable keys.")] = False,
     ) -> None:
         """Run many trials of an experiment over a search space; each trial is a run tagged sweep=<id>."""
@@ -92,25 +94,34 @@ def register(app: typer.Typer) -> None:
                               preflight if preflight is not None else bool(file_data.get("preflight", False)),
                               timeout or file_data.get("timeout"),
                               oom_ladder if oom_ladder is not None else file_data.get("oom_ladder"),
-                              tuple(approve_locked or file_data.get("approve_locked") or ()))
+                              tuple(approve_locked or file_data.get("approve_locked") or ()), value)
             sf = start_sweep(lab, cfg)
-        progress = _Progress(name, sf.id, quiet=json_)
+        progress = _Progress(name, sf.id, quiet=json_, value=cfg.value)
         try:
             outcome = run_sweep(lab, sf, cfg, progress)
         finally:
             progress.close()
         _summary(lab, name, outcome, json_)
-        if outcome.status == "interrupted":
-            raise typer.Exit(130)
+        raise typer.Exit(sweep_exit_code(outcome, strict))
+
+
+def sweep_exit_code(outcome: Any, strict: bool) -> int:
+    """130 interrupted; 1 when no trial ended ok (with `strict`: when any trial did not); else 0."""
+    if outcome.status == "interrupted":
+        return 130
+    statuses = [t.status for t in outcome.trials]
+    if not any(s == "ok" for s in statuses) or (strict and any(s != "ok" for s in statuses)):
+        return 1
+    return 0
 
 
 class _Progress:
     """A Rich progress bar on a terminal (trials done, best so far, ETA); terse lines otherwise."""
 
-    def __init__(self, name: str, sweep_id: str, quiet: bool) -> None:
+    def __init__(self, name: str, sweep_id: str, quiet: bool, value: str = "last") -> None:
         from assay.cli.render import is_tty
 
-        self.name, self.sweep_id, self.quiet = name, sweep_id, quiet
+        self.name, self.sweep_id, self.quiet, self.value = name, sweep_id, quiet, value
         self.bar: Any = None
         self.task: Any = None
         if is_tty() and not quiet:
@@ -144,8 +155,9 @@ class _Progress:
             params = " ".join(f"{k}={fmt(v)}" for k, v in (ev.params or {}).items())
             r = ev.result.record
             metric = r.get("primary_metric")
-            value = ((r.get("metrics") or {}).get(metric) or {}).get("best")
-            print(f"[{ev.done}/{ev.total}] t{ev.trial:03d} {r['status']:<7} {metric}={fmt(value)}  {params}  "
+            value = ((r.get("metrics") or {}).get(metric) or {}).get(self.value)
+            label = metric if self.value == "last" else f"best_{metric}"
+            print(f"[{ev.done}/{ev.total}] t{ev.trial:03d} {r['status']:<7} {label}={fmt(value)}  {params}  "
                   f"(best {fmt(ev.best)}, eta {format_duration(ev.eta)})", flush=True)
 
     def close(self) -> None:
@@ -162,6 +174,7 @@ def _summary(lab: Any, name: str, outcome: Any, json_: bool) -> None:
 
     if json_:
         emit_json({"sweep": outcome.sweep_id, "status": outcome.status, "metric": outcome.metric, "goal": outcome.goal,
+                   "value": outcome.value,
                    "path": str(outcome.path), "counts": outcome.counts(),
                    "best": None if outcome.best is None else {"trial": outcome.best.number, "value": outcome.best.value,
                                                               "params": outcome.best.params, "run": outcome.best.run},
@@ -172,12 +185,13 @@ def _summary(lab: Any, name: str, outcome: Any, json_: bool) -> None:
     print(f"sweep {outcome.sweep_id} {outcome.status}: {len(outcome.trials)} trials ({counts})")
     if outcome.best is not None:
         params = " ".join(f"{k}={fmt(v)}" for k, v in outcome.best.params.items())
-        print(f"best {outcome.metric}={fmt(outcome.best.value)}  {params}  {outcome.best.run}")
+        label = outcome.metric if outcome.value == "last" else f"best_{outcome.metric}"
+        print(f"best trial: {label}={fmt(outcome.best.value)}  {params}  {outcome.best.run}")
     keys = ",".join(k.lstrip("+") for k in (outcome.trials[0].params if outcome.trials else {}))
     if outcome.status == "interrupted":
         print(f"resume: assay sweep {name} --resume {outcome.sweep_id}")
     elif keys:
-        print(f"next: assay compare {name} --by {keys}")
+        print(f"next: assay compare {name} --by {keys}" + ("" if outcome.value == "last" else f" --value {outcome.value}"))
 
 
 def run_validated(lab: Any, spec: Any, smoke: bool, oom_ladder: bool | None, approve_locked: list[str],

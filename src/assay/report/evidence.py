@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from assay import identity
 from assay.errors import ConfigError, StoreError
 from assay.experiment import Experiment
 from assay.store import records
@@ -46,23 +47,34 @@ class RunView:
         v = summary.get(which)
         return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
-    def config_key(self) -> str:
-        """Params without the seed: runs sharing it are repeats of one configuration."""
-        params = {k: v for k, v in (self.record.get("params") or {}).items() if k != "seed"}
-        return json.dumps(params, sort_keys=True, default=str)
+    def config_key(self, pool_code: bool = False) -> str:
+        """Entry point, code version and params without the seed: runs sharing it are repeats of
+        one configuration (assay.identity)."""
+        return identity.config_key(self.record, pool_code=pool_code)
 
 
 @dataclass
 class Config:
-    """Runs of one configuration (same params, any seed)."""
+    """Runs of one configuration (same entry point, code version and params; any seed)."""
 
     params: dict[str, Any]
     runs: list[RunView] = field(default_factory=list)
+    entry: str | None = None
+    code: str | None = None  # the code version's fingerprint (None: unknown, or pooled)
+    code_label: str = "?"  # short: commit, `*` when dirty
 
     def label(self, varying: list[str]) -> str:
         if not varying:
             return "all runs"
-        return ", ".join(f"{k}={_short(self.params.get(k))}" for k in varying)
+        return ", ".join(f"{k}={self.pseudo(k)}" for k in varying)
+
+    def pseudo(self, key: str) -> str:
+        """A param's value, or for `entry` and `code` the configuration's entry point and code version."""
+        if key == "entry":
+            return str(self.entry)
+        if key == "code":
+            return self.code_label
+        return _short(self.params.get(key))
 
 
 def _short(v: Any) -> str:
@@ -108,10 +120,11 @@ def runs_from_index(index: Any, exp: Experiment, metrics: list[str]) -> list[Run
 
     reasons = ignored_runs(exp.path)
     recs: dict[str, dict[str, Any]] = {}
-    for rid, status, seed, started, path, reason, ignored in index.db.execute(
-            "SELECT id, status, seed, started, path, reason, ignored FROM runs WHERE experiment=? AND status!='running'",
-            (exp.name,)):
-        recs[rid] = {"id": rid, "status": status, "seed": seed, "started": started, "reason": reason,
+    for rid, status, seed, started, path, reason, ignored, entry, code, label in index.db.execute(
+            "SELECT id, status, seed, started, path, reason, ignored, entry, code, code_label FROM runs "
+            "WHERE experiment=? AND status!='running'", (exp.name,)):
+        recs[rid] = {"id": rid, "status": status, "seed": seed, "started": started, "reason": reason, "entry": entry,
+                     "code": {"fingerprint": code, "label": label} if code else None,
                      "params": {}, "metrics": {}, "_path": path, "_ignored": bool(ignored)}
     for rid, key, value in index.db.execute(
             "SELECT p.run_id, p.key, p.value FROM params p JOIN runs r ON r.id=p.run_id "
@@ -154,24 +167,26 @@ def usable(runs: list[RunView]) -> list[RunView]:
     return [r for r in runs if r.ignored is None and r.status == "ok"]
 
 
-def group_configs(runs: list[RunView]) -> tuple[list[Config], list[str]]:
-    """(configurations in first-seen order, names of the params that vary between them).
+def group_configs(runs: list[RunView], pool_code: bool = False) -> tuple[list[Config], list[str]]:
+    """(configurations in first-seen order, names of what varies between them: params, and
+    `entry` / `code` when runs of several entry points or code versions are present).
 
-    One run per seed: a configuration run twice with the same seed measured the same random draw
-    (identical on deterministic code), so counting both would fake a zero noise. The later wins.
+    A configuration is (entry point, code version, params): runs of other code never pool with it
+    unless `pool_code`. One run per seed within a configuration (identity.dedupe_seeds).
     """
     groups: dict[str, Config] = {}
-    for r in runs:
-        key = r.config_key()
+    kept = list(identity.dedupe_seeds(runs, key=lambda r: r.config_key(pool_code), seed=lambda r: r.seed))
+    for r in kept:
+        key = r.config_key(pool_code)
         if key not in groups:
-            groups[key] = Config(json.loads(key))
-        cfg = groups[key]
-        if r.seed is not None:
-            cfg.runs = [x for x in cfg.runs if x.seed != r.seed]
-        cfg.runs.append(r)
+            entry, code, params = json.loads(key)
+            groups[key] = Config(params, entry=entry, code=code,
+                                 code_label="pooled" if pool_code else identity.code_label(r.record))
+        groups[key].runs.append(r)
     configs = list(groups.values())
     keys = sorted({k for c in configs for k in c.params})
     varying = [k for k in keys if len({json.dumps(c.params.get(k), sort_keys=True, default=str) for c in configs}) > 1]
+    varying += [k for k in ("entry", "code") if len({getattr(c, k) for c in configs}) > 1]
     return configs, varying
 
 

@@ -154,7 +154,7 @@ def plot_experiment(lab: Lab, name: str, metric: str | None = None, fmt: str = "
     configs, varying = group_configs(ok)
     figures = [_compare_curves(exp, shown, configs, varying, metric, excluded, folder, fmt)]
     figures.append(_bars(exp, configs, varying, metric, value, excluded + _not_ok(shown), folder, fmt))
-    for param in varying:
+    for param in (k for k in varying if k not in ("entry", "code")):  # param-vs-metric scatters: real params only
         figures.append(_sweep(exp, ok, param, metric, value, excluded + _not_ok(shown), folder, fmt))
     return figures
 

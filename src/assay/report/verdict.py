@@ -22,14 +22,16 @@ criterion fails.
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from assay import identity
 from assay.experiment import Criterion, Experiment, load_experiment
 from assay.lab import Lab
-from assay.report.evidence import RunView, check_value, group_configs, load_runs, rel, spread, usable
+from assay.report.evidence import Config, RunView, check_value, group_configs, load_runs, rel, spread, usable
 
 OUTCOMES = ("holds", "fails", "undecided")
 VERDICTS = ("supported", "refuted", "inconclusive")
@@ -279,7 +281,7 @@ def verdict(lab: Lab, name: str, confidence: float = 0.95, value: str = "last", 
     # New seeds, not the ones already run: a seed run twice measures the same draw (and counts once).
     next_seed = max((r.seed for r in good if isinstance(r.seed, int)), default=-1) + 1
     if succ or fail:
-        overall, reason, decided, hint = _overall(out, exp, next_seed)
+        overall, reason, decided, hint = _overall(out, exp, next_seed, configs)
     else:  # only comparisons: configurations are not judged one by one
         overall, reason, decided, hint, out = "inconclusive", "", [], None, []
     per_comparison = 1 - (1 - confidence) / max(1, len(comparative))
@@ -292,14 +294,17 @@ def verdict(lab: Lab, name: str, confidence: float = 0.95, value: str = "last", 
     open_comp = next((j for j in comps if j.outcome == "undecided" and j.values), None)
     if overall == "inconclusive" and hint is None and open_comp is not None:
         c = open_comp.criterion
+        sides = [group_configs(_selected(good, sel))[0] for sel in (c.left or {}, c.right or {})]
         hint = "Add seeds to both sides: " + "; ".join(
+            rerun_hint(exp, side[0], next_seed) if len(side) == 1 else
             f"assay run {exp.name} repeats {' '.join(f'{k}={v}' for k, v in sel.items())} seed={next_seed} --repeat 3"
-            for sel in (c.left or {}, c.right or {}))
+            for side, sel in zip(sides, (c.left or {}, c.right or {})))
     return Verdict(**base, verdict=overall, reason=reason, per_config_confidence=per, configurations=out,
                    decided_by=decided, hint=hint, comparisons=comps)
 
 
-def _overall(out: list[ConfigVerdict], exp: Experiment, next_seed: int) -> tuple[str, str, list[int], str | None]:
+def _overall(out: list[ConfigVerdict], exp: Experiment, next_seed: int,
+             configs: list[Config]) -> tuple[str, str, list[int], str | None]:
     if not out:
         return ("inconclusive", "no finished, non-ignored run to judge", [],
                 f"Run it: assay run {exp.name} baseline --repeat 3")
@@ -313,10 +318,46 @@ def _overall(out: list[ConfigVerdict], exp: Experiment, next_seed: int) -> tuple
     open_ = [i for i, c in enumerate(out) if c.verdict == "inconclusive"]
     hint = None
     if any("one run cannot decide" in j.why or "straddles" in j.why for i in open_ for j in out[i].judged):
-        c = out[open_[0]]
-        overrides = "" if c.label == "all runs" else " " + c.label.replace(", ", " ")
-        hint = f"Add seeds to narrow the interval: assay run {exp.name} repeats{overrides} seed={next_seed} --repeat 3"
+        hint = "Add seeds to narrow the interval: " + rerun_hint(exp, configs[open_[0]], next_seed)
     return "inconclusive", f"{out[open_[0]].label}: {out[open_[0]].reason}", open_, hint
+
+
+def rerun_hint(exp: Experiment, cfg: Config, next_seed: int) -> str:
+    """The command that adds seeds to configuration `cfg`: its entry point and every param that
+    differs from config.yaml, so following it extends these runs and not the defaults. When the
+    code changed since they ran, says so and how to run the recorded version instead."""
+    import shlex
+
+    from assay.config import flatten
+
+    defaults = flatten(exp.default_params())
+    parts = [f"assay run {exp.name} repeats"]
+    if cfg.entry and cfg.entry != exp.entry:
+        parts.append(f"--entry {shlex.quote(cfg.entry)}")
+    for key, v in flatten(cfg.params).items():
+        if key != "seed" and (key not in defaults or defaults[key] != v):
+            text = v if isinstance(v, str) else json.dumps(v)
+            parts.append(shlex.quote(f"{'' if key in defaults else '+'}{key}={text}"))
+    parts.append(f"seed={next_seed} --repeat 3")
+    command = " ".join(parts)
+    if cfg.code and cfg.runs and cfg.code != _code_today(exp, cfg.code):
+        command += (f" (note: these runs ran code version {cfg.code_label} and the code has changed since, so new runs "
+                    f"make a new configuration; to repeat the recorded version: assay rerun {cfg.runs[-1].id})")
+    return command
+
+
+def _code_today(exp: Experiment, recorded: str) -> str | None:
+    """Today's code version of `exp`, in the form of `recorded` (a fingerprint, or git:commit+patch for old runs)."""
+    import tempfile
+    from pathlib import Path
+
+    from assay.provenance import code_version, git_state
+
+    with tempfile.TemporaryDirectory() as tmp:
+        git = git_state(exp.path, Path(tmp) / "p")
+        if recorded.startswith("git:"):
+            return None if git is None else identity.code_fingerprint({"git": git})
+        return code_version(exp.path, exp.code_paths, git)["fingerprint"]
 
 
 def _matches(r: RunView, where: dict[str, Any] | None) -> bool:

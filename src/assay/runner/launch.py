@@ -18,7 +18,7 @@ from typing import Any
 
 from assay.capture import Capture
 from assay.config import apply_overrides, flatten, parse_duration, parse_overrides
-from assay.errors import RunError
+from assay.errors import ConfigError, RunError
 from assay.experiment import Experiment, load_experiment
 from assay.lab import Lab
 from assay.runner.process import run_process
@@ -68,12 +68,12 @@ def entry_command(lab: Lab, exp: Experiment, entry: str) -> list[str]:
     """The argv for an entry point: a .py file (via uv for PEP 723 scripts), or a command line."""
     parts = shlex.split(entry)
     if not parts:
-        raise RunError(f"Experiment '{exp.name}' has an empty entry point", f"Set `entry:` in {exp.file}.")
+        raise ConfigError(f"Experiment '{exp.name}' has an empty entry point", f"Set `entry:` in {exp.file}.")
     first = parts[0]
     if len(parts) == 1 and first.endswith((".py", ".ipynb", ".sh")) or (exp.path / first).suffix in (".py", ".ipynb"):
         script = exp.path / first
         if not script.is_file():
-            raise RunError(
+            raise ConfigError(
                 f"Entry point '{first}' does not exist in {exp.path}",
                 f"Create it, or point `entry:` in {exp.file} (or --entry) at an existing script.",
             )
@@ -93,7 +93,7 @@ def entry_command(lab: Lab, exp: Experiment, entry: str) -> list[str]:
     if first in ("python", "python3"):
         parts[0] = lab.python
     elif not shutil.which(first) and not (exp.path / first).exists():
-        raise RunError(f"Command '{first}' of the entry point '{entry}' was not found", f"Install it or fix `entry:` in {exp.file}.")
+        raise ConfigError(f"Command '{first}' of the entry point '{entry}' was not found", f"Install it or fix `entry:` in {exp.file}.")
     return parts
 
 
@@ -180,10 +180,11 @@ def start_run(lab: Lab, exp: Experiment, spec: RunSpec, seed_offset: int = 0, gr
     prov: dict[str, Any] = {}
 
     def _provenance() -> None:
-        from assay.provenance import data_fingerprints, environment, git_state
+        from assay.provenance import code_version, data_fingerprints, environment, git_state
 
         try:
             prov["git"] = git_state(exp.path, path / records.PATCH_FILE)
+            prov["code"] = code_version(exp.path, exp.code_paths, prov["git"])
             env = environment(cmd[0] if cmd[0] == lab.python else lab.python, lab.state_dir / "cache")
             (path / "env.json").write_text(json.dumps(env, indent=1))
             prov["env"] = {k: env[k] for k in ("python", "python_version", "hostname", "platform")}
@@ -222,7 +223,7 @@ def start_run(lab: Lab, exp: Experiment, spec: RunSpec, seed_offset: int = 0, gr
     record.update(
         status=status, reason=reason, exit_code=result.returncode, ended=ended, duration=ended - started,
         peak_rss=result.peak_rss, peak_gpu_mem=result.peak_gpu_mem, metrics=summary["metrics"],
-        artifacts=summary["artifacts"], log_tail=tail, git=prov.get("git"), env=prov.get("env"),
+        artifacts=summary["artifacts"], log_tail=tail, git=prov.get("git"), code=prov.get("code"), env=prov.get("env"),
     )
     record["tags"] = {**record["tags"], **summary["tags"]}
     if prov.get("data"):
@@ -282,11 +283,11 @@ def run_experiment(lab: Lab, spec: RunSpec) -> list[RunResult]:
 
     Raises:
         ConfigError: unknown experiment or parameter, bad timeout.
-        RunError: missing entry point.
+        ConfigError: a missing entry point too (exit 2).
     """
     exp = load_experiment(lab, spec.experiment)
     if spec.repeat < 1:
-        raise RunError(f"--repeat must be at least 1, got {spec.repeat}", "Pass --repeat 3 for three seeds.")
+        raise ConfigError(f"--repeat must be at least 1, got {spec.repeat}", "Pass --repeat 3 for three seeds.")
     resolved = resolve_params(exp, spec.overrides, spec.extra_params)  # fail before creating any folder
     parse_duration(spec.timeout or exp.timeout or lab.default_timeout)
     entry_command(lab, exp, spec.entry or exp.entry)

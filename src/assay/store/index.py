@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from assay import identity
 from assay.errors import StoreError
 from assay.lab import Lab
 
@@ -45,6 +46,14 @@ MIGRATIONS: list[str] = [
     # instead of reading every row (10,000 runs: `assay runs` 5.0 -> 2.4 ms)
     """
     CREATE INDEX runs_exp_visible ON runs(experiment, ignored, started);
+    """,
+    # 2 -> 3: run identity (entry point, code version, params): runs of different code never pool.
+    # Rows indexed before it get their identity from their run.json (_backfill_identity).
+    """
+    ALTER TABLE runs ADD COLUMN entry TEXT;
+    ALTER TABLE runs ADD COLUMN code TEXT;
+    ALTER TABLE runs ADD COLUMN code_label TEXT;
+    ALTER TABLE runs ADD COLUMN config TEXT;
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -113,6 +122,8 @@ class Index:
                 for stmt in MIGRATIONS[i].split(";"):
                     if stmt.strip():
                         self.db.execute(stmt)
+            if 0 < version < 3:
+                _backfill_identity(self.db)
             self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             self.db.execute("COMMIT")
         except BaseException:
@@ -252,6 +263,21 @@ def _store_error(exc: sqlite3.DatabaseError, path: Path) -> StoreError:
                       "`assay reindex` rebuilds the index from them.")
 
 
+def _backfill_identity(db: sqlite3.Connection) -> None:
+    """Fill entry/code/config of rows indexed before those columns existed, from their run.json."""
+    from assay.store.records import RECORD_FILE
+
+    for rid, path in db.execute("SELECT id, path FROM runs WHERE config IS NULL").fetchall():
+        try:
+            record = json.loads((Path(path) / RECORD_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue  # a missing or corrupt folder: `assay reindex` reports it
+        if isinstance(record, dict):
+            db.execute("UPDATE runs SET entry=?, code=?, code_label=?, config=? WHERE id=?",
+                       (record.get("entry"), identity.code_fingerprint(record), identity.code_label(record),
+                        identity.config_hash(record), rid))
+
+
 def _upsert(db: sqlite3.Connection, path: Path, record: dict[str, Any], ignored: bool | None) -> None:
     rid = record["id"]
     primary = record.get("primary_metric")
@@ -262,12 +288,13 @@ def _upsert(db: sqlite3.Connection, path: Path, record: dict[str, Any], ignored:
         ignored = bool(row[0]) if row else False
     git = record.get("git") or {}
     db.execute(
-        "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         (rid, record.get("experiment"), path.name, record.get("desc"), record.get("status"), record.get("reason"),
          record.get("exit_code"), record.get("started"), record.get("ended"), record.get("duration"),
          record.get("peak_rss"), record.get("peak_gpu_mem"), git.get("commit"), record.get("seed"), primary,
          pm.get("last"), pm.get("best"), record.get("group"), int(bool(ignored)), str(path),
-         record.get("owner_pid"), record.get("owner_started")),
+         record.get("owner_pid"), record.get("owner_started"), record.get("entry"), identity.code_fingerprint(record),
+         identity.code_label(record), identity.config_hash(record)),
     )
     for table in ("params", "metrics", "tags"):
         db.execute(f"DELETE FROM {table} WHERE run_id=?", (rid,))

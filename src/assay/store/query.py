@@ -14,14 +14,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from assay.errors import ConfigError, RunError, StoreError, did_you_mean
+from assay.errors import ConfigError, StoreError, UnknownRunError, did_you_mean
 from assay.lab import Lab
 from assay.store import records
 from assay.store.index import Index, param_value, shared_index
 
 COLUMNS = {"status": "r.status", "duration": "r.duration", "seed": "r.seed", "exit_code": "r.exit_code",
            "experiment": "r.experiment", "desc": "r.desc", "peak_rss": "r.peak_rss", "started": "r.started",
-           "commit": "r.git_commit", "group": "r.group_id", "id": "r.id"}
+           "commit": "r.git_commit", "group": "r.group_id", "id": "r.id", "code": "r.code_label", "entry": "r.entry"}
 _CLAUSE = re.compile(r"^\s*([A-Za-z_][\w./\-]*)\s*(>=|<=|==|!=|=|>|<|~)\s*(.+?)\s*$")
 
 
@@ -240,9 +240,9 @@ def find_run(lab: Lab, ref: str) -> Path:
     if len(like) == 1:
         return Path(like[0][0])
     if not like and not exact:
-        raise RunError(f"No run matches '{ref}'", "List runs with `assay runs`; if a folder is missing from the index run `assay reindex`.")
+        raise UnknownRunError(f"No run matches '{ref}'", "List runs with `assay runs`; if a folder is missing from the index run `assay reindex`.")
     ids = sorted(i for _, i in like)
-    raise RunError(f"'{ref}' matches {len(ids)} runs: {', '.join(ids[:5])}{' ...' if len(ids) > 5 else ''}",
+    raise UnknownRunError(f"'{ref}' matches {len(ids)} runs: {', '.join(ids[:5])}{' ...' if len(ids) > 5 else ''}",
                    "Give more of the run id (experiment/folder).")
 
 
@@ -264,50 +264,71 @@ def _ignored_reason(path: Path) -> str | None:
 # ------------------------------------------------------------------ compare
 
 
-def compare(lab: Lab, experiment: str, by: list[str], metric: str | None = None,
-            include_ignored: bool = False) -> dict[str, Any]:
-    """Group an experiment's finished runs by params `by` and summarize the metric per group.
+def compare(lab: Lab, experiment: str, by: list[str] | None = None, metric: str | None = None,
+            include_ignored: bool = False, *, value: str = "last", pool_code: bool = False) -> dict[str, Any]:
+    """Group an experiment's finished runs into configurations and summarize the metric per group.
 
-    Returns {"metric", "goal", "by", "rows": [{<by values>, n, mean, std, best, best_step, runs,
-    failed, vs_best}], "best": index of the best row}. Uses each run's best value (and its step), as
-    in a sweep analysis of per-epoch validation metrics; repeats (seeds) are pooled into mean ± std.
+    A group is the `by` params' values, the entry point and the code version (`pool_code` merges
+    code versions; the pseudo-param `code` in `by` shows it as a column); `by` defaults to the
+    params that vary between runs. Each run counts once per seed within its configuration (a repeat
+    of a seed measured the same draw), as in `assay verdict`. `value` picks each run's `last`
+    (final) or `best` value of the metric, the same rule every view uses.
+
+    Returns {"experiment", "metric", "goal", "value", "by", "pool_code", "rows": [{<by values>, code, entry,
+    n, mean, std, best, best_step, runs, failed, vs_best}], "best": index of the best row}. `best`
+    and `best_step` in a row are its best run's value and step (the step only with value=best).
     `vs_best` is {delta, ci, within_noise}: the row's mean minus the best row's, with the 95%
     interval of that difference (Welch with repeats on both sides, else the seed noise pooled over
     all rows); within_noise says the interval contains 0, i.e. the gap may be luck.
     """
     from assay.experiment import load_experiment
+    from assay.identity import dedupe_seeds
+    from assay.report.evidence import check_value
 
+    check_value(value)
     exp = load_experiment(lab, experiment)
     metric = metric or exp.metric
     goal = exp.goal_of(metric)
+    hidden = "" if include_ignored else " AND r.ignored=0"
     with Index(lab) as index:
         _, params_known = _known(index, experiment)
+        if by is None:  # the params whose values differ between runs (the seed aside)
+            by = [k for (k,) in index.db.execute(
+                "SELECT p.key FROM params p JOIN runs r ON r.id=p.run_id WHERE r.experiment=? AND p.key!='seed'"
+                f"{hidden} GROUP BY p.key HAVING COUNT(DISTINCT p.value) > 1 OR COUNT(*) < "
+                f"(SELECT COUNT(*) FROM runs r WHERE r.experiment=?{hidden}) ORDER BY p.key", (experiment, experiment))]
         for key in by:
-            if key not in params_known:
-                known = set(params_known)
-                raise ConfigError(f"Unknown param '{key}' for --by (known: {', '.join(sorted(known)) or 'none'})."
+            if key != "code" and key not in params_known:
+                known = set(params_known) | {"code"}
+                raise ConfigError(f"Unknown param '{key}' for --by (known: {', '.join(sorted(known))})."
                                   + did_you_mean(key, known), "Pass params that vary across runs, e.g. --by lr,batch.")
+        keys = [k for k in by if k != "code"]
         # Only the columns the table needs: one param subquery per --by key and the one metric.
-        cols = ", ".join(f"(SELECT value FROM params p WHERE p.run_id=r.id AND p.key=?) AS b{i}" for i in range(len(by)))
-        sql = (f"SELECT r.id, r.status, r.started, m.best, m.best_step{', ' + cols if cols else ''} FROM runs r "
-               "LEFT JOIN metrics m ON m.run_id=r.id AND m.key=? WHERE r.experiment=?"
-               + ("" if include_ignored else " AND r.ignored=0") + " ORDER BY r.started")
-        found = index.db.execute(sql, (*by, metric, experiment)).fetchall()
-    rows = [{"id": rid, "status": status, "started": started, "params": {k: json.loads(v) if v is not None else None
-                                                                       for k, v in zip(by, vals)},
-             "metrics": {metric: {"best": best, "best_step": best_step}} if best is not None else {}}
-            for rid, status, started, best, best_step, *vals in found]
-    groups: dict[tuple[str, ...], dict[str, Any]] = {}
-    for r in rows:
-        key = tuple(json.dumps(r["params"].get(k)) for k in by)
-        g = groups.setdefault(key, {**{k: r["params"].get(k) for k in by}, "values": [], "steps": [], "runs": [], "failed": 0})
-        m = r["metrics"].get(metric)
-        if r["status"] == "ok" and m and m.get("best") is not None:
-            g["values"].append(m["best"])
-            g["steps"].append(m["best_step"])
-            g["runs"].append(r["id"])
-        elif r["status"] not in ("running",):
-            g["failed"] += 1
+        cols = "".join(f", (SELECT value FROM params p WHERE p.run_id=r.id AND p.key=?) AS b{i}" for i in range(len(keys)))
+        sql = (f"SELECT r.id, r.status, r.seed, r.entry, r.code, r.code_label, r.config, m.{value}, m.{value}_step{cols} "
+               "FROM runs r LEFT JOIN metrics m ON m.run_id=r.id AND m.key=? WHERE r.experiment=?"
+               f"{hidden} AND r.status!='running' ORDER BY r.started, r.id")
+        found = index.db.execute(sql, (*keys, metric, experiment)).fetchall()
+    ok = [row for row in found if row[1] == "ok" and row[7] is not None]
+    ok = list(dedupe_seeds(ok, key=lambda row: row[6], seed=lambda row: row[2]))
+    groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+
+    def group(row: tuple[Any, ...]) -> dict[str, Any]:
+        vals = [json.loads(v) if v is not None else None for v in row[9:]]
+        gkey = (*(json.dumps(v) for v in vals), row[3], None if pool_code else row[4])
+        if gkey not in groups:
+            groups[gkey] = {**dict(zip(keys, vals)), "code": "pooled" if pool_code else row[5], "entry": row[3],
+                            "values": [], "steps": [], "runs": [], "failed": 0}
+        return groups[gkey]
+
+    for row in ok:
+        g = group(row)
+        g["values"].append(row[7])
+        g["steps"].append(row[8])
+        g["runs"].append(row[0])
+    for row in found:
+        if row[1] != "ok" or row[7] is None:
+            group(row)["failed"] += 1
     out_rows = []
     values: dict[int, list[float]] = {}  # id(row) -> the values behind its mean
     for g in groups.values():
@@ -320,19 +341,21 @@ def compare(lab: Lab, experiment: str, by: list[str], metric: str | None = None,
         row["std"] = statistics.stdev(vals) if len(vals) > 1 else None
         if vals:
             i = max(range(len(vals)), key=lambda j: vals[j] if goal == "max" else -vals[j])
-            row["best"], row["best_step"] = vals[i], steps[i]
+            row["best"], row["best_step"] = vals[i], steps[i] if value == "best" else None
         else:
             row["best"] = row["best_step"] = None
         out_rows.append(row)
     scored = [r for r in out_rows if r["mean"] is not None and math.isfinite(r["mean"])]
     best = (max if goal == "max" else min)(scored, key=lambda r: r["mean"]) if scored else None
     try:
-        out_rows.sort(key=lambda r: tuple((0, v) if isinstance(v, (int, float)) else (1, str(v)) for v in (r[k] for k in by)))
+        out_rows.sort(key=lambda r: tuple((0, v) if isinstance(v, (int, float)) else (1, str(v))
+                                          for v in [*(r[k] for k in keys), r["entry"] or "", r["code"] or ""]))
     except TypeError:
         pass
     best_i = next((i for i, r in enumerate(out_rows) if r is best), None)
     _versus_best(out_rows, best, values)
-    return {"experiment": experiment, "metric": metric, "goal": goal, "by": by, "rows": out_rows, "best": best_i}
+    return {"experiment": experiment, "metric": metric, "goal": goal, "value": value, "by": by, "pool_code": pool_code,
+            "rows": out_rows, "best": best_i}
 
 
 def _versus_best(rows: list[dict[str, Any]], best: dict[str, Any] | None, values: dict[int, list[float]]) -> None:

@@ -44,6 +44,7 @@ class SweepConfig:
     timeout: str | None = None
     oom_ladder: bool | None = None  # None: on when the experiment has an `oom_ladder:` section
     approve_locked: tuple[str, ...] = ()
+    value: str = "last"  # which value of a trial's primary metric scores it: its final (last) or best step
 
 
 @dataclass(frozen=True)
@@ -73,6 +74,7 @@ class SweepOutcome:
     trials: list[TrialEntry]
     best: TrialEntry | None
     status: str  # done | exhausted | interrupted
+    value: str = "last"  # each trial's value: its `last` (final) or `best` step of the metric
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -91,11 +93,12 @@ def _desc(n: int, params: dict[str, Any]) -> str:
     return "-".join([f"t{n:03d}", *parts])
 
 
-def _value(res: RunResult, metric: str) -> float | None:
+def _value(res: RunResult, metric: str, which: str = "last") -> float | None:
+    """A trial's score: the `which` (last or best) value of its metric, as every other view reads it."""
     if res.status != "ok":
         return None
-    best = ((res.record.get("metrics") or {}).get(metric) or {}).get("best")
-    return float(best) if isinstance(best, (int, float)) and math.isfinite(best) else None
+    v = ((res.record.get("metrics") or {}).get(metric) or {}).get(which)
+    return float(v) if isinstance(v, (int, float)) and math.isfinite(v) else None
 
 
 def check_sweep(lab: Lab, exp: Experiment, space: SearchSpace, timeout: str | None) -> None:
@@ -115,6 +118,9 @@ def start_sweep(lab: Lab, config: SweepConfig) -> SweepFiles:
             range, a missing budget for random/Bayesian search.
         PluginError: unknown sampler or executor.
     """
+    from assay.report.evidence import check_value
+
+    check_value(config.value)
     exp = load_experiment(lab, config.experiment)
     check_sweep(lab, exp, config.space, config.timeout)
     budget = config.trials
@@ -134,7 +140,7 @@ def start_sweep(lab: Lab, config: SweepConfig) -> SweepFiles:
         "sampler_options": config.sampler_options, "trials": budget, "parallel": config.parallel,
         "executor": config.executor, "executor_options": config.executor_options, "seed": config.seed,
         "preflight": config.preflight, "timeout": config.timeout, "space": config.space.to_dict(),
-        "oom_ladder": config.oom_ladder, "approve_locked": list(config.approve_locked),
+        "oom_ladder": config.oom_ladder, "approve_locked": list(config.approve_locked), "value": config.value,
     })
 
 
@@ -147,7 +153,8 @@ def resume_config(lab: Lab, experiment: str, sweep_id: str | None) -> tuple[Swee
     space = space_from_mapping(space_d.get("params") or {}, space_d.get("fixed") or {}, sf.path / "sweep.json")
     cfg = SweepConfig(experiment, space, s.get("sampler", "grid"), s.get("trials"), s.get("parallel"), s.get("executor", "local"),
                       dict(s.get("executor_options") or {}), dict(s.get("sampler_options") or {}), int(s.get("seed", 0)),
-                      bool(s.get("preflight")), s.get("timeout"), s.get("oom_ladder"), tuple(s.get("approve_locked") or ()))
+                      bool(s.get("preflight")), s.get("timeout"), s.get("oom_ladder"), tuple(s.get("approve_locked") or ()),
+                      s.get("value", "best"))  # sweeps stored before `value` existed scored trials by their best step
     return sf, cfg
 
 
@@ -266,7 +273,7 @@ def run_sweep(lab: Lab, sf: SweepFiles, config: SweepConfig, on_event: Callable[
             for fut in finished:
                 entry = running.pop(fut)
                 res = fut.result()  # a launch error (bad entry point) ends the sweep: every trial would hit it
-                entry.status, entry.value, entry.run = res.status, _value(res, metric), res.record.get("id")
+                entry.status, entry.value, entry.run = res.status, _value(res, metric, config.value), res.record.get("id")
                 entry.duration = res.record.get("duration") or (time.monotonic() - started_at.pop(fut, time.monotonic()))
                 if res.status == "interrupted":  # stopped by us or the user: re-run on resume
                     status = "interrupted"
@@ -302,7 +309,7 @@ def run_sweep(lab: Lab, sf: SweepFiles, config: SweepConfig, on_event: Callable[
         status = "exhausted"
     sf.set_status(status)
     trials = sorted(sf.trials().values(), key=lambda e: e.number)
-    outcome = SweepOutcome(sf.id, sf.path, metric, goal, trials, best, status)
+    outcome = SweepOutcome(sf.id, sf.path, metric, goal, trials, best, status, config.value)
     emit(SweepEvent("done", sf.id, done, budget, 0, best.value if best else None, best.params if best else None))
     return outcome
 
