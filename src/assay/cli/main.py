@@ -156,6 +156,7 @@ def runs(
     sort: Annotated[Optional[str], typer.Option(help="Field to sort by (metrics best-first); field:asc|desc.")] = None,
     limit: Annotated[int, typer.Option(help="Rows to show (0: all).")] = 20,
     all_: Annotated[bool, typer.Option("--all", help="Include ignored runs.")] = False,
+    value: Annotated[str, typer.Option("--value", help="Metric columns show each run's last (final) or best value.")] = "last",
     json_: JsonOpt = False,
 ) -> None:
     """List runs (newest first), filtered and sorted."""
@@ -163,6 +164,9 @@ def runs(
     from assay.config import format_bytes, format_duration
     from assay.store.query import list_runs
 
+    from assay.report.evidence import check_value
+
+    check_value(value)
     lab = _lab()
     rows, total = list_runs(lab, name, where, sort, limit or None, all_)
     if json_:
@@ -173,12 +177,12 @@ def runs(
         return
     varying = sorted({k for r in rows for k in r["params"] if len({fmt(x["params"].get(k)) for x in rows}) > 1} - {"seed"})[:6]
     metric_keys = list(dict.fromkeys(r["primary_metric"] for r in rows if r["primary_metric"]))[:3]
-    headers = ["run", "status", *metric_keys, *varying, "time", "mem", "started"]
+    headers = ["run", "status", *(m if value == "last" else f"best_{m}" for m in metric_keys), *varying, "time", "mem", "started"]
     body = []
     for r in rows:
         rid = r["id"] if not name else r["id"].split("/", 1)[1]
         body.append([rid + (" (ignored)" if r["ignored"] else ""), r["status"],
-                     *(fmt((r["metrics"].get(m) or {}).get("last")) for m in metric_keys),
+                     *(fmt((r["metrics"].get(m) or {}).get(value)) for m in metric_keys),
                      *(fmt(r["params"].get(k)) for k in varying),
                      format_duration(r["duration"]), format_bytes(r["peak_rss"]), when(r["started"])])
     table(headers, body)

@@ -22,6 +22,7 @@ from assay.store.index import Index, param_value, shared_index
 COLUMNS = {"status": "r.status", "duration": "r.duration", "seed": "r.seed", "exit_code": "r.exit_code",
            "experiment": "r.experiment", "desc": "r.desc", "peak_rss": "r.peak_rss", "started": "r.started",
            "commit": "r.git_commit", "group": "r.group_id", "id": "r.id", "code": "r.code_label", "entry": "r.entry"}
+_NUMERIC_COLUMNS = {"duration", "seed", "exit_code", "peak_rss", "started"}
 _CLAUSE = re.compile(r"^\s*([A-Za-z_][\w./\-]*)\s*(>=|<=|==|!=|=|>|<|~)\s*(.+?)\s*$")
 
 
@@ -72,9 +73,16 @@ def parse_where(expr: str, known_metrics: Any, known_params: Any) -> list[Filter
         if not m:
             raise ConfigError(f"Cannot read filter '{part}'", "Write filters as field op value, e.g. --where \"val_f1>0.8 and lr<1e-3\".")
         name, op, raw = m.groups()
+        if raw[0] in "<>=!~":
+            raise ConfigError(f"Cannot read filter '{part}': '{op}{raw[0]}' is not an operator",
+                              "Operators: > >= < <= = != ~ (contains), e.g. --where \"lr>=1e-3\".")
         op = "=" if op == "==" else op
         value = _value(raw)
         kind, key = _field_sql(name, known_metrics, known_params)
+        numeric = kind in ("metric", "best") or (kind == "column" and key in _NUMERIC_COLUMNS)
+        if numeric and op != "~" and (isinstance(value, bool) or not isinstance(value, (int, float))):
+            raise ConfigError(f"Cannot read filter '{part}': {name} is a number, '{raw}' is not",
+                              f"Compare it with a number, e.g. --where \"{name}>0.5\".")
         if op == "~":
             cmp, arg = "LIKE", f"%{raw}%"
         else:
@@ -179,6 +187,9 @@ def list_runs(
                 expr, default_desc = COLUMNS[key], key in ("started", "duration", "peak_rss")
             else:
                 raise ConfigError(f"Cannot sort by tag '{name}'", "Sort by a metric, param or column.")
+            if direction not in ("", "asc", "desc"):
+                raise ConfigError(f"Cannot read --sort '{sort}': '{direction}' is not asc or desc",
+                                  f"Write --sort {name} (its goal's order), --sort {name}:asc or --sort {name}:desc.")
             descending = {"asc": False, "desc": True}.get(direction, default_desc) ^ desc_flag
             order = f"{expr} IS NULL, {expr} {'DESC' if descending else 'ASC'}, r.started DESC"
         sql_where = f"WHERE {' AND '.join(clauses)}" if clauses else ""

@@ -109,6 +109,32 @@ def _verdict(index: Index, exp: Experiment) -> dict[str, Any]:
     return out
 
 
+_CONFIGS: dict[tuple[str, str], tuple[tuple[Any, ...], dict[str, Any]]] = {}
+
+
+def configurations(index: Index, exp: Experiment) -> dict[str, Any] | None:
+    """`assay compare --json` for the experiment (configurations by params, entry point and code
+    version, each run's last value): the same numbers the CLI and the verdict show. Cached until
+    a run finishes or is ignored; None before any run finished."""
+    from assay.journal import IGNORED_FILE
+    from assay.store.query import compare
+
+    stamp = tuple(index.db.execute(
+        "SELECT COUNT(*), MAX(ended), SUM(ignored), SUM(status='ok') FROM runs WHERE experiment=? AND status!='running'",
+        (exp.name,)).fetchone())
+    if not stamp[0]:
+        return None
+    ignored = exp.path / IGNORED_FILE
+    stamp += (ignored.stat().st_mtime_ns if ignored.exists() else None, exp.file.stat().st_mtime_ns)
+    key = (str(exp.path), exp.name)
+    cached = _CONFIGS.get(key)
+    if cached and cached[0] == stamp:
+        return cached[1]
+    out = compare(index.lab, exp.name)
+    _CONFIGS[key] = (stamp, out)
+    return out
+
+
 def experiments(lab: Lab) -> list[dict[str, Any]]:
     """One row per experiment: hypothesis, metric, run counts, best primary value, verdict."""
     names = list_experiments(lab)
@@ -123,21 +149,26 @@ def experiments(lab: Lab) -> list[dict[str, Any]]:
             except ConfigError as exc:
                 out.append({**row, "error": exc.message, "runs": counts.get(name, (0, 0, None))[0]})
                 continue
-            order = "DESC" if exp.goal == "max" else "ASC"
-            best = index.db.execute(
-                "SELECT r.id, m.best FROM runs r JOIN metrics m ON m.run_id=r.id AND m.key=? WHERE r.experiment=? "
-                f"AND r.ignored=0 AND r.status='ok' AND m.best IS NOT NULL ORDER BY m.best {order} LIMIT 1",
-                (exp.metric, name)).fetchone()
+            cmp = configurations(index, exp)
+            top = cmp["rows"][cmp["best"]] if cmp and cmp["best"] is not None else None
             n, running, last = counts.get(name, (0, 0, None))
             judged = _verdict(index, exp)
             folder = exp.path
             out.append({**row, "hypothesis": exp.hypothesis, "metric": exp.metric, "goal": exp.goal,
                         "success": exp.success, "failure": exp.failure, "runs": n, "running": running or 0,
-                        "last_started": last, "best": best[1] if best else None, "best_run": best[0] if best else None,
+                        "last_started": last, "value": "last",  # best: the best configuration's mean of last values
+                        "best": top["mean"] if top else None, "best_n": top["n"] if top else 0,
+                        "best_config": _config_label(cmp, top) if top else None, "best_run": top["runs"][-1] if top else None,
                         "verdict": judged["verdict"], "verdict_reason": judged["reason"],
                         "has_loop": (folder / "results.tsv").is_file(), "has_report": (folder / "REPORT.md").is_file(),
                         "has_journal": (folder / "JOURNAL.md").is_file()})
     return out
+
+
+def _config_label(cmp: dict[str, Any], row: dict[str, Any]) -> str:
+    keys = [k for k in cmp["by"] if k != "code"]
+    extra = [k for k in ("entry", "code") if k in cmp["by"] or len({r[k] for r in cmp["rows"]}) > 1]
+    return ", ".join(f"{k}={row[k]}" for k in [*keys, *extra]) or "all runs"
 
 
 def experiment_detail(lab: Lab, name: str) -> dict[str, Any]:
@@ -149,10 +180,11 @@ def experiment_detail(lab: Lab, name: str) -> dict[str, Any]:
         params = [k for (k,) in index.db.execute(
             "SELECT DISTINCT p.key FROM params p JOIN runs r ON r.id=p.run_id WHERE r.experiment=? LIMIT 200", (name,))]
         judged = _verdict(index, exp)
+        cmp = configurations(index, exp)
     readme = exp.path / "README.md"
     return {"name": name, "hypothesis": exp.hypothesis, "metric": exp.metric, "goal": exp.goal,
             "success": exp.success, "failure": exp.failure, "entry": exp.entry, "secondary": exp.secondary,
-            "verdict": judged["verdict"], "verdict_reason": judged["reason"],
+            "verdict": judged["verdict"], "verdict_reason": judged["reason"], "configurations": cmp,
             "readme": _text(readme) if readme.is_file() else None,
             "metrics": sorted(set(metrics) | {exp.metric}, key=lambda k: (k != exp.metric, k)), "params": sorted(params),
             "has_loop": (exp.path / "results.tsv").is_file(), "has_report": (exp.path / "REPORT.md").is_file(),

@@ -141,13 +141,13 @@ async function experimentsPage() {
   const { experiments } = await api("/api/experiments");
   if (!experiments.length) return show(g, h("p", {}, "No experiments yet. Create one: ", h("code", {}, "assay new NAME --hypothesis \"...\"")));
   show(g, h("h1", {}, "Experiments"), h("table", { id: "experiments" },
-    h("tr", {}, ["experiment", "hypothesis", "metric", "runs", "best", "verdict", ""].map((c) => h("th", {}, c))),
+    h("tr", {}, ["experiment", "hypothesis", "metric", "runs", "best configuration (mean of last values)", "verdict", ""].map((c) => h("th", {}, c))),
     experiments.map((e) => h("tr", { "data-name": e.name },
       h("td", {}, h("a", { href: expHref(e.name) }, e.name)),
       h("td", {}, e.error ? h("span", { class: "error" }, e.error) : e.hypothesis),
       h("td", {}, e.metric ? `${e.metric} (${e.goal})` : ""),
       h("td", { class: "num" }, e.runs, e.running ? [" ", badge(`${e.running} running`, "s-running")] : ""),
-      h("td", { class: "num" }, e.best_run ? h("a", { href: runHref(e.best_run) }, fmt(e.best)) : ""),
+      h("td", { class: "num", title: e.best_config || "" }, e.best_run ? [h("a", { href: runHref(e.best_run) }, fmt(e.best)), ` (n=${e.best_n}) `, h("span", { class: "muted" }, e.best_config)] : ""),
       h("td", { class: "verdict", title: e.verdict_reason || "" }, e.verdict ? badge(e.verdict, `v-${e.verdict.replace(/\W+/g, "-")}`) : ""),
       h("td", {}, e.has_loop ? h("a", { href: expHref(e.name, "loop") }, "loop") : "", " ",
         e.has_journal ? h("a", { href: expHref(e.name, "journal") }, "journal") : "", " ",
@@ -166,7 +166,26 @@ function expHeader(exp) {
     h("p", { class: "muted" }, `primary metric: ${exp.metric} (${exp.goal})`,
       exp.success ? ` · success: ${exp.success}` : "", exp.failure ? ` · failure: ${exp.failure}` : ""),
     h("p", { id: "verdict" }, "verdict: ", badge(exp.verdict, `v-${exp.verdict.replace(/\W+/g, "-")}`), " ",
-      h("span", { class: "muted" }, exp.verdict_reason || ""))];
+      h("span", { class: "muted" }, exp.verdict_reason || "")),
+    configTable(exp.configurations)];
+}
+
+// Configurations as `assay compare --json` has them: the same rows, means and intervals as the CLI.
+function configTable(cmp) {
+  if (!cmp || !cmp.rows.length) return "";
+  const keys = cmp.by.filter((k) => k !== "code");
+  const extra = ["entry", "code"].filter((k) => cmp.by.includes(k) || new Set(cmp.rows.map((r) => r[k])).size > 1);
+  const label = cmp.value === "last" ? cmp.metric : `best_${cmp.metric}`;
+  const gap = (r, i) => i === cmp.best ? "best" : !r.vs_best ? "" : r.vs_best.ci
+    ? `${fmt(r.vs_best.delta)} [${fmt(r.vs_best.ci[0])}, ${fmt(r.vs_best.ci[1])}]${r.vs_best.within_noise ? " (within noise)" : ""}`
+    : `${fmt(r.vs_best.delta)} (noise unknown)`;
+  return h("details", { id: "configurations", open: true }, h("summary", {}, `configurations (${cmp.rows.length})`),
+    h("table", {}, h("tr", {}, [...keys, ...extra, `${label} (mean ± std)`, "n", "vs best (95% CI)"].map((c) => h("th", {}, c))),
+      cmp.rows.map((r, i) => h("tr", { class: i === cmp.best ? "best" : null },
+        [...keys, ...extra].map((k) => h("td", {}, fmt(r[k]))),
+        h("td", { class: "num" }, fmt(r.mean) + (r.std !== null ? ` ± ${fmt(r.std)}` : "")),
+        h("td", { class: "num" }, String(r.n) + (r.failed ? ` (+${r.failed} failed)` : "")),
+        h("td", { class: "num" }, gap(r, i))))));
 }
 
 async function runsPage(name, query) {
