@@ -162,9 +162,8 @@ def runs(
     """List runs (newest first), filtered and sorted."""
     from assay.cli.render import emit_json, fmt, table, when
     from assay.config import format_bytes, format_duration
-    from assay.store.query import list_runs
-
     from assay.report.evidence import check_value
+    from assay.store.query import list_runs
 
     check_value(value)
     lab = _lab()

@@ -123,7 +123,7 @@ class Index:
                     if stmt.strip():
                         self.db.execute(stmt)
             if 0 < version < 3:
-                _backfill_identity(self.db)
+                _backfill_identity(self.db, self.lab)
             self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             self.db.execute("COMMIT")
         except BaseException:
@@ -263,13 +263,15 @@ def _store_error(exc: sqlite3.DatabaseError, path: Path) -> StoreError:
                       "`assay reindex` rebuilds the index from them.")
 
 
-def _backfill_identity(db: sqlite3.Connection) -> None:
-    """Fill entry/code/config of rows indexed before those columns existed, from their run.json."""
+def _backfill_identity(db: sqlite3.Connection, lab: Lab) -> None:
+    """Fill entry/code/config of rows indexed before those columns existed, from their run.json
+    (found in the lab by experiment and folder name, which stay right when a lab is moved)."""
     from assay.store.records import RECORD_FILE
 
-    for rid, path in db.execute("SELECT id, path FROM runs WHERE config IS NULL").fetchall():
+    rows = db.execute("SELECT id, experiment, folder FROM runs WHERE config IS NULL").fetchall()
+    for rid, experiment, folder in rows:
         try:
-            record = json.loads((Path(path) / RECORD_FILE).read_text(encoding="utf-8"))
+            record = json.loads((lab.experiments_dir / experiment / "runs" / folder / RECORD_FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue  # a missing or corrupt folder: `assay reindex` reports it
         if isinstance(record, dict):
