@@ -42,8 +42,9 @@ def code_label(record: dict[str, Any]) -> str:
     if isinstance(code, dict) and code.get("label"):  # as the index stores it
         return str(code["label"])
     if isinstance(code, dict) and code.get("fingerprint"):
-        commit = (code.get("commit") or "")[:7] or "nogit"
-        return commit + (f"*{str(code['fingerprint'])[:4]}" if code.get("dirty") else "")
+        if not code.get("commit"):  # outside git: the fingerprint is all there is
+            return "#" + str(code["fingerprint"])[:7]
+        return str(code["commit"])[:7] + (f"*{str(code['fingerprint'])[:4]}" if code.get("dirty") else "")
     git = record.get("git") or {}
     commit = (git.get("commit") or "")[:7] if isinstance(git, dict) else ""
     if not commit:

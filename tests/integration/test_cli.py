@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+from assay.demo import VARIANTS
 from tests.conftest import run_cli
 
 
@@ -88,6 +89,16 @@ def test_demo_runs_and_prints_the_comparison(tmp_path):
     assert "val_f1[loss=log_loss, alpha=0.0001] > val_f1[loss=hinge, alpha=0.0001]" in out.stdout  # judged, not just stated
     runs = json.loads(run_cli("runs", "digits", "--json", cwd=tmp_path / "d").stdout)
     assert runs["total"] == 10 and all(r["status"] == "ok" for r in runs["runs"])
+    # One truth: the table and the verdict show the same configurations with the same numbers.
+    cmp = json.loads(run_cli("compare", "digits", "--by", "loss,alpha", "--json", cwd=tmp_path / "d").stdout)
+    verdict = json.loads(run_cli("verdict", "digits", "--json", cwd=tmp_path / "d").stdout)
+    judged = {(c["params"]["loss"], c["params"]["alpha"]): c["criteria"][0] for c in verdict["configurations"]}
+    assert len(judged) == len(cmp["rows"]) == len(VARIANTS)
+    for row in cmp["rows"]:
+        j = judged[(row["loss"], row["alpha"])]
+        assert j["n"] == row["n"] and abs(j["mean"] - row["mean"]) < 1e-12
+    best = cmp["rows"][cmp["best"]]
+    assert f"* {best['loss']}" in out.stdout.replace("  ", " ")
 
 
 def test_plain_help_setting_does_not_leak_into_launched_scripts(lab, make_experiment, cli):

@@ -339,6 +339,12 @@ def compare(lab: Lab, experiment: str, by: list[str] | None = None, metric: str 
         g["runs"].append(row[0])
     for row in found:
         if row[1] != "ok" or row[7] is None:
+            if row[4] is None:  # died before its code version was recorded: count it where its params ran
+                head = tuple(json.dumps(json.loads(v) if v is not None else None) for v in row[9:])
+                same = next((g for k, g in groups.items() if k[:len(keys)] == head and k[len(keys)] == row[3]), None)
+                if same is not None:
+                    same["failed"] += 1
+                    continue
             group(row)["failed"] += 1
     out_rows = []
     values: dict[int, list[float]] = {}  # id(row) -> the values behind its mean
