@@ -11,11 +11,10 @@ from typing import Any
 
 from assay.config import dump_yaml, load_yaml, write_atomic
 from assay.errors import ConfigError, did_you_mean
-from assay.lab import Lab
+from assay.lab import EXPERIMENT_NAME, Lab
 
 EXPERIMENT_FILE = "experiment.yaml"
 GOALS = ("max", "min")
-_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]*$")
 # Metric names that are better when smaller; used when a secondary metric has no declared goal.
 _LOWER_IS_BETTER = re.compile(r"(loss|err|error|bpb|ppl|perplexity|mse|mae|rmse|wer|cer|latency|time)", re.I)
 # Files that belong to one experiment's history, never copied by `assay new --from`.
@@ -108,6 +107,7 @@ class Experiment:
     secondary: dict[str, str] = field(default_factory=dict)
     timeout: str | None = None
     capture: dict[str, Any] = field(default_factory=dict)
+    data: tuple[str, ...] = ()  # files/folders the runs read, fingerprinted even outside the lab
     raw: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -184,6 +184,7 @@ def _from_dict(data: Any, path: Path) -> Experiment:
         secondary={str(k): str(v) for k, v in secondary.items()},
         timeout=None if data.get("timeout") is None else str(data.get("timeout")),
         capture=dict(data.get("capture") or {}),
+        data=_data_paths(data.get("data"), file),
         raw=data,
     )
     # Validate criteria now: a typo is found before a run is spent, not when the verdict is due.
@@ -192,10 +193,22 @@ def _from_dict(data: Any, path: Path) -> Experiment:
     return exp
 
 
+def _data_paths(value: Any, file: Path) -> tuple[str, ...]:
+    """`data:` as a tuple of path strings (one path or a list of them)."""
+    if value is None:
+        return ()
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list) or not all(isinstance(x, str) and x.strip() for x in items):
+        raise ConfigError(f"`data:` in {file} must be a path or a list of paths, not {value!r}",
+                          "Write e.g. `data: [/datasets/cifar10, ../shared/vocab.txt]` (relative to the experiment folder).")
+    return tuple(items)
+
+
 def list_experiments(lab: Lab) -> list[str]:
     if not lab.experiments_dir.is_dir():
         return []
-    return sorted(p.name for p in lab.experiments_dir.iterdir() if (p / EXPERIMENT_FILE).is_file())
+    return sorted(p.name for p in lab.experiments_dir.iterdir()
+                  if EXPERIMENT_NAME.fullmatch(p.name) and (p / EXPERIMENT_FILE).is_file())
 
 
 def load_experiment(lab: Lab, name: str) -> Experiment:
@@ -259,9 +272,7 @@ def new_experiment(
     Raises:
         ConfigError: bad name, missing metric/goal, an existing experiment, unreadable criteria.
     """
-    if not _NAME.match(name):
-        raise ConfigError(f"Invalid experiment name '{name}'", "Use letters, digits, '-', '_' or '.', e.g. attention-pooling.")
-    path = lab.experiment_dir(name)
+    path = lab.experiment_dir(name)  # refuses unsafe names
     if (path / EXPERIMENT_FILE).exists():
         raise ConfigError(f"Experiment '{name}' already exists at {path}", f"Pick another name or edit {path / EXPERIMENT_FILE}.")
     base = load_experiment(lab, from_) if from_ else None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,6 +13,8 @@ from assay.errors import ConfigError
 
 CONFIG_NAME = "assay.toml"
 STATE_DIR = ".assay"
+# An experiment is one folder under experiments_dir: no separators, no "..", no hidden names.
+EXPERIMENT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
 
 DEFAULT_TOML = """\
 # assay lab configuration. https://github.com/assay-ml/assay
@@ -54,7 +57,22 @@ class Lab:
         return str(self.settings.get("default_timeout", "2h"))
 
     def experiment_dir(self, name: str) -> Path:
-        return self.experiments_dir / name
+        return self.experiments_dir / check_experiment_name(name)
+
+
+def check_experiment_name(name: str) -> str:
+    """`name` if it is a safe experiment folder name, else a ConfigError saying the rule.
+
+    Every path to an experiment goes through here (Lab.experiment_dir), so a name from the command
+    line, an MCP client or a loop's state can never point outside the lab (`../x`, `/tmp/x`).
+    """
+    if not isinstance(name, str) or not EXPERIMENT_NAME.fullmatch(name):
+        raise ConfigError(
+            f"Invalid experiment name {name!r}: a name is 1-100 ASCII letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit (no '/', no '..', no leading dot)",
+            "Use a plain folder name, e.g. attention-pooling; experiments live in the lab's experiments folder.",
+        )
+    return name
 
 
 def _read_settings(root: Path) -> dict[str, Any] | None:

@@ -13,6 +13,7 @@ import platform
 import socket
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -194,27 +195,55 @@ DATA_FULL_HASH = 256 << 20  # bytes hashed in full per run; beyond, a file gets 
 _SAMPLE = 1 << 20
 
 
-def data_files(exp_path: Path, params: dict[str, Any]) -> dict[Path, str]:
-    """Data a run reads, as far as can be seen from outside: params naming existing files, and the
-    files under the experiment's data/ folder (the first 50). {resolved path: what named it}."""
+def _folder_files(folder: Path) -> list[Path]:
     import itertools
 
+    return sorted(p for p in itertools.islice(folder.rglob("*"), 5000) if p.is_file())[:50]
+
+
+def _allowed_roots(exp_path: Path, lab_root: Path | None, declared: Sequence[str]) -> list[Path]:
+    """Where fingerprinted files may live: the lab, the experiment's data/ and its `data:` paths
+    (links resolved), so a param naming a system file (data=/etc/passwd) is not hashed."""
+    if lab_root is None:
+        from assay.lab import maybe_find_lab
+
+        lab = maybe_find_lab(exp_path)
+        lab_root = lab.root if lab else exp_path
+    return [p.resolve() for p in (lab_root, exp_path / "data", *(exp_path / d for d in declared))]
+
+
+def data_files(exp_path: Path, params: dict[str, Any], *, declared: Sequence[str] = (),
+               lab_root: Path | None = None) -> dict[Path, str]:
+    """Data a run reads, as far as can be seen from outside: params naming existing files, the
+    files under the experiment's data/ folder and its `data:` paths (the first 50 of each folder).
+    Only files inside the lab (default: the lab holding `exp_path`), data/ or `data:` count, after
+    resolving links. {resolved path: what named it}."""
     from assay.config import flatten
 
-    out: dict[Path, str] = {}
+    roots = _allowed_roots(exp_path, lab_root, declared)
+    found: list[tuple[Path, str]] = []
     for key, value in flatten(params).items():
-        if isinstance(value, str) and value and len(value) < 500 and "\n" not in value:
-            p = Path(value) if Path(value).is_absolute() else exp_path / value
-            try:
-                if p.is_file():
-                    out.setdefault(p.resolve(), f"param {key}")
-            except OSError:
+        if isinstance(value, str) and value and len(value) < 500 and "\n" not in value and "\0" not in value:
+            found.append((exp_path / value, f"param {key}"))  # an absolute value replaces exp_path
+    for name, source in (("data", "data/"), *((d, "data:") for d in declared)):
+        try:
+            folder = exp_path / name
+            if folder.is_dir():
+                found += [(p, source) for p in _folder_files(folder)]
+            elif source == "data:":
+                found.append((folder, source))
+        except OSError:
+            continue
+    out: dict[Path, str] = {}
+    for p, source in found:
+        try:
+            if not p.is_file():
                 continue
-    folder = exp_path / "data"
-    if folder.is_dir():
-        found = sorted(p for p in itertools.islice(folder.rglob("*"), 5000) if p.is_file())
-        for p in found[:50]:
-            out.setdefault(p.resolve(), "data/")
+            real = p.resolve()
+        except (OSError, RuntimeError):  # unreadable, or a symlink loop
+            continue
+        if any(real.is_relative_to(root) for root in roots):
+            out.setdefault(real, source)
     return out
 
 
@@ -235,11 +264,12 @@ def fingerprint(path: Path, full: bool = True) -> dict[str, Any]:
     return {"bytes": st.st_size, "mtime": st.st_mtime, "sha256": h.hexdigest()[:16], "hashed": "full" if full else "head+tail"}
 
 
-def data_fingerprints(exp_path: Path, params: dict[str, Any]) -> dict[str, dict[str, Any]]:
+def data_fingerprints(exp_path: Path, params: dict[str, Any], *, declared: Sequence[str] = (),
+                      lab_root: Path | None = None) -> dict[str, dict[str, Any]]:
     """{file (relative to the experiment when inside it): fingerprint + what named it}."""
     out: dict[str, dict[str, Any]] = {}
     budget = DATA_FULL_HASH
-    for path, source in data_files(exp_path, params).items():
+    for path, source in data_files(exp_path, params, declared=declared, lab_root=lab_root).items():
         try:
             size = path.stat().st_size
             fp = fingerprint(path, full=size <= budget)

@@ -7,6 +7,10 @@ Tools return small JSON values (bounded lists, log tails, never whole logs):
 
 Errors come back as tool errors carrying assay's message and its fix. Works with the official
 Python SDK, 1.x (`FastMCP`) and 2.x (`MCPServer`).
+
+A client is not trusted with more than the lab: params are only `key=value` overrides checked against
+the experiment's config.yaml before anything starts (never command-line options), experiment names
+are plain folder names, and run readers only open files of the lab's run folders.
 """
 
 from __future__ import annotations
@@ -19,10 +23,13 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from assay.errors import AssayError, ConfigError, RunError
 from assay.lab import Lab
+
+if TYPE_CHECKING:
+    from assay.runner import RunSpec
 
 MAX_ROWS = 200
 MAX_LOG_LINES = 500
@@ -82,14 +89,44 @@ def _run_summary(record: dict[str, Any], path: Path) -> dict[str, Any]:
     return {**{k: record.get(k) for k in keys}, "path": str(path), "log": str(path / "logs" / "output.log")}
 
 
-def _start_detached(lab: Lab, experiment: str, desc: str, params: list[str], timeout: str | None,
-                    repeat: int) -> dict[str, Any]:
+def _checked_spec(lab: Lab, experiment: str, desc: str, params: list[str] | None, timeout: str | None,
+                  repeat: int) -> RunSpec:
+    """A RunSpec whose every part is validated as `assay run` would, before anything launches.
+
+    Params must parse as `key=value` / `+key=value` overrides of config.yaml: an item such as
+    `--entry` is refused here, so a client can never pass options to the run.
+    """
+    from assay.config import parse_duration
+    from assay.experiment import load_experiment
+    from assay.runner import RunSpec
+    from assay.runner.launch import resolve_params
+
+    items = list(params or [])
+    if not all(isinstance(p, str) for p in items):
+        raise ConfigError(f"start_run params must be strings, got {items!r}", 'Pass params as ["lr=3e-4", "depth=8"].')
+    resolve_params(load_experiment(lab, experiment), items)  # bad name, unknown key, or not key=value
+    if timeout is not None:
+        parse_duration(timeout)
+    if repeat < 1:
+        raise ConfigError(f"start_run repeat must be at least 1, got {repeat}", "Pass repeat=1 for one run, repeat=K for K seeds.")
+    return RunSpec(experiment, desc, items, timeout, repeat)
+
+
+def _run_command(spec: RunSpec) -> list[str]:
+    """`assay run` for a checked spec: options first, then `--`, so that no value from the client (a
+    desc or param starting with '-') can be read as an option."""
+    cmd = [sys.executable, "-m", "assay.cli.main", "run", f"--repeat={spec.repeat}"]
+    if spec.timeout:
+        cmd.append(f"--timeout={spec.timeout}")
+    return [*cmd, "--", spec.experiment, spec.desc, *spec.overrides]
+
+
+def _start_detached(lab: Lab, spec: RunSpec) -> dict[str, Any]:
     """Launch `assay run` in its own session and return its (first) run as soon as its record exists."""
     from assay.store import records
 
-    cmd = [sys.executable, "-m", "assay.cli.main", "run", experiment, desc, *params, "--repeat", str(repeat)]
-    if timeout:
-        cmd += ["--timeout", timeout]
+    experiment, desc = spec.experiment, spec.desc
+    cmd = _run_command(spec)
     proc = subprocess.Popen(cmd, cwd=lab.root, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=subprocess.PIPE, start_new_session=True)
     runs_dir = lab.experiment_dir(experiment) / "runs"
@@ -110,6 +147,27 @@ def _start_detached(lab: Lab, experiment: str, desc: str, params: list[str], tim
         time.sleep(0.05)  # waiting for another process's first write; bounded by the deadline
     raise RunError(f"assay run {experiment} {desc} (pid {proc.pid}) made no run folder within 60s",
                    "Check `assay status`; the lab's disk or index may be locked.")
+
+
+def _lab_run(lab: Lab, ref: str, *files: str) -> Path:
+    """The run folder `ref` names, refused unless, links resolved, it sits in the runs/ folder of one
+    of the lab's experiments, and unless run.json and `files` resolve inside it (no link out)."""
+    from assay.experiment import list_experiments
+    from assay.store import records
+    from assay.store.query import find_run
+
+    path = find_run(lab, ref).resolve()
+    # Resolving the runs/ folders too keeps a runs/ linked to a scratch disk working.
+    runs_dirs = {(lab.experiment_dir(name) / "runs").resolve() for name in list_experiments(lab)}
+    if path.parent not in runs_dirs:
+        raise RunError(f"Run '{ref}' is at {path}, not in a run folder of this lab ({lab.experiments_dir}/NAME/runs/)",
+                       "Name a run of this lab by its id (experiment/folder); list them with list_runs.")
+    for name in (records.RECORD_FILE, *files):
+        target = (path / name).resolve()
+        if not target.is_relative_to(path):
+            raise RunError(f"{name} of run '{ref}' links to {target}, outside its run folder {path}",
+                           f"Replace the link {path / name} with the file itself; assay reads only files of the run folder.")
+    return path
 
 
 def build_server(lab: Lab) -> Any:
@@ -147,19 +205,20 @@ def build_server(lab: Lab) -> Any:
         """One run's full record (status, reason, params, metric summaries, git, a short log tail)."""
         from assay.store.query import show_run as show
 
-        return _clean(show(lab, run))
+        return _clean(show(lab, str(_lab_run(lab, run))))
 
     @tool
     def start_run(experiment: str, desc: str, params: list[str] | None = None, timeout: str | None = None,
                   repeat: int = 1, wait: bool = True) -> dict[str, Any]:
         """Run an experiment with key=value params (repeat=K: K seeds). wait=true returns the finished
         runs' summaries; wait=false returns at once with the first run's id (poll show_run / read_metrics)."""
-        from assay.runner import RunSpec, run_experiment
+        from assay.runner import run_experiment
         from assay.runner.launch import summary_line
 
+        spec = _checked_spec(lab, experiment, desc, params, timeout, repeat)
         if not wait:
-            return _clean(_start_detached(lab, experiment, desc, list(params or []), timeout, repeat))
-        results = run_experiment(lab, RunSpec(experiment, desc, list(params or []), timeout, repeat))
+            return _clean(_start_detached(lab, spec))
+        results = run_experiment(lab, spec)
         return _clean({"runs": [{**_run_summary(r.record, r.path), "summary": summary_line(r, lab.root)}
                                 for r in results]})
 
@@ -167,9 +226,8 @@ def build_server(lab: Lab) -> Any:
     def read_metrics(run: str, metric: str | None = None, last: int = 20) -> dict[str, Any]:
         """The last `last` points [step, value, time] of each metric of a run (or of one metric)."""
         from assay.store import records
-        from assay.store.query import find_run
 
-        path = find_run(lab, run)
+        path = _lab_run(lab, run, records.METRICS_FILE)
         series = records.metric_series(path, {metric} if metric else None)
         if metric and metric not in series:
             known = sorted(records.metric_series(path))
@@ -183,9 +241,8 @@ def build_server(lab: Lab) -> Any:
     def read_log(run: str, lines: int = 50) -> dict[str, Any]:
         """The last `lines` lines (at most 500, 64 KB) of a run's output log."""
         from assay.store import records
-        from assay.store.query import find_run
 
-        path = find_run(lab, run)
+        path = _lab_run(lab, run, records.LOG_FILE)
         n = max(1, min(lines, MAX_LOG_LINES))
         return {"run": records.run_id(path), "log": str(path / records.LOG_FILE),
                 "tail": records.log_tail(path, lines=n, max_bytes=65_536)}
@@ -196,10 +253,9 @@ def build_server(lab: Lab) -> Any:
         from assay.experiment import load_experiment
         from assay.journal import add_note as note
         from assay.store import records
-        from assay.store.query import find_run
 
         exp = load_experiment(lab, experiment)
-        run_id = records.run_id(find_run(lab, run)) if run else None
+        run_id = records.run_id(_lab_run(lab, run)) if run else None
         return note(exp.path, text, run_id).to_dict()
 
     @tool

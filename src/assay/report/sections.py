@@ -158,7 +158,7 @@ def _data_hashed_now(exp: Experiment, ok: list[RunView]) -> list[str]:
 
     files: dict[Path, str] = {}
     for r in ok:
-        for p, source in data_files(exp.path, r.record.get("params") or {}).items():
+        for p, source in data_files(exp.path, r.record.get("params") or {}, declared=exp.data).items():
             named = (f"param `{source.removeprefix('param ')}` of {link(rel(r.path / 'run.json', exp.path))}"
                      if source.startswith("param ") else link(rel(p, exp.path)))
             files.setdefault(p, named)

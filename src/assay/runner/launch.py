@@ -188,7 +188,7 @@ def start_run(lab: Lab, exp: Experiment, spec: RunSpec, seed_offset: int = 0, gr
             env = environment(cmd[0] if cmd[0] == lab.python else lab.python, lab.state_dir / "cache")
             (path / "env.json").write_text(json.dumps(env, indent=1))
             prov["env"] = {k: env[k] for k in ("python", "python_version", "hostname", "platform")}
-            prov["data"] = data_fingerprints(exp.path, params)  # what the data was when the run read it
+            prov["data"] = data_fingerprints(exp.path, params, declared=exp.data, lab_root=lab.root)  # what the data was when the run read it
         except Exception as exc:  # noqa: BLE001 - provenance failing must not lose the run; it is reported
             prov["error"] = f"{type(exc).__name__}: {exc}"
 
