@@ -62,7 +62,7 @@ def test_run_curves_plot_exactly_the_logged_points(lab, exp, cli):
 def test_unlogged_metric_is_an_error_naming_what_was_logged(lab, exp, cli):
     (res,) = run_experiment(lab, RunSpec("exp", "one"))
     out = cli("plot", res.record["id"], "--metric", "val_loss")
-    assert out.returncode == 1
+    assert out.returncode == 2
     assert "never logged 'val_loss'" in out.stderr and "acc, loss" in out.stderr
 
 

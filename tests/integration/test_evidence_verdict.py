@@ -135,9 +135,9 @@ def test_a_selector_matching_several_configurations_asks_to_pin_them(lab, make_e
     v = verdict(lab, "cmp")
     assert v.verdict == "inconclusive" and "matches 3 configurations (they differ in level): pin those params" in v.reason
     bad = cli("new", "x", "--hypothesis", "h", "--metric", "acc", "--goal", "max", "--success", "acc[lr=] > acc[lr=0.1]")
-    assert bad.returncode == 1 and "Cannot read the run selector" in bad.stderr
+    assert bad.returncode == 2 and "Cannot read the run selector" in bad.stderr
     other = cli("new", "y", "--hypothesis", "h", "--metric", "acc", "--goal", "max", "--success", "acc[lr=1] > loss[lr=2]")
-    assert other.returncode == 1 and "compares acc with loss" in other.stderr
+    assert other.returncode == 2 and "compares acc with loss" in other.stderr
 
 
 def test_the_hint_of_an_undecided_comparison_adds_new_seeds_to_both_sides(lab, make_experiment, cli):

@@ -106,5 +106,5 @@ def test_the_cli_sweeps_with_a_plugin_sampler_and_executor(lab, make_experiment,
     assert out.returncode == 0, out.stderr
     assert "done: 2 trials (2 ok)" in out.stdout
     bad = cli("sweep", "exp", "lr=0.1,0.2", "--executor", "one-slt")
-    assert bad.returncode == 1 and "known: local, ray, one-slot). Did you mean 'one-slot'" in bad.stderr
+    assert bad.returncode == 2 and "known: local, ray, one-slot). Did you mean 'one-slot'" in bad.stderr
     assert len(list((lab.experiment_dir("exp") / "sweeps").iterdir())) == 1  # refused before a sweep folder

@@ -10,7 +10,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from assay.errors import ConfigError, RunError
+from assay.errors import ConfigError
 from assay.runner import RunSpec, run_experiment
 from assay.store import records
 
@@ -166,7 +166,7 @@ def test_command_line_entry_point(lab, make_experiment):
 
 def test_missing_entry_point_is_a_clear_error(lab, make_experiment):
     make_experiment("", entry="nope.py")
-    with pytest.raises(RunError, match="'nope.py' does not exist"):
+    with pytest.raises(ConfigError, match="'nope.py' does not exist"):
         run1(lab)
 
 

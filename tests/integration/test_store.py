@@ -176,7 +176,8 @@ def test_compare_groups_repeats_into_mean_and_std(lab, make_experiment):
     res = compare(lab, "exp", ["lr", "batch"])
     assert [(r["lr"], r["n"]) for r in res["rows"]] == [(0.1, 2), (0.5, 2)]
     best = res["rows"][res["best"]]
-    assert best["lr"] == 0.5 and best["best_step"] == 3
+    assert best["lr"] == 0.5 and best["best_step"] is None and res["value"] == "last"  # the step only with value=best
+    assert compare(lab, "exp", ["lr", "batch"], value="best")["rows"][1]["best_step"] == 3
     assert best["mean"] == pytest.approx(0.5 + 0.005) and best["std"] == pytest.approx(0.00707, rel=1e-2)
     # The gap to the best, with its interval: Welch's t over the two rows' seeds (df 2, t = 4.303).
     other = res["rows"][0]["vs_best"]
@@ -190,7 +191,7 @@ def test_compare_groups_repeats_into_mean_and_std(lab, make_experiment):
 
 def test_cli_json_outputs_are_strict_json(lab, make_experiment, cli):
     make_experiment("print('val_bpb: nan')\n")
-    assert cli("run", "exp", "nanrun").returncode == 0
+    assert cli("run", "exp", "nanrun").returncode == 1  # a NaN run ends the command with 1 (README, "Exit codes")
     out = cli("runs", "exp", "--json")
     data = json.loads(out.stdout)
     assert data["total"] == 1 and data["runs"][0]["status"] == "nan"

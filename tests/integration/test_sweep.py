@@ -29,7 +29,7 @@ def test_grid_sweep_runs_each_point_as_a_tagged_run_and_compare_is_its_table(lab
     out = cli("sweep", "exp", "lr=0.1,0.01", "batch=8,16", "-j", "2")
     assert out.returncode == 0, out.stderr
     assert "[4/4]" in out.stdout and "done: 4 trials (4 ok)" in out.stdout
-    assert "best val_loss=0.04" in out.stdout and "next: assay compare exp --by lr,batch" in out.stdout
+    assert "best trial: val_loss=0.04" in out.stdout and "next: assay compare exp --by lr,batch" in out.stdout
     recs = _records(exp)
     sweep_id = recs[0]["tags"]["sweep"]
     assert {r["tags"]["sweep"] for r in recs} == {sweep_id} and sorted(int(r["tags"]["trial"]) for r in recs) == [1, 2, 3, 4]
@@ -43,11 +43,11 @@ def test_grid_sweep_runs_each_point_as_a_tagged_run_and_compare_is_its_table(lab
 def test_sweep_with_an_unknown_key_fails_before_any_run(lab, make_experiment, cli):
     exp = make_experiment(QUICK, config={"seed": 0, "lr": 0.1, "batch": 8})
     out = cli("sweep", "exp", "lr=0.1,0.01", "btch=8,16")
-    assert out.returncode == 1
+    assert out.returncode == 2
     assert "Unknown parameter 'btch'" in out.stderr and "Did you mean 'batch'?" in out.stderr
     assert not exp.runs_dir.exists() and not (exp.path / "sweeps").exists()
     out = cli("sweep", "exp", "lr=interval(0.01,0.1)", "--sampler", "random")
-    assert out.returncode == 1 and "needs a trial budget" in out.stderr and "--trials" in out.stderr
+    assert out.returncode == 2 and "needs a trial budget" in out.stderr and "--trials" in out.stderr
 
 
 def test_sweep_file_drives_a_random_search(lab, make_experiment, cli):
@@ -63,7 +63,7 @@ def test_sweep_file_drives_a_random_search(lab, make_experiment, cli):
     bad = lab.root / "bad.yaml"
     bad.write_text("params:\n  lr: [0.1, 0.2]\n  lr_max: [1, 2]\n")
     out = cli("sweep", "exp", "bad.yaml")
-    assert out.returncode == 1 and "bad.yaml:3" in out.stderr and "Did you mean 'lr'?" in out.stderr
+    assert out.returncode == 2 and "bad.yaml:3" in out.stderr and "Did you mean 'lr'?" in out.stderr
 
 
 def test_interrupted_sweep_resumes_without_rerunning_finished_trials(lab, make_experiment, cli):

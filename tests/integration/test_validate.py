@@ -45,7 +45,7 @@ def test_smoke_run_uses_the_smoke_params_and_records_throughput(lab, make_experi
 def test_smoke_without_a_smoke_section_says_how_to_write_one(lab, make_experiment, cli):
     make_experiment(STEPS, config={"seed": 0, "epochs": 2, "step_s": 0.0}, metric="val_loss", goal="min")
     out = cli("run", "exp", "x", "--smoke")
-    assert out.returncode == 1 and "has no `smoke:` section" in out.stderr and "steps: epochs" in out.stderr
+    assert out.returncode == 2 and "has no `smoke:` section" in out.stderr and "steps: epochs" in out.stderr
 
 
 def test_timeout_auto_sizes_the_full_run_from_a_smoke_run(lab, make_experiment, cli):

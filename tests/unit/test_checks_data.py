@@ -81,7 +81,7 @@ def test_cli_json_and_unknown_column_error(tmp_path, cli):
     with pytest.raises(ConfigError, match="Column 'colr'.*Did you mean 'color'"):
         check_data(tmp_path / "train.csv", tmp_path / "val.csv", target="colr")
     bad = cli("check-data", str(tmp_path / "train.csv"), str(tmp_path / "nope.csv"))
-    assert bad.returncode == 1 and "nope.csv does not exist" in bad.stderr
+    assert bad.returncode == 2 and "nope.csv does not exist" in bad.stderr
 
 
 def test_ks_matches_a_hand_computed_case():
