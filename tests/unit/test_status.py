@@ -15,10 +15,19 @@ def test_timeout_and_interrupt_come_from_what_assay_did():
     assert classify(-2, "interrupt", "", "m", None)[0] == "interrupted"
 
 
-def test_oom_from_the_log_or_an_outside_sigkill():
+def test_oom_from_the_log_or_an_outside_sigkill_the_kernel_counted_as_an_oom_kill():
     assert classify(1, None, "torch.OutOfMemoryError: CUDA out of memory. Tried", "m", None)[0] == "oom"
     assert classify(1, None, "Traceback...\nMemoryError", "m", None)[0] == "oom"
-    assert classify(-signal.SIGKILL, None, "", "m", None)[0] == "oom"
+    assert classify(-signal.SIGKILL, None, "", "m", None, oom_kills=1)[0] == "oom"
+
+
+def test_a_sigkill_without_oom_evidence_is_killed_not_oom():
+    for evidence in (None, 0):  # unreadable cgroup memory events, or no OOM kill counted during the run
+        status, reason = classify(-signal.SIGKILL, None, "step 3\n", "m", None, oom_kills=evidence)
+        assert status == "killed"
+        assert reason == "killed by signal 9 (SIGKILL): the kernel's OOM killer or a manual kill"
+    # What the script said about itself still wins: a MemoryError in the log is an OOM.
+    assert classify(-signal.SIGKILL, None, "MemoryError", "m", None)[0] == "oom"
 
 
 def test_nan_metric():

@@ -219,7 +219,8 @@ def start_run(lab: Lab, exp: Experiment, spec: RunSpec, seed_offset: int = 0, gr
     summary = records.summarize(path, exp.goal_of)
     tail = records.log_tail(path)
     pm = summary["metrics"].get(exp.metric, {})
-    status, reason = classify(result.returncode, result.stopped_by, tail, exp.metric, pm.get("last"))
+    status, reason = classify(result.returncode, result.stopped_by, tail, exp.metric, pm.get("last"),
+                              oom_kills=getattr(result, "oom_kills", None))
     record.update(
         status=status, reason=reason, exit_code=result.returncode, ended=ended, duration=ended - started,
         peak_rss=result.peak_rss, peak_gpu_mem=result.peak_gpu_mem, metrics=summary["metrics"],
@@ -231,6 +232,8 @@ def start_run(lab: Lab, exp: Experiment, spec: RunSpec, seed_offset: int = 0, gr
     if summary["logged_params"]:
         record["logged_params"] = summary["logged_params"]
     warnings = _unread_overrides(path, parsed)
+    if getattr(result, "leftovers", ()):
+        warnings.append(f"ended processes the script left running: {', '.join(result.leftovers)}")
     if prov.get("error"):
         warnings.append(f"provenance capture failed: {prov['error']}")
     if warnings:

@@ -1,21 +1,33 @@
 """Launching a command in its own process group, teeing its output to a log, watching its memory,
-and stopping the whole group on timeout or interrupt (SIGTERM, then SIGKILL)."""
+and stopping the whole group on timeout or interrupt (SIGTERM, then SIGKILL).
+
+When the command ends, processes it left behind are ended too, including daemons that escaped
+its session with `setsid` or a double fork: they are found by a per-run marker in their
+environment, by the command's session, and by the snapshots of its process tree taken while it ran.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
 import os
+import select
 import signal
 import subprocess
 import sys
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 GRACE_SECONDS = 5.0
+LEFTOVER_GRACE_SECONDS = 1.0  # SIGTERM to processes left behind, then SIGKILL
+LINE_CAP = 1 << 20  # longer output lines are logged but not parsed for metrics (keeps reading linear)
+DRAIN_SECONDS = 2.0  # output still read after the command ended, while something keeps writing it
+MARKER_ENV = "ASSAY_PROCESS_MARKER"  # inherited by every process the command starts, escaped or not
 
 
 @dataclass(frozen=True)
@@ -25,6 +37,8 @@ class ProcessResult:
     peak_rss: int  # bytes, whole process tree
     peak_gpu_mem: int | None  # bytes, when NVML is available
     pid: int
+    oom_kills: int | None = None  # OOM kills in our cgroup during the run (None: its memory events are unreadable)
+    leftovers: tuple[str, ...] = ()  # "pid name" of processes left behind by the command and ended by us
 
 
 def _die_with_parent() -> None:
@@ -35,18 +49,38 @@ def _die_with_parent() -> None:
 
 
 class _Pump(threading.Thread):
-    """Reads the child's merged stdout/stderr: writes it to the log, hands complete lines to on_line."""
+    """Reads the child's merged stdout/stderr: writes every byte to the log, hands complete lines of
+    up to `line_cap` bytes to on_line (a longer line is only logged: parsing it would cost more
+    than it could be worth, and holding it would make reading quadratic).
 
-    def __init__(self, fd: int, log_path: Path, on_line: Callable[[str], None], follow: bool) -> None:
+    Reading ends at end of output, or once `finish()` was called and the output is idle (or still
+    flowing after DRAIN_SECONDS): a process outside our reach may hold the pipe open forever."""
+
+    def __init__(self, fd: int, log_path: Path, on_line: Callable[[str], None], follow: bool,
+                 line_cap: int = LINE_CAP) -> None:
         super().__init__(daemon=True)
-        self.fd, self.on_line, self.follow = fd, on_line, follow
+        self.fd, self.on_line, self.follow, self.line_cap = fd, on_line, follow, line_cap
         self.log = log_path.open("ab", buffering=0)
         self.error: BaseException | None = None
+        self.finishing = threading.Event()
+        self.drain_until = float("inf")
+        self.pending = bytearray()
+        self.overlong = False  # the current line passed line_cap: skip it up to its end
+
+    def finish(self) -> None:
+        """The command has ended: stop reading once its output goes quiet."""
+        self.drain_until = time.monotonic() + DRAIN_SECONDS
+        self.finishing.set()
 
     def run(self) -> None:
-        pending = b""
+        poller = select.poll()
+        poller.register(self.fd, select.POLLIN)
         try:
             while True:
+                if not poller.poll(50 if self.finishing.is_set() else 200):
+                    if self.finishing.is_set():
+                        break
+                    continue
                 chunk = os.read(self.fd, 65536)
                 if not chunk:
                     break
@@ -54,19 +88,37 @@ class _Pump(threading.Thread):
                 if self.follow:
                     sys.stdout.buffer.write(chunk)
                     sys.stdout.flush()
-                pending += chunk
-                # Progress bars rewrite a line with \r: each \r-separated piece is a line for capture.
-                *lines, pending = pending.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
-                for line in lines:
-                    self.on_line(line.decode("utf-8", "replace"))
-            if pending:
-                self.on_line(pending.decode("utf-8", "replace"))
+                self._split(chunk)
+                if time.monotonic() > self.drain_until:
+                    break
+            if self.pending and not self.overlong:
+                self.on_line(self.pending.decode("utf-8", "replace"))
         except BaseException as exc:  # noqa: BLE001 - reported by the runner, never swallowed
             self.error = exc
         finally:
             os.fsync(self.log.fileno())
             self.log.close()
             os.close(self.fd)
+
+    def _split(self, chunk: bytes) -> None:
+        """Cut a chunk into lines, carrying the unfinished one; each byte is looked at a bounded
+        number of times, whatever the line lengths."""
+        # Progress bars rewrite a line with \r: each \r-separated piece is a line for capture.
+        # (A \r\n split across two chunks gives an extra empty line, which holds no metric.)
+        *lines, last = chunk.replace(b"\r\n", b"\n").replace(b"\r", b"\n").split(b"\n")
+        for part in lines:
+            if not self.overlong and len(self.pending) + len(part) <= self.line_cap:
+                self.pending += part
+                self.on_line(self.pending.decode("utf-8", "replace"))
+            self.pending.clear()
+            self.overlong = False
+        if self.overlong:
+            return
+        if len(self.pending) + len(last) > self.line_cap:
+            self.pending.clear()
+            self.overlong = True
+        else:
+            self.pending += last
 
 
 class _MemoryWatch:
@@ -80,6 +132,7 @@ class _MemoryWatch:
         self.peak_rss = 0
         self.peak_gpu: int | None = None
         self.nvml = _nvml()
+        self.seen: dict[int, Any] = {}  # pid -> psutil.Process of every descendant seen (see _leftovers)
 
     def sample(self) -> None:
         ps = self.psutil
@@ -87,6 +140,8 @@ class _MemoryWatch:
             procs = [self.root, *self.root.children(recursive=True)]
         except ps.Error:
             return
+        for p in procs[1:]:
+            self.seen.setdefault(p.pid, p)
         total = 0
         for p in procs:
             with contextlib.suppress(ps.Error):
@@ -129,6 +184,99 @@ def _nvml() -> Callable[[set[int]], int | None] | None:
     return used
 
 
+def oom_kill_count() -> int | None:
+    """How many processes of our memory cgroup the kernel's OOM killer has ended so far (cgroup v2
+    memory.events, else v1 memory.oom_control); None when neither is readable. A run's script
+    stays in our cgroup, so an increase over the run says its SIGKILL came from the OOM killer."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text().splitlines()
+    except OSError:
+        return None
+    candidates = []
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if controllers == "":  # v2; inside a cgroup namespace the mount root is our own cgroup
+            candidates += [f"/sys/fs/cgroup{path.rstrip('/')}/memory.events", "/sys/fs/cgroup/memory.events"]
+        elif "memory" in controllers.split(","):
+            candidates += [f"/sys/fs/cgroup/memory{path.rstrip('/')}/memory.oom_control",
+                           "/sys/fs/cgroup/memory/memory.oom_control"]
+    for file in candidates:
+        try:
+            text = Path(file).read_text()
+        except OSError:
+            continue
+        for row in text.splitlines():
+            key, _, value = row.partition(" ")
+            if key == "oom_kill" and value.strip().isdigit():
+                return int(value)
+    return None
+
+
+def _leftovers(root: int, marker: str, seen: dict[int, Any], since: float) -> list[Any]:
+    """Processes the command started that are still alive after it ended: in its session, holding
+    its marker in their environment (setsid and double-forked daemons too), or seen in its tree.
+    Only our own processes created after the command started: a reused pid is never one of them."""
+    import psutil
+
+    found: dict[int, Any] = {}
+    needle = f"{MARKER_ENV}={marker}".encode() + b"\0"
+    uid = os.getuid()
+    for name in os.listdir("/proc"):
+        if not name.isdigit() or int(name) in (root, os.getpid()):
+            continue
+        pid = int(name)
+        try:
+            if os.stat(f"/proc/{name}").st_uid != uid:
+                continue
+            ours = os.getsid(pid) == root
+            if not ours:
+                with open(f"/proc/{name}/environ", "rb") as fh:
+                    ours = needle in fh.read()
+        except OSError:  # gone, or not ours to read
+            continue
+        if ours:
+            with contextlib.suppress(psutil.Error):
+                found[pid] = psutil.Process(pid)
+    for pid, proc in seen.items():
+        found.setdefault(pid, proc)  # is_running, in _alive, also compares the start time: a reused pid is not it
+    out = []
+    for proc in found.values():
+        with contextlib.suppress(psutil.Error):
+            if proc.create_time() >= since - 1 and _alive(proc):
+                out.append(proc)
+    return out
+
+
+def _end_leftovers(procs: list[Any]) -> tuple[str, ...]:
+    """SIGTERM, then SIGKILL after LEFTOVER_GRACE_SECONDS; returns "pid name" of each."""
+    import psutil
+
+    names = []
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            names.append(f"{proc.pid} {proc.name()}")
+            proc.terminate()
+    deadline, pause = time.monotonic() + LEFTOVER_GRACE_SECONDS, 0.002
+    while procs and time.monotonic() < deadline:
+        time.sleep(pause)
+        pause = min(pause * 2, 0.05)
+        procs = [p for p in procs if _alive(p)]
+    for proc in procs:
+        with contextlib.suppress(psutil.Error):
+            proc.kill()
+    return tuple(names)
+
+
+def _alive(proc: Any) -> bool:
+    """Running and not a zombie (an orphan's zombie waits for a reaper that is not us)."""
+    import psutil
+
+    try:
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
 def _signal_group(pid: int, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
@@ -150,6 +298,10 @@ def run_process(
     # Trap Ctrl-C/SIGTERM before the script exists: one arriving in between would otherwise kill
     # assay and leave the run 'lost' instead of 'interrupted'.
     restore = _trap_signals(stop)
+    marker = uuid.uuid4().hex
+    env = {**env, MARKER_ENV: marker}
+    oom_before = oom_kill_count()
+    launched = time.time()
     read_fd, write_fd = os.pipe()
     try:
         proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=write_fd,
@@ -202,11 +354,16 @@ def run_process(
         restore()
     if stop:  # leftovers of the group (grandchildren that ignored SIGTERM)
         _signal_group(proc.pid, signal.SIGKILL)
+    oom_after = oom_kill_count()
+    leftovers = _end_leftovers(_leftovers(proc.pid, marker, watch.seen, launched))
+    pump.finish()
     pump.join(timeout=10)
     if pump.error is not None:
         raise pump.error
     return ProcessResult(proc.returncode if proc.returncode is not None else -1, stop[0] if stop else None,
-                         max(watch.peak_rss, rusage_rss), watch.peak_gpu, proc.pid)
+                         max(watch.peak_rss, rusage_rss), watch.peak_gpu, proc.pid,
+                         oom_kills=None if oom_before is None or oom_after is None else oom_after - oom_before,
+                         leftovers=leftovers)
 
 
 def _trap_signals(stop: list[str]) -> Callable[[], None]:

@@ -1,4 +1,4 @@
-"""Telling crash, timeout, OOM, NaN and success apart from exit code, log tail and metrics."""
+"""Telling crash, timeout, OOM, a kill, NaN and success apart from exit code, log tail and metrics."""
 
 from __future__ import annotations
 
@@ -19,9 +19,12 @@ def classify(
     log_tail: str,
     primary: str,
     primary_last: float | None,
+    *,
+    oom_kills: int | None = None,
 ) -> tuple[str, str]:
     """Return (status, reason) for a finished process. Order matters: what we did to the process
-    first, then what the process said about itself, then its metric."""
+    first, then what the process (or the kernel, `oom_kills`: how many processes of the run's
+    cgroup its OOM killer ended during the run, None when unreadable) said about it, then its metric."""
     if stopped_by == "timeout":
         return "timeout", "stopped after exceeding its timeout"
     if stopped_by in ("interrupt", "kill"):
@@ -31,7 +34,9 @@ def classify(
             line = next((ln.strip() for ln in reversed(log_tail.splitlines()) if _OOM.search(ln)), "")
             return "oom", f"out of memory: {line[:200]}"
         if returncode == -signal.SIGKILL:
-            return "oom", "killed by SIGKILL from outside assay (the kernel's OOM killer sends this)"
+            if oom_kills:
+                return "oom", f"killed by the kernel's OOM killer (cgroup memory events: {oom_kills} OOM kill(s) during the run)"
+            return "killed", "killed by signal 9 (SIGKILL): the kernel's OOM killer or a manual kill"
         if returncode < 0:
             name = signal.Signals(-returncode).name if -returncode in signal.Signals._value2member_map_ else str(-returncode)
             return "failed", f"killed by signal {name}"

@@ -28,7 +28,7 @@ LOG_FILE = "logs/output.log"
 PATCH_FILE = "git.patch"
 RECORD_VERSION = 1
 SUBDIRS = ("logs", "plots", "checkpoints", "data")
-STATUSES = ("running", "ok", "failed", "timeout", "oom", "nan", "interrupted", "lost", "pruned")
+STATUSES = ("running", "ok", "failed", "timeout", "oom", "killed", "nan", "interrupted", "lost", "pruned")
 FINISHED = frozenset(STATUSES) - {"running"}
 HOST = socket.gethostname()
 

@@ -22,7 +22,7 @@ from assay.experiment import Experiment, load_experiment
 from assay.lab import Lab
 from assay.runner.launch import RunResult, RunSpec, entry_command, resolve_params
 from assay.sweep.executors import Executor, executor_factory, get_executor
-from assay.sweep.samplers import Pruning, Sampler, TrialResult, get_sampler
+from assay.sweep.samplers import Pruning, Resumable, Sampler, TrialResult, get_sampler
 from assay.sweep.space import SearchSpace, space_from_mapping, to_overrides, validate_space
 from assay.sweep.state import SweepFiles, TrialEntry, create_sweep, open_sweep
 
@@ -201,9 +201,12 @@ def run_sweep(lab: Lab, sf: SweepFiles, config: SweepConfig, on_event: Callable[
     history = sf.trials()
     requeue: list[TrialEntry] = []
     best: TrialEntry | None = None
+    _adopt_ended_runs(exp, sf, history, bool(_ladder(exp, config)[0]))
     for t in sorted(history.values(), key=lambda e: e.number):
-        if t.status is None:
+        if t.status is None:  # interrupted: re-run as it is, and the sampler must not propose it again
             requeue.append(t)
+            if isinstance(sampler, Resumable):
+                sampler.claim(t.params)
         else:
             sampler.tell(t.params, TrialResult(t.status, t.value, t.run))
             if t.value is not None and _better(t.value, best.value if best else None, goal):
@@ -312,6 +315,42 @@ def run_sweep(lab: Lab, sf: SweepFiles, config: SweepConfig, on_event: Callable[
     outcome = SweepOutcome(sf.id, sf.path, metric, goal, trials, best, status, config.value)
     emit(SweepEvent("done", sf.id, done, budget, 0, best.value if best else None, best.params if best else None))
     return outcome
+
+
+# A trial's run that ended with one of these is re-run on resume; any other end is its result.
+_RERUN = frozenset({"running", "interrupted", "lost"})
+
+
+def _adopt_ended_runs(exp: Experiment, sf: SweepFiles, history: dict[int, TrialEntry], ladder: bool) -> None:
+    """Record the end of trials whose run ended but whose `end` line was never written (the sweep
+    was stopped between the two), so resuming does not run their point a second time. An OOM is
+    re-run when the ladder is on: the ladder's progress lived only in the stopped sweep."""
+    from assay.errors import StoreError
+    from assay.store import records
+
+    open_trials = {str(t.number): t for t in history.values() if t.status is None}
+    if not open_trials:
+        return
+    latest: dict[str, RunResult] = {}
+    for folder in records.run_folders(exp.runs_dir):
+        try:
+            rec = records.read_record(folder)
+        except (StoreError, OSError):  # an unreadable record is not this trial's result: it is re-run
+            continue
+        tags = rec.get("tags") or {}
+        n = tags.get("trial")
+        if tags.get("sweep") != sf.id or n not in open_trials:
+            continue
+        if n not in latest or (rec.get("started") or 0) >= (latest[n].record.get("started") or 0):
+            latest[n] = RunResult(folder, rec)
+    for n, res in sorted(latest.items(), key=lambda kv: int(kv[0])):
+        status = res.record.get("status")
+        if status not in records.FINISHED or status in _RERUN or (status == "oom" and ladder):
+            continue
+        t = open_trials[n]
+        t.status, t.value, t.run, t.duration = status, _value(res, exp.metric), res.record.get("id"), res.record.get("duration")
+        sf.append({"event": "end", "trial": t.number, "run": t.run, "status": t.status, "value": t.value,
+                   "duration": t.duration})
 
 
 def _climb(entry: TrialEntry, res: RunResult, ladder: list[Any], refuse: Any, sf: SweepFiles) -> bool:

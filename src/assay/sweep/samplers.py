@@ -51,6 +51,16 @@ class Pruning(Protocol):
         ...
 
 
+@runtime_checkable
+class Resumable(Protocol):
+    """Optional: samplers that must not propose again a point the driver re-runs on resume."""
+
+    def claim(self, params: dict[str, Any]) -> None:
+        """Called on resume, before the first ask(), once per stored trial that started and never
+        ended (interrupted): the driver re-runs `params` itself and tell()s its result when it ends."""
+        ...
+
+
 def point_key(params: dict[str, Any]) -> str:
     return json.dumps(params, sort_keys=True, default=str)
 
@@ -74,6 +84,9 @@ class GridSampler:
     def tell(self, params: dict[str, Any], result: TrialResult) -> None:
         self.seen.add(point_key(params))
 
+    def claim(self, params: dict[str, Any]) -> None:
+        self.seen.add(point_key(params))
+
 
 class RandomSampler:
     """Independent uniform draws (log-uniform for log ranges). Draw i depends only on (seed, i), so
@@ -82,20 +95,27 @@ class RandomSampler:
     def __init__(self, space: SearchSpace, goal: str = "max", seed: int = 0, **options: Any) -> None:
         _no_options("random", options)
         self.space, self.seed, self.drawn = space, seed, 0
-        self.known: set[str] = set()
+        self.pending: dict[str, int] = {}  # point key -> how many of our draws of it are not told yet
 
     def ask(self) -> dict[str, Any] | None:
         rng = random.Random(f"{self.seed}:{self.drawn}")
         self.drawn += 1
         p = {k: d.sample(rng) for k, d in self.space.dims.items()}
-        self.known.add(point_key(p))
+        k = point_key(p)
+        self.pending[k] = self.pending.get(k, 0) + 1
         return p
 
     def tell(self, params: dict[str, Any], result: TrialResult) -> None:
         k = point_key(params)
-        if k not in self.known:  # replayed history: account for the draw that produced it
-            self.known.add(k)
+        if self.pending.get(k):
+            self.pending[k] -= 1
+        else:  # replayed history: account for the draw that produced it (two draws may give one point)
             self.drawn += 1
+
+    def claim(self, params: dict[str, Any]) -> None:
+        k = point_key(params)
+        self.drawn += 1  # the draw that produced it; its tell comes when the re-run ends
+        self.pending[k] = self.pending.get(k, 0) + 1
 
 
 def _no_options(name: str, options: dict[str, Any]) -> None:

@@ -2,7 +2,8 @@
 trials.jsonl (append-only: one `start` and, when it ends, one `end` line per trial).
 
 The files are the truth: a resumed sweep replays trials.jsonl, re-runs trials that started but
-never ended (interrupted, or the sweep process died) and skips those that ended.
+never ended (interrupted, or the sweep process died) and skips those that ended; a trial whose
+run ended but whose `end` line was never written takes its run's result instead of running again.
 """
 
 from __future__ import annotations
