@@ -67,13 +67,14 @@ def status(tag: Annotated[Optional[str], typer.Argument(help="Loop tag (default:
     """Best so far, noise estimate, counts, a pending crash."""
     from assay.cli.render import emit_json, fmt
     from assay.loop.ratchet import status as do_status
+    from assay.loop.results import show
 
     s = do_status(_lab(), tag)
     if json_:
         emit_json(s)
         return
     c = s["counts"]
-    print(f"loop {s['tag']} on {s['branch']}: best {s['metric']}={fmt(s['best'])} (n={s['best_n']}, {s['goal']}) "
+    print(f"loop {s['tag']} on {s['branch']}: best {s['metric']}={show(s['best']) or '-'} (n={s['best_n']}, {s['goal']}) "
           f"at {(s['best_commit'] or '-')[:8]}, σ={fmt(s['sigma'])} (df {s['sigma_df']}), {s['decision']}")
     print(f"{s['iterations']} tried: {c.get('keep', 0)} kept (baseline included), {c.get('discard', 0)} discarded, {c.get('crash', 0)} crashed")
     if s["pending_crash"]:
@@ -92,10 +93,11 @@ def log(tag: Annotated[Optional[str], typer.Argument()] = None, last: Annotated[
     rows = [r for r in results.read(Path(s["results"])) if r.tag == s["tag"]]
     rows = rows[-last:] if last else rows
     if json_:
-        emit_json([r.__dict__ for r in rows])
+        emit_json([r.to_json() for r in rows])
         return
     table(["#", "commit", s["metric"], "status", "Δ", "n", "description", "reason"],
-          [[r.iteration, r.commit, r.mean or r.metric, r.status, r.delta, r.n, r.description[:40], r.reason[:70]] for r in rows])
+          [[r.iteration, r.commit, results.show(r.value) or "-", r.status, r.delta, r.n, r.description[:40], r.reason[:70]]
+           for r in rows])
 
 
 @loop_app.command("resume")

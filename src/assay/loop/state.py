@@ -42,6 +42,7 @@ class LoopState:
     sigma: float | None = None
     sigma_df: int = 0
     tried: dict[str, int] = field(default_factory=dict)  # normalized diff hash -> iteration
+    seeds_used: dict[str, int] = field(default_factory=dict)  # editable files' content -> seed offsets run
     iteration: int = 0
     pending_crash: dict[str, Any] | None = None  # {"commit", "hash", "attempts", "description"}
     counts: dict[str, int] = field(default_factory=lambda: {"keep": 0, "discard": 0, "crash": 0})
