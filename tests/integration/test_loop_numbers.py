@@ -102,3 +102,47 @@ def test_a_new_idea_after_a_crash_is_not_a_retry_of_it(lab, make_experiment):
         ("keep", "baseline"), ("crash", "depth undefined_a"), ("crash", "depth undefined_b")]
     s = json.loads(run_cli("loop", "status", "cr", "--json", cwd=lab.root).stdout)
     assert s["counts"]["crash"] == 2
+
+
+def test_a_greedy_keep_is_remeasured_on_a_fresh_seed_and_claims_only_that_gain(lab, loop_lab):
+    from assay.loop.ratchet import start, status, try_candidate
+
+    exp = loop_lab(noise=0.05)
+    base = start(lab, "exp", "g", ["train.py"], ["prepare.py"], decision="greedy")
+    edit(exp, LR=0.3, DEPTH=4)
+    out = try_candidate(lab, "tuned")
+    assert out.decision == "keep" and len(out.values) == 1 and len(out.fresh) == 1 and len(out.runs) == 2
+    assert out.value == results.commit_value(out.fresh) != results.commit_value(out.values)
+    assert out.delta == results.gain(out.value, base.value, "min")
+    assert status(lab)["best"] == out.best == out.value
+    seeds = [read_record(lab.experiment_dir("exp") / "runs" / rid.split("/", 1)[1])["seed"] for rid in out.runs]
+    assert seeds[0] != seeds[1]  # the re-measurement is a seed this code never ran
+    assert f"val_bpb={results.show(out.value)} " in out.line()
+
+
+BEST_VS_LAST = """\
+import os
+from prepare import evaluate
+LR = 1.0
+DEPTH = 2
+v = evaluate(LR, DEPTH) + 0.001 * int(os.environ.get("ASSAY_SEED", "0"))
+print("val_bpb:", v - 0.25)  # the best (lowest) value, early in training
+print("val_bpb:", v)  # the value when training ended
+"""
+
+
+def test_a_loop_started_with_value_best_counts_each_runs_best_and_labels_it(lab, make_experiment):
+    from tests.integration.conftest import PREPARE
+
+    exp = make_experiment(BEST_VS_LAST)
+    (exp.path / "prepare.py").write_text(PREPARE)
+    commit_baseline(lab.root)
+    out = run_cli("loop", "start", "exp", "--tag", "b", "--edit", "train.py", "--protect", "prepare.py",
+                  "--decision", "greedy", "--value", "best", cwd=lab.root)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.startswith("keep     best_val_bpb=1.44 "), out.stdout  # 1.69 last, 1.44 best
+    s = json.loads(run_cli("loop", "status", "b", "--json", cwd=lab.root).stdout)
+    assert (s["value"], s["label"], s["best"]) == ("best", "best_val_bpb", 1.44)
+    assert "best_val_bpb=1.44" in run_cli("loop", "status", "b", cwd=lab.root).stdout
+    bad = run_cli("loop", "start", "exp", "--tag", "b2", "--edit", "train.py", "--value", "max", cwd=lab.root)
+    assert bad.returncode != 0 and "--value must be one of last, best, got 'max'" in bad.stderr

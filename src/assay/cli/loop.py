@@ -31,12 +31,13 @@ def start(
     lines_per_delta: Annotated[float, typer.Option(help="Extra improvement required per changed line.")] = 0.0,
     timeout: Annotated[Optional[str], typer.Option(help="Per-run timeout (default: the experiment's).")] = None,
     max_retries: Annotated[int, typer.Option(help="Fix attempts after a crash before the idea is dropped.")] = 2,
+    value: Annotated[str, typer.Option(help="Which value of each run counts: last (when training ended) or best.")] = "last",
 ) -> None:
     """Create branch assay/TAG, fix the protected files, run the unmodified baseline."""
     from assay.loop.ratchet import start as do_start
 
     out = do_start(_lab(), name, tag, edit, protect or [], decision, repeats, max_repeats, min_delta, confidence,
-                   lines_per_delta, timeout, max_retries)
+                   lines_per_delta, timeout, max_retries, value)
     print(out.line())
     print(f"next: edit {', '.join(edit)}, then: assay try \"what you changed\"")
 
@@ -74,7 +75,7 @@ def status(tag: Annotated[Optional[str], typer.Argument(help="Loop tag (default:
         emit_json(s)
         return
     c = s["counts"]
-    print(f"loop {s['tag']} on {s['branch']}: best {s['metric']}={show(s['best']) or '-'} (n={s['best_n']}, {s['goal']}) "
+    print(f"loop {s['tag']} on {s['branch']}: best {s['label']}={show(s['best']) or '-'} (n={s['best_n']}, {s['goal']}) "
           f"at {(s['best_commit'] or '-')[:8]}, σ={fmt(s['sigma'])} (df {s['sigma_df']}), {s['decision']}")
     print(f"{s['iterations']} tried: {c.get('keep', 0)} kept (baseline included), {c.get('discard', 0)} discarded, {c.get('crash', 0)} crashed")
     if s["pending_crash"]:
@@ -95,7 +96,7 @@ def log(tag: Annotated[Optional[str], typer.Argument()] = None, last: Annotated[
     if json_:
         emit_json([r.to_json() for r in rows])
         return
-    table(["#", "commit", s["metric"], "status", "Δ", "n", "description", "reason"],
+    table(["#", "commit", s["label"], "status", "Δ", "n", "description", "reason"],
           [[r.iteration, r.commit, results.show(r.value) or "-", r.status, r.delta, r.n, r.description[:40], r.reason[:70]]
            for r in rows])
 

@@ -20,7 +20,7 @@ def brief(lab: Lab, st: LoopState, last: int = 10) -> str:
     lines = [
         f"# Loop {st.tag} on experiment {st.experiment}",
         "",
-        f"Goal: {'maximize' if exp.goal == 'max' else 'minimize'} {exp.metric}. Hypothesis: {exp.hypothesis}",
+        f"Goal: {'maximize' if exp.goal == 'max' else 'minimize'} {results.label(exp.metric, st.value)}. Hypothesis: {exp.hypothesis}",
         f"Best so far: {best} at commit {(st.best_commit or '-')[:8]}. Run-to-run noise (σ): {noise}.",
         f"Editable: {', '.join(st.editable)}. Protected (never edit): {', '.join(st.protected) or 'none'}.",
         f"Decision: {st.decision}; a keep must beat the best by more than {st.min_delta:g}"

@@ -25,6 +25,7 @@ from assay.runner.launch import RunResult, RunSpec, start_run
 from assay.store.records import slug
 
 CRASH_STATUSES = ("failed", "timeout", "oom", "nan", "interrupted", "lost")
+VALUES = ("last", "best")  # which value of each run a loop counts (--value)
 
 
 @dataclass(frozen=True)
@@ -98,13 +99,16 @@ def _outside(repo: Repo, exp: Experiment, editable: list[str], outputs: Collecti
 
 def start(lab: Lab, name: str, tag: str, edit: list[str], protect: list[str], decision: str = "noise-aware",
           repeats: int = 3, max_repeats: int = 4, min_delta: float = 0.0, confidence: float = 0.95,
-          lines_per_delta: float = 0.0, timeout: str | None = None, max_retries: int = 2) -> Outcome:
+          lines_per_delta: float = 0.0, timeout: str | None = None, max_retries: int = 2, value: str = "last") -> Outcome:
     """Create branch assay/TAG, record the protected files' hashes, run the unmodified baseline.
 
     Raises:
         GitError: not a git repo, uncommitted changes outside --edit, an existing branch.
         ConfigError: unknown experiment, missing editable/protected files, bad settings.
     """
+    if value not in VALUES:
+        raise ConfigError(f"--value must be one of {', '.join(VALUES)}, got '{value}'",
+                          "Pass --value last (the value when training ended) or --value best.")
     exp = load_experiment(lab, name)
     repo = Repo(exp.path)
     if not edit:
@@ -148,7 +152,7 @@ def start(lab: Lab, name: str, tag: str, edit: list[str], protect: list[str], de
     st = LoopState(tag=tag, experiment=name, editable=editable, protected=protected, decision=decision,
                    repeats=repeats if decision != "greedy" else 1, max_repeats=max_repeats, min_delta=min_delta,
                    confidence=confidence, lines_per_delta=lines_per_delta, timeout=timeout, max_retries=max_retries,
-                   origin_branch=origin)
+                   origin_branch=origin, value=value)
     save(lab, st)
     repo.save_blob(settings_ref(tag), json.dumps({k: getattr(st, k) for k in SETTINGS}))
     return run_baseline(lab, st)
@@ -177,7 +181,7 @@ def run_baseline(lab: Lab, st: LoopState) -> Outcome:
     exp = load_experiment(lab, st.experiment)
     value = results.commit_value(values)
     return Outcome(Decision.KEEP, "baseline", commit, values, 0.0, f"baseline, σ={st.sigma if st.sigma is not None else '-'}",
-                   st.best_runs, value, st.sigma, 0, exp.metric, value)
+                   st.best_runs, value, st.sigma, 0, results.label(exp.metric, st.value), value)
 
 
 def _run(lab: Lab, st: LoopState, desc: str, seed_offset: int, commit: str) -> RunResult:
@@ -194,10 +198,11 @@ def _run(lab: Lab, st: LoopState, desc: str, seed_offset: int, commit: str) -> R
     return result
 
 
-def run_value(record: dict[str, Any]) -> float | None:
-    """The value of one run for the loop: the `last` value of its primary metric, when it finished
-    ok with a finite one (the value every loop view is computed from)."""
-    v = ((record.get("metrics") or {}).get(record.get("primary_metric") or "") or {}).get("last")
+def run_value(record: dict[str, Any], which: str = "last") -> float | None:
+    """The value of one run for the loop: the `last` (or, for a loop started with --value best,
+    `best`) value of its primary metric, when it finished ok with a finite one. Every number the
+    loop shows is computed from these."""
+    v = ((record.get("metrics") or {}).get(record.get("primary_metric") or "") or {}).get(which)
     if record.get("status") != "ok" or not isinstance(v, (int, float)) or not math.isfinite(v):
         return None
     return float(v)
@@ -206,7 +211,7 @@ def run_value(record: dict[str, Any]) -> float | None:
 def _values(runs: list[RunResult], st: LoopState) -> tuple[list[float], RunResult | None]:
     values = []
     for r in runs:
-        v = run_value(r.record)
+        v = run_value(r.record, st.value)
         if v is None:
             return values, r
         values.append(v)
@@ -236,7 +241,7 @@ def _measure(lab: Lab, st: LoopState, desc: str, commit: str, runs: list[RunResu
         except (ConfigError, RunError) as exc:  # e.g. a candidate broke config.yaml: its code cannot start
             return f"failed: could not start the run: {exc.message}"
         runs.append(run)
-        if run_value(run.record) is None:
+        if run_value(run.record, st.value) is None:
             return _crash_reason(run)
     return None
 
@@ -356,7 +361,7 @@ def _try(lab: Lab, description: str, force: bool = False, retry: bool = False) -
             reason += f"; fix and `assay try --retry` ({attempts + 1}/{st.max_retries}) or `assay loop drop {st.tag}`"
         save(lab, st)
         return Outcome(Decision.DROPPED if dropped else Decision.CRASH, description, commit, values, None, reason, ids,
-                       best_value, st.sigma, st.iteration, exp.metric)
+                       best_value, st.sigma, st.iteration, results.label(exp.metric, st.value))
     assert decided is not None
     for group in (values, fresh):  # a candidate's seeds measure noise as well as the baseline's
         if len(group) >= 2:
@@ -379,7 +384,7 @@ def _try(lab: Lab, description: str, force: bool = False, retry: bool = False) -
         repo.reset_branch(st.branch, st.best_commit, hard=True)
     save(lab, st)
     return Outcome(decided.decision, description, commit, values, delta, reason, ids, best_value,
-                   st.sigma, st.iteration, exp.metric, value, fresh)
+                   st.sigma, st.iteration, results.label(exp.metric, st.value), value, fresh)
 
 
 def set_aside(lab: Lab, tag: str, name: str) -> Path:
@@ -434,6 +439,7 @@ def status(lab: Lab, tag: str | None = None) -> dict[str, Any]:
     rows = [r for r in results.read(_results_path(lab, st)) if r.tag == st.tag]
     return {
         "tag": st.tag, "experiment": st.experiment, "branch": st.branch, "metric": exp.metric, "goal": exp.goal,
+        "value": st.value, "label": results.label(exp.metric, st.value),
         "decision": st.decision, "best_commit": st.best_commit,
         "best": results.commit_value(st.best_values), "best_n": len(st.best_values),
         "sigma": st.sigma, "sigma_df": st.sigma_df, "iterations": st.iteration,
@@ -443,14 +449,14 @@ def status(lab: Lab, tag: str | None = None) -> dict[str, Any]:
     }
 
 
-def _incumbent_values(lab: Lab, row: results.Row) -> list[float]:
+def _incumbent_values(lab: Lab, row: results.Row, which: str) -> list[float]:
     """The metric values a kept row's runs left in their folders: the re-measurement on fresh
     seeds where there is one (what later candidates are compared with), else every finished run."""
-    measured, confirm = _row_values(lab, row)
+    measured, confirm = _row_values(lab, row, which)
     return confirm or measured
 
 
-def _row_values(lab: Lab, row: results.Row) -> tuple[list[float], list[float]]:
+def _row_values(lab: Lab, row: results.Row, which: str) -> tuple[list[float], list[float]]:
     """(the candidate's own values, its re-measurement on fresh seeds), read from its run folders."""
     from assay.store.records import read_record
 
@@ -461,7 +467,7 @@ def _row_values(lab: Lab, row: results.Row) -> tuple[list[float], list[float]]:
             rec = read_record(lab.experiment_dir(experiment) / "runs" / folder)
         except StoreError:
             continue  # a deleted or torn run folder: the row's mean still stands as a fallback
-        v = run_value(rec)
+        v = run_value(rec, which)
         if v is not None:
             found.append(("-confirm" in str(rec.get("desc", "")), v))
     return [v for c, v in found if not c], [v for c, v in found if c]
@@ -491,7 +497,7 @@ def _resume(lab: Lab, tag: str) -> dict[str, Any]:
         full = repo.git("rev-parse", keeps[-1].commit).strip()
         st.best_commit = full
         last_keep = keeps[-1]
-        rebuilt = _incumbent_values(lab, last_keep)
+        rebuilt = _incumbent_values(lab, last_keep, st.value)
         if rebuilt:  # the run folders are the truth; state.json may predate the last keep (a kill)
             st.best_values, st.best_runs = rebuilt, last_keep.runs.split()
         elif last_keep.mean and not st.best_values:
@@ -500,7 +506,7 @@ def _resume(lab: Lab, tag: str) -> dict[str, Any]:
     if not st.noise_groups:  # a lost state.json: the seeds' spread is still in the run folders
         for r in rows:
             if r.status in (Decision.KEEP, Decision.DISCARD):
-                st.noise_groups += [g for g in _row_values(lab, r) if len(g) >= 2]
+                st.noise_groups += [g for g in _row_values(lab, r, st.value) if len(g) >= 2]
         st.sigma, st.sigma_df = pooled_sigma(st.noise_groups)
     refs = repo.git("for-each-ref", "--format=%(refname)", f"refs/assay/{tag}/tried/").split()
     st.iteration = max([int(r.rsplit("/", 1)[1]) for r in refs] + [st.iteration])

@@ -31,6 +31,11 @@ def commit_value(values: Sequence[float]) -> float | None:
     return float(show(statistics.fmean(values))) if values else None
 
 
+def label(metric: str, which: str) -> str:
+    """The name a loop's number is shown under: the metric for `last` values, best_<metric> for `best`."""
+    return metric if which == "last" else f"best_{metric}"
+
+
 def show(value: float | None) -> str:
     """A commit's value as text ("" when it has none, e.g. a crash)."""
     return "" if value is None else f"{value:.{SIGNIFICANT}g}"

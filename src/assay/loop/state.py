@@ -35,6 +35,7 @@ class LoopState:
     timeout: str | None = None
     max_retries: int = 2
     origin_branch: str | None = None
+    value: str = "last"  # which value of a run counts: its primary metric's last, or best
     best_commit: str | None = None
     best_values: list[float] = field(default_factory=list)
     best_runs: list[str] = field(default_factory=list)
@@ -55,7 +56,7 @@ class LoopState:
 
 # What `loop start` decides, as opposed to progress: the part of the state git must remember.
 SETTINGS = ("tag", "experiment", "editable", "protected", "decision", "repeats", "max_repeats", "min_delta",
-            "confidence", "lines_per_delta", "timeout", "max_retries", "origin_branch")
+            "confidence", "lines_per_delta", "timeout", "max_retries", "origin_branch", "value")
 
 
 def settings_ref(tag: str) -> str:
