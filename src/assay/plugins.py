@@ -3,10 +3,10 @@
 A package adds one to assay by declaring it in its pyproject.toml, e.g.
 
     [project.entry-points."assay.decisions"]
-    bayes = "my_pkg.rules:BayesFactor"       # called with loop Settings, returns a Decision
+    bayes = "my_pkg.rules:BayesFactor"       # called with loop Settings, returns a DecisionRule
 
 Groups: `assay.samplers` (factory(space, goal, seed, **options) -> Sampler), `assay.executors`
-(factory(lab, slots, **options) -> Executor), `assay.decisions` (factory(Settings) -> Decision)
+(factory(lab, slots, **options) -> Executor), `assay.decisions` (factory(Settings) -> DecisionRule)
 and `assay.proposers` (factory(ProposerOptions) -> Proposer).
 Built-in names win over plug-ins of the same name.
 """

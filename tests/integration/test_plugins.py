@@ -20,7 +20,7 @@ from tests.integration.conftest import edit
 
 PLUGIN = '''
 import re
-from assay.loop.decisions import Verdict
+from assay.loop.decisions import Decided
 from assay.sweep.samplers import SAMPLERS
 
 
@@ -29,7 +29,7 @@ class AlwaysKeep:
         self.settings = settings
 
     def decide(self, ev):
-        return Verdict("keep", "kept by the plug-in rule", ev.delta)
+        return Decided("keep", "kept by the plug-in rule", ev.delta)
 
 
 class HalveLR:

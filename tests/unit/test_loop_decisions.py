@@ -122,3 +122,11 @@ def test_pooled_sigma_uses_only_groups_with_repeats_and_skips_non_finite():
     sigma, df = pooled_sigma([[1.0, 3.0], [5.0], [2.0, 4.0, float("nan")]])
     assert df == 2 and sigma == pytest.approx(math.sqrt(2))
     assert pooled_sigma([[1.0]]) == (None, 0)
+
+
+def test_a_rules_plain_string_answer_becomes_the_loops_decision():
+    from assay.loop.decisions import Decided, Decision
+
+    assert Decided("keep", "why", 0.1).decision is Decision.KEEP
+    with pytest.raises(ValueError):
+        Decided("perhaps", "why", 0.1)

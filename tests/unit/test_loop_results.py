@@ -60,3 +60,28 @@ def test_diff_hash_ignores_whitespace_blank_lines_and_headers():
 
 def test_diff_size_counts_non_blank_changed_lines():
     assert diff_size(DIFF) == (1, 1)
+
+
+def test_a_commit_value_is_rounded_once_and_shown_the_same_everywhere():
+    v = results.commit_value([0.98765432, 0.98765431])
+    assert v == 0.987654 and results.show(v) == "0.987654" and float(results.show(v)) == v
+    assert results.commit_value([]) is None and results.show(None) == ""
+    assert results.gain(0.9, 1.0, "min") == 0.1 and results.gain(0.9, 1.0, "max") == -0.1
+    assert results.show_delta(0.1) == "+0.1"
+
+
+def test_a_crash_row_has_no_value_and_its_json_says_so(tmp_path):
+    f = tmp_path / "results.tsv"
+    results.append(f, results.Row("abc1234", "0.5", "0.0", results.Decision.KEEP, "baseline", mean="0.5"))
+    results.append(f, results.Row("def5678", "0.000000", "0.0", results.Decision.CRASH, "bad"))
+    keep, crash = results.read(f)
+    assert keep.status is results.Decision.KEEP and keep.value == 0.5
+    assert crash.value is None and crash.to_json()["value"] is None and crash.to_json()["status"] == "crash"
+
+
+def test_an_unknown_status_is_a_store_error_naming_the_line(tmp_path):
+    f = tmp_path / "results.tsv"
+    results.append(f, results.Row("abc1234", "0.5", "0.0", results.Decision.KEEP, "baseline"))
+    f.write_text(f.read_text() + "def5678\t0.4\t0.0\tmaybe\tidea\n")
+    with pytest.raises(StoreError, match=r"results.tsv:3 has status 'maybe' \(known: keep, discard, crash\)"):
+        results.read(f)

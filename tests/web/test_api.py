@@ -124,6 +124,7 @@ def test_loop_journal_report(client, real_lab):
     loop = client.get("/api/experiments/exp/loop").json()
     assert loop["columns"][:5] == ["commit", "metric", "memory_gb", "status", "description"]
     assert [r["status"] for r in loop["rows"]] == ["keep", "discard", "crash", "keep"]  # the torn last line is skipped
+    assert [r["value"] for r in loop["rows"]] == [0.5, 0.6, None, 0.4]  # the loop's one number; a crash has none
     journal = client.get("/api/experiments/exp/journal").json()
     assert journal["entries"][0]["tag"] == "WEIRD" and XSS in journal["entries"][0]["text"]
     assert journal["ignored"] == {_folder(real_lab.ignored): journal["ignored"][_folder(real_lab.ignored)]}

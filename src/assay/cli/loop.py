@@ -31,12 +31,13 @@ def start(
     lines_per_delta: Annotated[float, typer.Option(help="Extra improvement required per changed line.")] = 0.0,
     timeout: Annotated[Optional[str], typer.Option(help="Per-run timeout (default: the experiment's).")] = None,
     max_retries: Annotated[int, typer.Option(help="Fix attempts after a crash before the idea is dropped.")] = 2,
+    value: Annotated[str, typer.Option(help="Which value of each run counts: last (when training ended) or best.")] = "last",
 ) -> None:
     """Create branch assay/TAG, fix the protected files, run the unmodified baseline."""
     from assay.loop.ratchet import start as do_start
 
     out = do_start(_lab(), name, tag, edit, protect or [], decision, repeats, max_repeats, min_delta, confidence,
-                   lines_per_delta, timeout, max_retries)
+                   lines_per_delta, timeout, max_retries, value)
     print(out.line())
     print(f"next: edit {', '.join(edit)}, then: assay try \"what you changed\"")
 
@@ -67,13 +68,14 @@ def status(tag: Annotated[Optional[str], typer.Argument(help="Loop tag (default:
     """Best so far, noise estimate, counts, a pending crash."""
     from assay.cli.render import emit_json, fmt
     from assay.loop.ratchet import status as do_status
+    from assay.loop.results import show
 
     s = do_status(_lab(), tag)
     if json_:
         emit_json(s)
         return
     c = s["counts"]
-    print(f"loop {s['tag']} on {s['branch']}: best {s['metric']}={fmt(s['best'])} (n={s['best_n']}, {s['goal']}) "
+    print(f"loop {s['tag']} on {s['branch']}: best {s['label']}={show(s['best']) or '-'} (n={s['best_n']}, {s['goal']}) "
           f"at {(s['best_commit'] or '-')[:8]}, σ={fmt(s['sigma'])} (df {s['sigma_df']}), {s['decision']}")
     print(f"{s['iterations']} tried: {c.get('keep', 0)} kept (baseline included), {c.get('discard', 0)} discarded, {c.get('crash', 0)} crashed")
     if s["pending_crash"]:
@@ -92,10 +94,11 @@ def log(tag: Annotated[Optional[str], typer.Argument()] = None, last: Annotated[
     rows = [r for r in results.read(Path(s["results"])) if r.tag == s["tag"]]
     rows = rows[-last:] if last else rows
     if json_:
-        emit_json([r.__dict__ for r in rows])
+        emit_json([r.to_json() for r in rows])
         return
-    table(["#", "commit", s["metric"], "status", "Δ", "n", "description", "reason"],
-          [[r.iteration, r.commit, r.mean or r.metric, r.status, r.delta, r.n, r.description[:40], r.reason[:70]] for r in rows])
+    table(["#", "commit", s["label"], "status", "Δ", "n", "description", "reason"],
+          [[r.iteration, r.commit, results.show(r.value) or "-", r.status, r.delta, r.n, r.description[:40], r.reason[:70]]
+           for r in rows])
 
 
 @loop_app.command("resume")

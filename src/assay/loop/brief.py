@@ -15,12 +15,12 @@ def brief(lab: Lab, st: LoopState, last: int = 10) -> str:
     """Goal, files, best so far with its noise, the last results, open TODOs, the protocol."""
     exp = load_experiment(lab, st.experiment)
     rows = [r for r in results.read(exp.path / "results.tsv") if r.tag == st.tag]
-    best = f"{sum(st.best_values) / len(st.best_values):.6g} over {len(st.best_values)} seeds" if st.best_values else "none yet"
+    best = f"{results.show(results.commit_value(st.best_values))} over {len(st.best_values)} seeds" if st.best_values else "none yet"
     noise = f"{st.sigma:.3g} (from {st.sigma_df} degrees of freedom)" if st.sigma is not None else "not estimated"
     lines = [
         f"# Loop {st.tag} on experiment {st.experiment}",
         "",
-        f"Goal: {'maximize' if exp.goal == 'max' else 'minimize'} {exp.metric}. Hypothesis: {exp.hypothesis}",
+        f"Goal: {'maximize' if exp.goal == 'max' else 'minimize'} {results.label(exp.metric, st.value)}. Hypothesis: {exp.hypothesis}",
         f"Best so far: {best} at commit {(st.best_commit or '-')[:8]}. Run-to-run noise (σ): {noise}.",
         f"Editable: {', '.join(st.editable)}. Protected (never edit): {', '.join(st.protected) or 'none'}.",
         f"Decision: {st.decision}; a keep must beat the best by more than {st.min_delta:g}"
@@ -36,7 +36,7 @@ def brief(lab: Lab, st: LoopState, last: int = 10) -> str:
         lines += ["", f"PENDING CRASH: '{st.pending_crash['description']}' is in the work tree. Fix it or drop it."]
     if rows:
         lines += ["", f"## Last {min(last, len(rows))} results (of {len(rows)})", "iter\tstatus\tmetric\tdelta\tdescription\treason"]
-        lines += [f"{r.iteration}\t{r.status}\t{r.mean or r.metric}\t{r.delta}\t{r.description[:60]}\t{r.reason[:100]}"
+        lines += [f"{r.iteration}\t{r.status}\t{results.show(r.value) or '-'}\t{r.delta}\t{r.description[:60]}\t{r.reason[:100]}"
                   for r in rows[-last:]]
     todos = read_journal(exp.path, "TODO")
     if todos:

@@ -1,8 +1,10 @@
 """Keep-or-discard decisions. `greedy` is autoresearch's rule; `noise-aware` knows the metric's noise.
 
-A Decision is called by the ratchet after each run of a candidate, with every value measured so
-far for the incumbent (the last kept commit) and the candidate. It answers keep, discard, or
+A DecisionRule is called by the ratchet after each run of a candidate, with every value measured
+so far for the incumbent (the last kept commit) and the candidate. It answers keep, discard, or
 more (run the candidate again with the next seed). It must not raise on any finite input.
+`Decision` is the loop's one vocabulary for what happened to a candidate, from the rule's answer
+to the status column of results.tsv.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import math
 import statistics
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Protocol
 
 from assay.stats import pooled_sigma, t_quantile  # noqa: F401 - re-exported: the loop's statistics
@@ -33,11 +36,33 @@ class Evidence:
         return d if self.goal == "max" else -d
 
 
+class Decision(StrEnum):
+    """What happened to a candidate. KEEP, DISCARD and CRASH are the statuses results.tsv records;
+    MORE is a rule's request for another seed, DROPPED a crash whose idea ran out of retries
+    (recorded as CRASH), REFUSED a proposal the guards stopped before it ran (never recorded)."""
+
+    KEEP = "keep"
+    DISCARD = "discard"
+    CRASH = "crash"
+    MORE = "more"
+    DROPPED = "dropped"
+    REFUSED = "refused"
+
+
+RECORDED = (Decision.KEEP, Decision.DISCARD, Decision.CRASH)  # the values of results.tsv's status column
+
+
 @dataclass(frozen=True)
-class Verdict:
-    decision: str  # "keep" | "discard" | "more"
+class Decided:
+    """A rule's answer for one look at a candidate: keep, discard or more, why, and the delta it saw."""
+
+    decision: Decision
     reason: str
     delta: float
+
+    def __post_init__(self) -> None:
+        # Rules written against earlier versions answer with plain strings ("keep").
+        object.__setattr__(self, "decision", Decision(self.decision))
 
 
 @dataclass(frozen=True)
@@ -48,10 +73,11 @@ class Settings:
     lines_per_delta: float = 0.0  # extra improvement required per changed line (simplicity rule)
 
 
-class Decision(Protocol):
-    """decide(evidence) -> Verdict. Called once per finished candidate run."""
+class DecisionRule(Protocol):
+    """decide(evidence) -> Decided. Called by the ratchet once per finished candidate run; answers
+    Decision.KEEP, DISCARD or MORE and must not raise on finite input."""
 
-    def decide(self, ev: Evidence) -> Verdict: ...
+    def decide(self, ev: Evidence) -> Decided: ...
 
 
 def _required(s: Settings, ev: Evidence) -> float:
@@ -68,13 +94,13 @@ class Greedy:
     def __init__(self, settings: Settings) -> None:
         self.s = settings
 
-    def decide(self, ev: Evidence) -> Verdict:
+    def decide(self, ev: Evidence) -> Decided:
         d, need = ev.delta, _required(self.s, ev)
         if d > need:
-            return Verdict("keep", f"better by {d:.4g} (> {need:.4g})", d)
+            return Decided(Decision.KEEP, f"better by {d:.4g} (> {need:.4g})", d)
         if _simpler(ev) and d >= -self.s.min_delta:
-            return Verdict("keep", f"simplification win: {ev.lines_removed - ev.lines_added} fewer lines, metric equal ({d:+.4g})", d)
-        return Verdict("discard", f"not better by more than {need:.4g} ({d:+.4g})", d)
+            return Decided(Decision.KEEP, f"simplification win: {ev.lines_removed - ev.lines_added} fewer lines, metric equal ({d:+.4g})", d)
+        return Decided(Decision.DISCARD, f"not better by more than {need:.4g} ({d:+.4g})", d)
 
 
 FUTILITY = 0.8
@@ -92,11 +118,11 @@ class NoiseAware:
     def __init__(self, settings: Settings) -> None:
         self.s = settings
 
-    def decide(self, ev: Evidence) -> Verdict:
+    def decide(self, ev: Evidence) -> Decided:
         s = self.s
         if ev.sigma is None or ev.sigma_df < 1:
             v = Greedy(s).decide(ev)
-            return Verdict(v.decision, v.reason + " (greedy: no noise estimate yet)", v.delta)
+            return Decided(v.decision, v.reason + " (greedy: no noise estimate yet)", v.delta)
         d, need, n = ev.delta, _required(s, ev), len(ev.candidate)
         se = max(ev.sigma, 1e-12) * math.sqrt(1 / len(ev.incumbent) + 1 / n)
         alpha = (1 - s.confidence) / s.max_repeats
@@ -107,21 +133,21 @@ class NoiseAware:
         lo = d - t_keep * se
         noise = f"±{t_keep * se:.3g} (σ={ev.sigma:.3g}, n={n})"
         if lo > need:
-            return Verdict("keep", f"better by {d:.4g} {noise}: significant at {s.confidence:.0%}, > {need:.4g}", d)
+            return Decided(Decision.KEEP, f"better by {d:.4g} {noise}: significant at {s.confidence:.0%}, > {need:.4g}", d)
         if _simpler(ev) and n >= min(2, s.max_repeats) and d + t_plausible * se >= 0 and d >= -s.min_delta - se:
-            return Verdict("keep", f"simplification win: {ev.lines_removed - ev.lines_added} fewer lines, "
+            return Decided(Decision.KEEP, f"simplification win: {ev.lines_removed - ev.lines_added} fewer lines, "
                                    f"metric equal within noise ({d:+.4g} {noise})", d)
         if d + t_plausible * se < need:
-            return Verdict("discard", f"{'worse' if d < 0 else 'not better'} ({d:+.4g} {noise}): cannot reach +{need:.4g}", d)
+            return Decided(Decision.DISCARD, f"{'worse' if d < 0 else 'not better'} ({d:+.4g} {noise}): cannot reach +{need:.4g}", d)
         if n < s.max_repeats:
-            return Verdict("more", f"promising ({d:+.4g} {noise}): another seed", d)
-        return Verdict("discard", f"not significant after {n} runs ({d:+.4g} {noise})", d)
+            return Decided(Decision.MORE, f"promising ({d:+.4g} {noise}): another seed", d)
+        return Decided(Decision.DISCARD, f"not significant after {n} runs ({d:+.4g} {noise})", d)
 
 
-DECISIONS: dict[str, Callable[[Settings], Decision]] = {"greedy": Greedy, "noise-aware": NoiseAware}
+DECISIONS: dict[str, Callable[[Settings], DecisionRule]] = {"greedy": Greedy, "noise-aware": NoiseAware}
 
 
-def make_decision(name: str, settings: Settings) -> Decision:
+def make_decision(name: str, settings: Settings) -> DecisionRule:
     """A built-in rule by name, else one a package registered under the `assay.decisions` entry point."""
     from assay import plugins
 

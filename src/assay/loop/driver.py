@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import statistics
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -11,10 +10,11 @@ from assay.config import parse_duration
 from assay.errors import GitError, RunError, StoreError
 from assay.lab import Lab
 from assay.loop.brief import brief
-from assay.loop.gitops import Repo
+from assay.loop.decisions import Decision
+from assay.loop.gitops import Repo, diff_hash
 from assay.loop.proposers import Proposer
 from assay.loop.ratchet import Outcome, set_aside, try_candidate
-from assay.loop.state import find_by_tag
+from assay.loop.state import LoopState, find_by_tag, locked, save
 
 
 @dataclass(frozen=True)
@@ -48,19 +48,36 @@ def run_loop(lab: Lab, tag: str, proposer: Proposer, budget: Budget, say: Callab
         st = find_by_tag(lab, tag)
         description = proposer.propose(brief(lab, st), st)
         iterations += 1
-        retry = bool(st.pending_crash)
+        retry = _is_retry(lab, st, repo)
         try:
             out: Outcome = try_candidate(lab, description or "(no description)", retry=retry)
         except GitError as exc:  # a guard refused the proposal: keep it as a patch, start clean
             patch = set_aside(lab, tag, f"refused-{st.iteration + 1}")
             say(f"refused  {description}: {exc.message} (saved {patch.name})")
-            proposer.observe(description or "", "refused", None)
+            proposer.observe(description or "", Decision.REFUSED, None)
             non_keeps += 1
             continue
         say(out.line())
         run_seconds += _seconds(lab, out)
-        proposer.observe(out.description, out.decision, statistics.fmean(out.values) if out.values else None)
-        non_keeps = 0 if out.decision == "keep" else non_keeps + 1
+        proposer.observe(out.description, out.decision, out.value)
+        non_keeps = 0 if out.decision == Decision.KEEP else non_keeps + 1
+
+
+def _is_retry(lab: Lab, st: LoopState, repo: Repo) -> bool:
+    """Whether a proposal made while a crash is pending retries the crashed idea: only when its
+    diff is the crashed one. Any other proposal is a new idea: the crash stays in results.tsv, is
+    closed, and does not count the new idea's crashes towards the crashed one's --max-retries."""
+    pend = st.pending_crash
+    if not pend or st.best_commit is None:
+        return False
+    if diff_hash(repo.diff(st.best_commit, st.editable)) == pend["hash"]:
+        return True
+    with locked(lab, st):
+        fresh = find_by_tag(lab, st.tag)
+        if fresh.pending_crash == pend:
+            fresh.pending_crash = None
+            save(lab, fresh)
+    return False
 
 
 def _seconds(lab: Lab, out: Outcome) -> float:

@@ -10,6 +10,7 @@ from assay.experiment import load_experiment
 from assay.journal import ignored_runs
 from assay.lab import Lab
 from assay.loop import results
+from assay.loop.decisions import Decision
 from assay.loop.state import LoopState
 
 
@@ -25,17 +26,19 @@ def progress_plot(lab: Lab, st: LoopState) -> Path:
     exp = load_experiment(lab, st.experiment)
     source = exp.path / "results.tsv"
     ignored = set(ignored_runs(exp.path))
-    rows = [r for r in results.read(source) if r.tag == st.tag and r.status in ("keep", "discard") and r.mean]
-    rows = [r for r in rows if not r.runs or not all(rid.split("/", 1)[-1] in ignored for rid in r.runs.split())]
+    every = [r for r in results.read(source) if r.tag == st.tag]
+    every = [r for r in every if not r.runs or not all(rid.split("/", 1)[-1] in ignored for rid in r.runs.split())]
+    crashes = [r for r in every if r.status == Decision.CRASH]  # no value to draw: counted in the title
+    rows = [r for r in every if r.value is not None]
     if not rows:
         raise ConfigError(f"No finished tries in {source} for loop {st.tag}", "Run the baseline and some tries first.")
     xs = list(range(len(rows)))
-    ys = [float(r.mean) for r in rows]
-    kept = [i for i, r in enumerate(rows) if r.status == "keep"]
+    ys = [r.value for r in rows]
+    kept = [i for i, r in enumerate(rows) if r.status == Decision.KEEP]
     best, line = None, []
     for r in rows:
-        if r.status == "keep":
-            best = float(r.mean)
+        if r.status == Decision.KEEP:
+            best = r.value
         line.append(best)
     fig, ax = plt.subplots(figsize=(10, 5), dpi=120)
     ax.scatter([x for x in xs if x not in kept], [y for i, y in enumerate(ys) if i not in kept], c="#b0b0b0", s=18, label="discarded")
@@ -46,7 +49,7 @@ def progress_plot(lab: Lab, st: LoopState) -> Path:
     better = "lower" if exp.goal == "min" else "higher"
     ax.set_xlabel("try (results.tsv row)")
     ax.set_ylabel(f"{exp.metric} ({better} is better)")
-    ax.set_title(f"Loop {st.tag}: {len(rows)} tries, {len(kept)} kept")
+    ax.set_title(f"Loop {st.tag}: {len(rows)} tries, {len(kept)} kept" + (f", {len(crashes)} crashed" if crashes else ""))
     ax.legend(loc="best", fontsize=8)
     ax.grid(alpha=0.3)
     out = exp.path / "plots" / f"loop-{st.tag}.png"
@@ -56,7 +59,8 @@ def progress_plot(lab: Lab, st: LoopState) -> Path:
     plt.close(fig)
     out.with_suffix(".json").write_text(json.dumps({
         "source": str(source.relative_to(lab.root)), "metric": exp.metric, "goal": exp.goal,
-        "points": [{"iteration": r.iteration, "commit": r.commit, "value": float(r.mean), "status": r.status,
+        "points": [{"iteration": r.iteration, "commit": r.commit, "value": r.value, "status": str(r.status),
                     "description": r.description} for r in rows],
+        "crashes": [{"iteration": r.iteration, "commit": r.commit, "description": r.description} for r in crashes],
         "running_best": line}, indent=1))
     return out

@@ -5,11 +5,12 @@ diff stays reachable under refs/assay/<tag>/tried/<n>, so nothing a proposer wro
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import statistics
 from collections.abc import Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,40 +18,46 @@ from assay.errors import ConfigError, GitError, RunError, StoreError
 from assay.experiment import Experiment, load_experiment
 from assay.lab import Lab
 from assay.loop import results
-from assay.loop.decisions import Evidence, Settings, make_decision, pooled_sigma
+from assay.loop.decisions import Decided, Decision, Evidence, Settings, make_decision, pooled_sigma
 from assay.loop.gitops import Repo, diff_hash, diff_size, file_hash
 from assay.loop.state import SETTINGS, LoopState, find_by_tag, locked, save, settings_ref, state_dir
 from assay.runner.launch import RunResult, RunSpec, start_run
 from assay.store.records import slug
 
 CRASH_STATUSES = ("failed", "timeout", "oom", "nan", "interrupted", "lost")
+VALUES = ("last", "best")  # which value of each run a loop counts (--value)
 
 
 @dataclass(frozen=True)
 class Outcome:
-    """What one `try` decided."""
+    """What one `try` decided. `value` is the commit's one number (results.commit_value), the same
+    that results.tsv, `loop log` and `loop status` show: for a keep, the mean of its re-measurement
+    on fresh seeds (`fresh`), not of the selection runs (`values`) that won the comparison."""
 
-    decision: str  # keep | discard | crash | dropped
+    decision: Decision  # keep | discard | crash | dropped
     description: str
     commit: str
-    values: list[float]
-    delta: float | None
+    values: list[float]  # the selection runs' values
+    delta: float | None  # gain of `value` over the best before this try (positive is better)
     reason: str
     runs: list[str]
-    best: float | None
+    best: float | None  # the best's value after this try
     sigma: float | None
     iteration: int
     metric: str
+    value: float | None = None
+    fresh: list[float] = field(default_factory=list)  # a keep's re-measurement on fresh seeds
 
     def line(self) -> str:
-        n = len(self.values)
-        m = "-" if not n else f"{statistics.fmean(self.values):.6g}"
+        measured = self.fresh or self.values
+        n = len(measured)
+        m = results.show(self.value) or "-"
         # ± the standard error of this mean: the loop's pooled σ where known (a single run has no
         # spread of its own), else the spread of these runs.
-        sigma = self.sigma if self.sigma is not None else (statistics.stdev(self.values) if n > 1 else None)
-        if n and sigma is not None:
+        sigma = self.sigma if self.sigma is not None else (statistics.stdev(measured) if n > 1 else None)
+        if self.value is not None and sigma is not None:
             m += f" ±{sigma / math.sqrt(n):.2g} (n={n})"
-        d = "" if self.delta is None else f"  Δ {self.delta:+.4g} vs best"
+        d = "" if self.delta is None else f"  Δ {results.show_delta(self.delta)} vs best"
         return f"{self.decision:<8} {self.metric}={m}{d}  [{self.commit[:8]} {self.description[:40]}] {self.reason}"
 
 
@@ -92,13 +99,16 @@ def _outside(repo: Repo, exp: Experiment, editable: list[str], outputs: Collecti
 
 def start(lab: Lab, name: str, tag: str, edit: list[str], protect: list[str], decision: str = "noise-aware",
           repeats: int = 3, max_repeats: int = 4, min_delta: float = 0.0, confidence: float = 0.95,
-          lines_per_delta: float = 0.0, timeout: str | None = None, max_retries: int = 2) -> Outcome:
+          lines_per_delta: float = 0.0, timeout: str | None = None, max_retries: int = 2, value: str = "last") -> Outcome:
     """Create branch assay/TAG, record the protected files' hashes, run the unmodified baseline.
 
     Raises:
         GitError: not a git repo, uncommitted changes outside --edit, an existing branch.
         ConfigError: unknown experiment, missing editable/protected files, bad settings.
     """
+    if value not in VALUES:
+        raise ConfigError(f"--value must be one of {', '.join(VALUES)}, got '{value}'",
+                          "Pass --value last (the value when training ended) or --value best.")
     exp = load_experiment(lab, name)
     repo = Repo(exp.path)
     if not edit:
@@ -142,7 +152,7 @@ def start(lab: Lab, name: str, tag: str, edit: list[str], protect: list[str], de
     st = LoopState(tag=tag, experiment=name, editable=editable, protected=protected, decision=decision,
                    repeats=repeats if decision != "greedy" else 1, max_repeats=max_repeats, min_delta=min_delta,
                    confidence=confidence, lines_per_delta=lines_per_delta, timeout=timeout, max_retries=max_retries,
-                   origin_branch=origin)
+                   origin_branch=origin, value=value)
     save(lab, st)
     repo.save_blob(settings_ref(tag), json.dumps({k: getattr(st, k) for k in SETTINGS}))
     return run_baseline(lab, st)
@@ -151,23 +161,27 @@ def start(lab: Lab, name: str, tag: str, edit: list[str], protect: list[str], de
 def run_baseline(lab: Lab, st: LoopState) -> Outcome:
     repo = Repo(lab.experiment_dir(st.experiment))
     commit = repo.head()
-    runs = [_run(lab, st, "baseline", j, commit) for j in range(st.repeats)]
-    values, crashed = _values(runs, st)
-    if crashed:
-        row = _row(st, commit, "crash", "baseline", runs, None, f"baseline {crashed.record['status']}: {crashed.record.get('reason', '')}")
-        results.append(_results_path(lab, st), row)
-        raise RunError(f"The baseline crashed ({crashed.record['status']}); the loop needs a working baseline",
-                       f"Read {crashed.path}/logs/output.log, fix and commit, then: assay loop resume {st.tag}")
+    runs: list[RunResult] = []
+    crash = _measure(lab, st, "baseline", commit, runs, st.repeats, repo)
+    values, _ = _values(runs, st)
+    if crash:
+        st.counts["crash"] += 1
+        results.append(_results_path(lab, st), _row(st, commit, Decision.CRASH, "baseline", runs, [], None,
+                                                    f"baseline {crash}"))
+        save(lab, st)
+        raise RunError(f"The baseline crashed ({crash.split(':')[0]}); the loop needs a working baseline",
+                       f"Fix and commit, then: assay loop resume {st.tag}  ({crash})")
     st.best_commit, st.best_values, st.best_runs = commit, values, [r.record["id"] for r in runs]
     st.noise_groups = [values]
     st.sigma, st.sigma_df = pooled_sigma(st.noise_groups)
     st.counts["keep"] += 1
-    results.append(_results_path(lab, st), _row(st, commit, "keep", "baseline", runs, 0.0,
+    results.append(_results_path(lab, st), _row(st, commit, Decision.KEEP, "baseline", runs, values, 0.0,
                                                 f"baseline ({len(values)} seeds)"))
     save(lab, st)
     exp = load_experiment(lab, st.experiment)
-    return Outcome("keep", "baseline", commit, values, 0.0, f"baseline, σ={st.sigma if st.sigma is not None else '-'}",
-                   st.best_runs, statistics.fmean(values), st.sigma, 0, exp.metric)
+    value = results.commit_value(values)
+    return Outcome(Decision.KEEP, "baseline", commit, values, 0.0, f"baseline, σ={st.sigma if st.sigma is not None else '-'}",
+                   st.best_runs, value, st.sigma, 0, results.label(exp.metric, st.value), value)
 
 
 def _run(lab: Lab, st: LoopState, desc: str, seed_offset: int, commit: str) -> RunResult:
@@ -184,27 +198,65 @@ def _run(lab: Lab, st: LoopState, desc: str, seed_offset: int, commit: str) -> R
     return result
 
 
+def run_value(record: dict[str, Any], which: str = "last") -> float | None:
+    """The value of one run for the loop: the `last` (or, for a loop started with --value best,
+    `best`) value of its primary metric, when it finished ok with a finite one. Every number the
+    loop shows is computed from these."""
+    v = ((record.get("metrics") or {}).get(record.get("primary_metric") or "") or {}).get(which)
+    if record.get("status") != "ok" or not isinstance(v, (int, float)) or not math.isfinite(v):
+        return None
+    return float(v)
+
+
 def _values(runs: list[RunResult], st: LoopState) -> tuple[list[float], RunResult | None]:
     values = []
     for r in runs:
-        m = (r.record.get("metrics") or {}).get(r.record.get("primary_metric") or "", {})
-        v = m.get("last")
-        if r.status != "ok" or v is None or not math.isfinite(v):
+        v = run_value(r.record, st.value)
+        if v is None:
             return values, r
-        values.append(float(v))
+        values.append(v)
     return values, None
 
 
-def _row(st: LoopState, commit: str, status: str, desc: str, runs: list[RunResult], delta: float | None,
-         reason: str) -> results.Row:
-    values = [v for v in (((r.record.get("metrics") or {}).get(r.record.get("primary_metric") or "", {}) or {}).get("last")
-                          for r in runs if r.status == "ok") if v is not None]
+def _crash_reason(run: RunResult) -> str:
+    return f"{run.record['status']}: {run.record.get('reason', '')} (log: {run.path}/logs/output.log)"
+
+
+def _code_key(repo: Repo, commit: str, editable: list[str]) -> str:
+    """The editable files' content at `commit` (the guards keep every other file fixed): two
+    commits with the same key run the same code, so they share their used seeds."""
+    return hashlib.sha256(repo.git("ls-tree", "-r", commit, "--", *editable).encode()).hexdigest()[:16]
+
+
+def _measure(lab: Lab, st: LoopState, desc: str, commit: str, runs: list[RunResult], count: int,
+             repo: Repo) -> str | None:
+    """Run `count` seeds of `commit` that this code has never run, appending them to `runs`;
+    stops at the first that gives no value and returns why (None: all measured)."""
+    key = _code_key(repo, commit, st.editable)
+    for _ in range(count):
+        offset = st.seeds_used.get(key, 0)
+        st.seeds_used[key] = offset + 1
+        try:
+            run = _run(lab, st, desc, offset, commit)
+        except (ConfigError, RunError) as exc:  # e.g. a candidate broke config.yaml: its code cannot start
+            return f"failed: could not start the run: {exc.message}"
+        runs.append(run)
+        if run_value(run.record, st.value) is None:
+            return _crash_reason(run)
+    return None
+
+
+def _row(st: LoopState, commit: str, status: Decision, desc: str, runs: list[RunResult], values: list[float],
+         delta: float | None, reason: str) -> results.Row:
+    """A results.tsv row whose number is `values`' commit_value (none for a crash); `runs` lists
+    every run the decision made, including those that do not count towards the number."""
     mem = max((r.record.get("peak_gpu_mem") or r.record.get("peak_rss") or 0 for r in runs), default=0)
-    mean = statistics.fmean(values) if values and status != "crash" else None
+    value = None if status == Decision.CRASH else results.commit_value(values)
     return results.Row(
-        commit=commit[:7], metric=f"{mean:.6f}" if mean is not None else "0.000000", memory_gb=f"{mem / 2**30:.1f}",
-        status=status, description=desc, delta="" if delta is None else f"{delta:+.6g}", n=str(len(runs)),
-        mean="" if mean is None else f"{mean:.6g}", std=f"{statistics.stdev(values):.3g}" if len(values) > 1 else "",
+        commit=commit[:7], metric=results.show(value) if value is not None else "0.000000", memory_gb=f"{mem / 2**30:.1f}",
+        status=status, description=desc, delta=results.show_delta(delta),
+        n=str(len(values) if value is not None else len(runs)), mean=results.show(value),
+        std=f"{statistics.stdev(values):.3g}" if value is not None and len(values) > 1 else "",
         reason=reason, runs=" ".join(r.record["id"] for r in runs), tag=st.tag, iteration=str(st.iteration))
 
 
@@ -273,24 +325,32 @@ def _try(lab: Lab, description: str, force: bool = False, retry: bool = False) -
 
     decider = make_decision(st.decision, Settings(st.min_delta, st.confidence, st.max_repeats, st.lines_per_delta))
     runs: list[RunResult] = []
-    verdict = None
-    crashed = None
-    while True:
-        runs.append(_run(lab, st, f"{st.iteration}-{slug(description)}", len(runs), commit))
-        values, crashed = _values(runs, st)
-        if crashed:
+    decided: Decided | None = None
+    crash: str | None = None
+    while not (crash := _measure(lab, st, f"{st.iteration}-{slug(description)}", commit, runs, 1, repo)):
+        values, _ = _values(runs, st)
+        decided = decider.decide(Evidence(exp.goal, st.best_values, values, st.sigma, st.sigma_df, added, removed))
+        if decided.decision != Decision.MORE:
             break
-        verdict = decider.decide(Evidence(exp.goal, st.best_values, values, st.sigma, st.sigma_df, added, removed))
-        if verdict.decision != "more":
-            break
-    best_mean = statistics.fmean(st.best_values)
+    values, _ = _values(runs, st)
+    best_value = results.commit_value(st.best_values)
+    fresh: list[float] = []
+    if not crash and decided is not None and decided.decision == Decision.KEEP:
+        # The runs that won the comparison are biased towards luck (the winner's curse), so a keep
+        # is re-measured on seeds this code never ran: those runs alone give its value, its gain
+        # and what later candidates must beat. A crash there makes the whole candidate a crash.
+        confirm: list[RunResult] = []
+        crash = _measure(lab, st, f"{st.iteration}-confirm", commit, confirm, max(1, st.repeats), repo)
+        runs += confirm
+        fresh, _ = _values(confirm, st)
+        if crash:
+            crash = f"on a fresh seed after it was selected, {crash}"
     ids = [r.record["id"] for r in runs]
-    if crashed:
+    if crash:
         attempts = (pend["attempts"] + 1) if pend else 0
         dropped = attempts >= st.max_retries
-        reason = (f"{crashed.record['status']}: {crashed.record.get('reason', '')} (log: {crashed.path}/logs/output.log)"
-                  + (f"; dropped after {attempts} retries" if dropped else ""))
-        results.append(_results_path(lab, st), _row(st, commit, "crash", description, runs, None, reason))
+        reason = crash + (f"; dropped after {attempts} retries" if dropped else "")
+        results.append(_results_path(lab, st), _row(st, commit, Decision.CRASH, description, runs, [], None, reason))
         st.counts["crash"] += 1
         if dropped:
             repo.reset_branch(st.branch, st.best_commit, hard=True)
@@ -300,35 +360,31 @@ def _try(lab: Lab, description: str, force: bool = False, retry: bool = False) -
             st.pending_crash = {"commit": commit, "hash": h, "attempts": attempts, "description": description}
             reason += f"; fix and `assay try --retry` ({attempts + 1}/{st.max_retries}) or `assay loop drop {st.tag}`"
         save(lab, st)
-        return Outcome("dropped" if dropped else "crash", description, commit, values, None, reason, ids, best_mean,
-                       st.sigma, st.iteration, exp.metric)
-    assert verdict is not None
-    if len(values) >= 2:  # a candidate's seeds measure noise as well as the baseline's
-        st.noise_groups.append(values)
-    incumbent, reason = values, verdict.reason
-    if verdict.decision == "keep" and st.decision != "greedy" and st.repeats > 1:
-        # The runs that won a comparison are biased towards luck (the winner's curse): the new best
-        # is re-measured on fresh seeds, and those values are what later candidates must beat.
-        confirm = [_run(lab, st, f"{st.iteration}-confirm", len(runs) + j, commit) for j in range(st.repeats)]
-        fresh, bad = _values(confirm, st)
-        if not bad:
-            incumbent = fresh
-            st.noise_groups.append(fresh)
-            reason += f"; re-measured on {len(fresh)} fresh seeds: {statistics.fmean(fresh):.6g}"
-        runs += confirm
-        ids = [r.record["id"] for r in runs]
+        return Outcome(Decision.DROPPED if dropped else Decision.CRASH, description, commit, values, None, reason, ids,
+                       best_value, st.sigma, st.iteration, results.label(exp.metric, st.value))
+    assert decided is not None
+    for group in (values, fresh):  # a candidate's seeds measure noise as well as the baseline's
+        if len(group) >= 2:
+            st.noise_groups.append(group)
     st.sigma, st.sigma_df = pooled_sigma(st.noise_groups)
-    results.append(_results_path(lab, st), _row(st, commit, verdict.decision, description, runs, verdict.delta, reason))
-    st.counts[verdict.decision] += 1
+    measured = fresh if decided.decision == Decision.KEEP else values
+    value = results.commit_value(measured)
+    delta = results.gain(value, best_value, exp.goal)
+    reason = decided.reason
+    if decided.decision == Decision.KEEP:
+        reason = (f"selected on {len(values)} run(s): {reason}; "
+                  f"re-measured on {len(fresh)} fresh seed(s): {results.show(value)}, {results.show_delta(delta)} vs best")
+    results.append(_results_path(lab, st), _row(st, commit, decided.decision, description, runs, measured, delta, reason))
+    st.counts[decided.decision] += 1
     st.pending_crash = None
-    if verdict.decision == "keep":
-        st.best_commit, st.best_values, st.best_runs = commit, incumbent, ids
-        best_mean = statistics.fmean(incumbent)
+    if decided.decision == Decision.KEEP:
+        st.best_commit, st.best_values, st.best_runs = commit, fresh, ids
+        best_value = value
     else:
         repo.reset_branch(st.branch, st.best_commit, hard=True)
     save(lab, st)
-    return Outcome(verdict.decision, description, commit, values, verdict.delta, reason, ids, best_mean,
-                   st.sigma, st.iteration, exp.metric)
+    return Outcome(decided.decision, description, commit, values, delta, reason, ids, best_value,
+                   st.sigma, st.iteration, results.label(exp.metric, st.value), value, fresh)
 
 
 def set_aside(lab: Lab, tag: str, name: str) -> Path:
@@ -383,22 +439,24 @@ def status(lab: Lab, tag: str | None = None) -> dict[str, Any]:
     rows = [r for r in results.read(_results_path(lab, st)) if r.tag == st.tag]
     return {
         "tag": st.tag, "experiment": st.experiment, "branch": st.branch, "metric": exp.metric, "goal": exp.goal,
+        "value": st.value, "label": results.label(exp.metric, st.value),
         "decision": st.decision, "best_commit": st.best_commit,
-        "best": statistics.fmean(st.best_values) if st.best_values else None, "best_n": len(st.best_values),
-        "sigma": st.sigma, "sigma_df": st.sigma_df, "iterations": st.iteration, "counts": st.counts,
+        "best": results.commit_value(st.best_values), "best_n": len(st.best_values),
+        "sigma": st.sigma, "sigma_df": st.sigma_df, "iterations": st.iteration,
+        "counts": {str(d): sum(r.status == d for r in rows) for d in results.RECORDED},  # crashes included
         "pending_crash": st.pending_crash, "editable": st.editable, "protected": list(st.protected),
-        "results": str(_results_path(lab, st)), "last": [r.__dict__ for r in rows[-5:]],
+        "results": str(_results_path(lab, st)), "last": [r.to_json() for r in rows[-5:]],
     }
 
 
-def _incumbent_values(lab: Lab, row: results.Row) -> list[float]:
+def _incumbent_values(lab: Lab, row: results.Row, which: str) -> list[float]:
     """The metric values a kept row's runs left in their folders: the re-measurement on fresh
     seeds where there is one (what later candidates are compared with), else every finished run."""
-    measured, confirm = _row_values(lab, row)
+    measured, confirm = _row_values(lab, row, which)
     return confirm or measured
 
 
-def _row_values(lab: Lab, row: results.Row) -> tuple[list[float], list[float]]:
+def _row_values(lab: Lab, row: results.Row, which: str) -> tuple[list[float], list[float]]:
     """(the candidate's own values, its re-measurement on fresh seeds), read from its run folders."""
     from assay.store.records import read_record
 
@@ -409,9 +467,9 @@ def _row_values(lab: Lab, row: results.Row) -> tuple[list[float], list[float]]:
             rec = read_record(lab.experiment_dir(experiment) / "runs" / folder)
         except StoreError:
             continue  # a deleted or torn run folder: the row's mean still stands as a fallback
-        v = ((rec.get("metrics") or {}).get(rec.get("primary_metric") or "") or {}).get("last")
-        if rec.get("status") == "ok" and isinstance(v, (int, float)) and math.isfinite(v):
-            found.append(("-confirm" in str(rec.get("desc", "")), float(v)))
+        v = run_value(rec, which)
+        if v is not None:
+            found.append(("-confirm" in str(rec.get("desc", "")), v))
     return [v for c, v in found if not c], [v for c, v in found if c]
 
 
@@ -434,21 +492,21 @@ def _resume(lab: Lab, tag: str) -> dict[str, Any]:
             raise GitError(f"Cannot switch to {st.branch}: the work tree has uncommitted changes", "Commit them first: git status")
         repo.git("checkout", "-q", st.branch)
     rows = [r for r in results.read(_results_path(lab, st)) if r.tag == tag]
-    keeps = [r for r in rows if r.status == "keep"]
+    keeps = [r for r in rows if r.status == Decision.KEEP]
     if keeps:
         full = repo.git("rev-parse", keeps[-1].commit).strip()
         st.best_commit = full
         last_keep = keeps[-1]
-        rebuilt = _incumbent_values(lab, last_keep)
+        rebuilt = _incumbent_values(lab, last_keep, st.value)
         if rebuilt:  # the run folders are the truth; state.json may predate the last keep (a kill)
             st.best_values, st.best_runs = rebuilt, last_keep.runs.split()
         elif last_keep.mean and not st.best_values:
             st.best_values = [float(last_keep.mean)] * max(1, int(last_keep.n or 1))
-    st.counts = {k: sum(1 for r in rows if r.status == k) for k in ("keep", "discard", "crash")}
+    st.counts = {str(d): sum(r.status == d for r in rows) for d in results.RECORDED}
     if not st.noise_groups:  # a lost state.json: the seeds' spread is still in the run folders
         for r in rows:
-            if r.status in ("keep", "discard"):
-                st.noise_groups += [g for g in _row_values(lab, r) if len(g) >= 2]
+            if r.status in (Decision.KEEP, Decision.DISCARD):
+                st.noise_groups += [g for g in _row_values(lab, r, st.value) if len(g) >= 2]
         st.sigma, st.sigma_df = pooled_sigma(st.noise_groups)
     refs = repo.git("for-each-ref", "--format=%(refname)", f"refs/assay/{tag}/tried/").split()
     st.iteration = max([int(r.rsplit("/", 1)[1]) for r in refs] + [st.iteration])
@@ -466,13 +524,13 @@ def _resume(lab: Lab, tag: str) -> dict[str, Any]:
         if row is None:  # killed between the commit and the decision: give the edits back, keep the record
             st.iteration = max(st.iteration, 1)
             results.append(_results_path(lab, st), results.Row(
-                commit=tip[:7], metric="0.000000", memory_gb="0.0", status="crash", description="(interrupted candidate)",
+                commit=tip[:7], metric="0.000000", memory_gb="0.0", status=Decision.CRASH, description="(interrupted candidate)",
                 reason="interrupted before a decision; edits returned to the work tree (assay try --force to re-run)",
                 tag=tag, iteration=str(st.iteration)))
             repo.reset_branch(st.branch, st.best_commit, hard=False)
             notes.append(f"candidate {tip[:8]} had no decision: its edits are back in the work tree")
-        elif row.status != "keep":
-            repo.reset_branch(st.branch, st.best_commit, hard=row.status != "crash")
+        elif row.status != Decision.KEEP:
+            repo.reset_branch(st.branch, st.best_commit, hard=row.status != Decision.CRASH)
             notes.append(f"finished the interrupted reset of {tip[:8]} ({row.status})")
     save(lab, st)
     return {"tag": tag, "best_commit": st.best_commit, "iterations": st.iteration, "notes": notes}

@@ -35,6 +35,7 @@ class LoopState:
     timeout: str | None = None
     max_retries: int = 2
     origin_branch: str | None = None
+    value: str = "last"  # which value of a run counts: its primary metric's last, or best
     best_commit: str | None = None
     best_values: list[float] = field(default_factory=list)
     best_runs: list[str] = field(default_factory=list)
@@ -42,6 +43,7 @@ class LoopState:
     sigma: float | None = None
     sigma_df: int = 0
     tried: dict[str, int] = field(default_factory=dict)  # normalized diff hash -> iteration
+    seeds_used: dict[str, int] = field(default_factory=dict)  # editable files' content -> seed offsets run
     iteration: int = 0
     pending_crash: dict[str, Any] | None = None  # {"commit", "hash", "attempts", "description"}
     counts: dict[str, int] = field(default_factory=lambda: {"keep": 0, "discard": 0, "crash": 0})
@@ -54,7 +56,7 @@ class LoopState:
 
 # What `loop start` decides, as opposed to progress: the part of the state git must remember.
 SETTINGS = ("tag", "experiment", "editable", "protected", "decision", "repeats", "max_repeats", "min_delta",
-            "confidence", "lines_per_delta", "timeout", "max_retries", "origin_branch")
+            "confidence", "lines_per_delta", "timeout", "max_retries", "origin_branch", "value")
 
 
 def settings_ref(tag: str) -> str:

@@ -6,8 +6,6 @@ touches the filesystem, so nothing outside the lab's experiments folder can be r
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import math
 import re
@@ -247,19 +245,20 @@ def run(lab: Lab, run_id: str) -> dict[str, Any]:
 
 
 def loop_results(lab: Lab, name: str) -> dict[str, Any]:
-    """results.tsv as {columns, rows}; empty when the experiment has no loop (a torn last line is skipped)."""
+    """results.tsv as {columns, rows}, read by the loop's own reader; each row also carries `value`,
+    the commit's one number that `try`, `loop log` and `loop status` show (None for a crash).
+    Empty when the experiment has no loop (a torn last line is skipped)."""
+    from assay.loop import results
+
     exp = experiment(lab, name)
     file = exp.path / "results.tsv"
-    if not file.is_file():
+    rows = results.read(file)
+    if not rows:
         return {"columns": [], "rows": [], "metric": exp.metric, "goal": exp.goal}
-    text = file.read_text(encoding="utf-8", errors="replace")
-    if text and not text.endswith("\n"):
-        text = text[: text.rfind("\n") + 1]
-    lines = [cells for cells in csv.reader(io.StringIO(text), delimiter="\t", quoting=csv.QUOTE_NONE) if cells]
-    if not lines:
-        return {"columns": [], "rows": [], "metric": exp.metric, "goal": exp.goal}
-    header, body = lines[0], lines[1:]
-    return {"columns": header, "rows": [dict(zip(header, cells)) for cells in body], "metric": exp.metric, "goal": exp.goal}
+    with file.open(encoding="utf-8") as fh:
+        header = fh.readline().rstrip("\n").split("\t")
+    return {"columns": [c for c in header if c in results.COLUMNS], "rows": [r.to_json() for r in rows],
+            "metric": exp.metric, "goal": exp.goal}
 
 
 def journal(lab: Lab, name: str) -> dict[str, Any]:

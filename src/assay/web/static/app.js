@@ -303,7 +303,7 @@ async function loopPage(name) {
   const steps = [], values = [], bestSteps = [], bestValues = [];
   let best = null;
   loop.rows.forEach((row, i) => {
-    const v = parseFloat(row.metric);
+    const v = "value" in row ? row.value : parseFloat(row.metric);  // value: the commit's one number, null for a crash
     if (!Number.isFinite(v)) return;
     steps.push(i); values.push(v);
     if (row.status === "keep" && (best === null || (loop.goal === "max" ? v > best : v < best))) best = v;
