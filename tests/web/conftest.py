@@ -12,6 +12,11 @@ from pathlib import Path
 
 import pytest
 
+# The real browser the web and security tests drive through Playwright.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+
 SCRIPT = """\
 import assay
 
