@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from assay.config import write_atomic
 from assay.experiment import load_experiment
@@ -21,6 +21,9 @@ from assay.report import sections
 from assay.report.evidence import check_value, load_runs
 from assay.report.plots import Figure, plot_experiment
 from assay.report.verdict import verdict
+
+if TYPE_CHECKING:
+    from markdown_it.token import Token
 
 REPORT = "REPORT.md"
 HTML = "REPORT.html"
@@ -175,7 +178,7 @@ def to_html(markdown: str, base: Path, title: str) -> str:
             f"<title>{htmlmod.escape(title)}</title><style>{_CSS}</style></head><body>\n{body}</body></html>\n")
 
 
-def _embed(image: Any, root: Path) -> None:
+def _embed(image: Token, root: Path) -> None:
     """Point an image token at a data: URL of its file when the file lies inside `root`."""
     from urllib.parse import unquote, urlsplit
 
