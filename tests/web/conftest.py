@@ -6,11 +6,23 @@ what was logged.
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import textwrap
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+# The real browser the web and security tests drive through Playwright.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
 
 SCRIPT = """\
 import assay
@@ -95,3 +107,58 @@ def build_lab(root: Path) -> RealLab:
 @pytest.fixture(scope="session")
 def real_lab(tmp_path_factory: pytest.TempPathFactory) -> RealLab:
     return build_lab(tmp_path_factory.mktemp("web") / "lab")
+
+
+@dataclass(frozen=True)
+class Dashboard:
+    url: str  # http://HOST:PORT, no trailing slash
+    token: str  # "" when served with --no-token
+    port: int
+    output: str  # what `assay ui` printed before it answered
+
+
+@contextmanager
+def serve_dashboard(root: Path, *args: str, host: str = "127.0.0.1") -> Iterator[Dashboard]:
+    """`assay ui ARGS` as a real server in `root`, polled until /api/health answers (deadline 30 s).
+
+    The token is read from the URL the command printed, as a person would copy it.
+    """
+    import httpx
+
+    port = free_port(host)
+    proc = subprocess.Popen([sys.executable, "-m", "assay.cli.main", "ui", "--port", str(port), "--host", host, *args],
+                            cwd=root, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    assert proc.stdout is not None
+    printed = []
+    while not printed or "assay dashboard for" not in printed[-1]:
+        line = proc.stdout.readline()  # the URL line comes before serving starts; "" when the command exited
+        if not line:
+            proc.wait(timeout=10)
+            raise AssertionError(f"assay ui exited ({proc.returncode}) before printing its URL: {''.join(printed)}")
+        printed.append(line)
+    token = printed[-1].split("?token=", 1)[1].split()[0] if "?token=" in printed[-1] else ""
+    url = f"http://{host}:{port}"
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    deadline = time.monotonic() + 30
+    try:
+        while True:
+            try:
+                if httpx.get(f"{url}/api/health", headers=headers, timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise AssertionError(f"assay ui did not answer: {''.join(printed)}")
+            time.sleep(0.1)
+        yield Dashboard(url, token, port, "".join(printed))
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=10)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]

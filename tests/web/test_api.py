@@ -173,13 +173,14 @@ def test_token_is_required_when_set(real_lab):
 
     from assay.web.app import create_app
 
-    c = TestClient(create_app(real_lab.lab, token="s3cret"), follow_redirects=False)
+    token = "s3cret-s3cret-s3cret"
+    c = TestClient(create_app(real_lab.lab, token=token), base_url="http://testserver:8765", follow_redirects=False)
     assert c.get("/api/experiments").status_code == 401
     assert c.get("/api/experiments", headers={"Authorization": "Bearer wrong"}).status_code == 401
-    assert c.get("/api/experiments", headers={"Authorization": "Bearer s3cret"}).status_code == 200
-    r = c.get("/?token=s3cret")
-    assert r.status_code == 303 and r.headers["location"] == "/" and "assay_token=s3cret" in r.headers["set-cookie"]
-    c.cookies.set("assay_token", "s3cret")
+    assert c.get("/api/experiments", headers={"Authorization": f"Bearer {token}"}).status_code == 200
+    r = c.get(f"/?token={token}")
+    assert r.status_code == 303 and r.headers["location"] == "/" and f"assay_token_8765={token}" in r.headers["set-cookie"]
+    c.cookies.set("assay_token_8765", token)
     assert c.get("/api/experiments").status_code == 200
 
 

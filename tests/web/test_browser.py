@@ -6,11 +6,6 @@ the values the scripts logged. A screenshot of each page is kept under tests/art
 
 from __future__ import annotations
 
-import os
-import signal
-import socket
-import subprocess
-import sys
 import textwrap
 import threading
 import time
@@ -18,61 +13,42 @@ from pathlib import Path
 
 import pytest
 
-from tests.web.conftest import BASE, FAST
+from tests.web.conftest import BASE, CHROMIUM, CHROMIUM_ARGS, FAST, serve_dashboard
 
 sync_api = pytest.importorskip("playwright.sync_api")
 pytest.importorskip("uvicorn")
-CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
-        "--disable-component-update", "--disable-sync"]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 if not Path(CHROMIUM).exists():
     pytest.skip(f"no Chromium at {CHROMIUM}", allow_module_level=True)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+@pytest.fixture(scope="module")
+def dashboard(real_lab):
+    """`assay ui` in the lab, with the random token it makes by default."""
+    with serve_dashboard(real_lab.root) as d:
+        yield d
 
 
 @pytest.fixture(scope="module")
-def server(real_lab):
-    """`assay ui` in the lab, polled until it answers (deadline 30 s)."""
-    import httpx
-
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "assay.cli.main", "ui", "--port", str(port)], cwd=real_lab.root,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/api/health", timeout=1).status_code == 200:
-                break
-        except httpx.TransportError:
-            pass
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"assay ui did not start: {proc.stdout.read() if proc.stdout else ''}")
-        time.sleep(0.1)
-    yield url
-    os.killpg(proc.pid, signal.SIGTERM)
-    proc.wait(timeout=10)
+def server(dashboard):
+    return dashboard.url
 
 
 @pytest.fixture(scope="module")
 def browser():
     with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS, headless=True)
+        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
         yield b
         b.close()
 
 
 @pytest.fixture
-def page(browser):
+def page(browser, dashboard):
     ctx = browser.new_context(viewport={"width": 1280, "height": 900})
     pg = ctx.new_page()
+    pg.goto(f"{dashboard.url}/?token={dashboard.token}")  # as a person opens the printed URL: the token becomes a cookie
+    assert "token=" not in pg.url
+    pg.goto("about:blank")
     errors: list[str] = []
     pg.on("pageerror", lambda exc: errors.append(str(exc)))
     pg.errors = errors  # type: ignore[attr-defined]

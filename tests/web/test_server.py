@@ -27,9 +27,10 @@ def test_remote_bind_needs_the_flag_and_gets_a_token():
         plan("0.0.0.0", _free_port(), allow_remote=False, token=None)
     p = plan("0.0.0.0", _free_port(), allow_remote=True, token=None)
     assert p.remote and p.token and len(p.token) >= 24 and p.url.endswith(f"?token={p.token}")
-    assert plan("0.0.0.0", _free_port(), allow_remote=True, token="mine").token == "mine"
+    assert plan("0.0.0.0", _free_port(), allow_remote=True, token="mine-is-long-enough").token == "mine-is-long-enough"
     local = plan("127.0.0.1", _free_port(), allow_remote=False, token=None)
-    assert not local.remote and local.token is None
+    assert not local.remote and local.token and len(local.token) >= 24  # loopback gets a token too
+    assert plan("127.0.0.1", _free_port(), allow_remote=False, token=None, no_token=True).token is None
 
 
 def test_port_in_use_is_a_clear_error():

@@ -13,15 +13,22 @@ def ui(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8765,
     host: Annotated[str, typer.Option(help="Address to bind; anything but loopback needs --allow-remote.")] = "127.0.0.1",
     allow_remote: Annotated[bool, typer.Option("--allow-remote", help="Allow a non-loopback --host (requires a token).")] = False,
-    token: Annotated[Optional[str], typer.Option(help="Require this token (default for remote binds: a random one; "
-                                                      "also read from ASSAY_UI_TOKEN).")] = None,
+    token: Annotated[Optional[str], typer.Option(help="Require this token, 16 characters or more (default: a random one, "
+                                                      "printed in the URL; also read from ASSAY_UI_TOKEN).")] = None,
+    no_token: Annotated[bool, typer.Option("--no-token", help="Serve loopback without a token: every local user can "
+                                                               "read the lab.")] = False,
 ) -> None:
     """Serve the read-only dashboard: experiments, runs tables, run pages with charts, loop, journal, report."""
     from assay.lab import find_lab
     from assay.web.server import plan, serve
 
     lab = find_lab()
-    p = plan(host, port, allow_remote, token or os.environ.get("ASSAY_UI_TOKEN") or None)
+    env_token = os.environ.get("ASSAY_UI_TOKEN") or None if token is None and not no_token else None
+    p = plan(host, port, allow_remote, token if token is not None else env_token, no_token=no_token,
+             token_from="ASSAY_UI_TOKEN" if env_token else "--token")
+    if not p.token:
+        print(f"Warning: serving {lab.root} without a token: every user of this machine can read its runs, logs and diffs.",
+              file=sys.stderr)
     if p.remote:
         print(f"Warning: serving {lab.root} on {host}, reachable from other machines. Anyone with the token can read "
               "its runs, logs and diffs.", file=sys.stderr)

@@ -12,6 +12,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from assay.config import write_atomic
 from assay.experiment import load_experiment
@@ -20,6 +21,9 @@ from assay.report import sections
 from assay.report.evidence import check_value, load_runs
 from assay.report.plots import Figure, plot_experiment
 from assay.report.verdict import verdict
+
+if TYPE_CHECKING:
+    from markdown_it.token import Token
 
 REPORT = "REPORT.md"
 HTML = "REPORT.html"
@@ -138,25 +142,53 @@ _CSS = """body{font:15px/1.5 system-ui,sans-serif;max-width:60rem;margin:2rem au
 table{border-collapse:collapse;margin:.5rem 0;font-size:13px}th,td{border:1px solid #ccc;padding:.2rem .5rem;text-align:left}
 img{max-width:100%}blockquote{border-left:4px solid #e0a800;background:#fff8e1;margin:.5rem 0;padding:.3rem .8rem}
 code{background:#f3f3f3;padding:0 .2rem}"""
+# The report is shared as a file: nothing in it may run, fetch or submit anything. Only the style
+# above (by its hash) and images embedded as data: URLs (or next to the file) are allowed.
+_CSP = ("default-src 'none'; style-src 'sha256-{style}'; img-src 'self' data:; base-uri 'none'; "
+        "form-action 'none'")
+_IMAGE_TYPES = {".png": "image/png", ".webp": "image/webp", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
+                ".gif": "image/gif", ".svg": "image/svg+xml"}
+_MARKER = re.compile(r"^<!-- assay:(?:begin|end):[\w-]+ -->$", re.M)
 
 
 def to_html(markdown: str, base: Path, title: str) -> str:
-    """Markdown -> one HTML file; local images are embedded as base64 so the file stands alone."""
+    """Markdown -> one inert HTML file that stands alone.
+
+    Raw HTML in the Markdown (a hypothesis, a note, an ignore reason) is shown as text, never run.
+    Images inside `base` (after resolving symlinks) are embedded as base64; any other local image
+    is replaced by a line saying so, so no file from elsewhere on the machine ends up in the report.
+    """
+    import hashlib
     import html as htmlmod
 
     from markdown_it import MarkdownIt
 
-    body = MarkdownIt("commonmark").enable("table").render(markdown)
+    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+    tokens = md.parse(_MARKER.sub("", markdown))
+    root = base.resolve()
+    for tok in tokens:
+        for child in tok.children or []:
+            if child.type == "image":
+                _embed(child, root)
+    body = md.renderer.render(tokens, md.options, {})
+    style = base64.b64encode(hashlib.sha256(_CSS.encode()).digest()).decode()
+    csp = _CSP.format(style=style)
+    return (f"<!doctype html>\n<html><head><meta charset=\"utf-8\">"
+            f"<meta http-equiv=\"Content-Security-Policy\" content=\"{csp}\">"
+            f"<title>{htmlmod.escape(title)}</title><style>{_CSS}</style></head><body>\n{body}</body></html>\n")
 
-    def embed(m: re.Match[str]) -> str:
-        src = htmlmod.unescape(m.group(2))
-        path = (base / src).resolve()
-        if src.startswith(("http:", "https:", "data:")) or not path.is_file():
-            return m.group(0)
-        mime = {".png": "image/png", ".webp": "image/webp", ".jpg": "image/jpeg", ".jpeg": "image/jpeg",
-                ".svg": "image/svg+xml"}.get(path.suffix.lower(), "application/octet-stream")
-        return f'{m.group(1)}data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}{m.group(3)}'
 
-    body = re.sub(r'(<img src=")([^"]+)(")', embed, body)
-    return (f"<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>{htmlmod.escape(title)}</title>"
-            f"<style>{_CSS}</style></head><body>\n{body}</body></html>\n")
+def _embed(image: Token, root: Path) -> None:
+    """Point an image token at a data: URL of its file when the file lies inside `root`."""
+    from urllib.parse import unquote, urlsplit
+
+    src = str(image.attrGet("src") or "")
+    if urlsplit(src).scheme in ("http", "https", "data"):
+        return  # not a local file (remote images are blocked by the page's policy, not fetched here)
+    path = (root / unquote(src)).resolve()
+    mime = _IMAGE_TYPES.get(path.suffix.lower())
+    if path.is_relative_to(root) and path.is_file() and mime:
+        image.attrSet("src", f"data:{mime};base64,{base64.b64encode(path.read_bytes()).decode()}")
+    elif not path.is_relative_to(root):
+        image.type, image.children = "text", None
+        image.content = f"[image {src} not embedded: only images inside the experiment folder are]"

@@ -50,7 +50,7 @@ def create_app(lab: Lab, token: str | None = None, allowed_hosts: list[str] | No
 
     Args:
         lab: the lab to show.
-        token: when set, every request must carry it (Authorization: Bearer, the assay_token cookie,
+        token: when set, every request must carry it (Authorization: Bearer, the assay_token_PORT cookie,
             or ?token= once, which sets the cookie).
         allowed_hosts: Host header names accepted (None: any). Serving on loopback passes the
             loopback names, so a web page elsewhere cannot reach the API by DNS rebinding.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 import secrets
 import socket
 from dataclasses import dataclass
@@ -10,7 +11,11 @@ from dataclasses import dataclass
 from assay.errors import ConfigError
 from assay.lab import Lab
 
-LOOPBACK_NAMES = ["127.0.0.1", "localhost", "[::1]", "::1"]
+# Host headers accepted when serving on loopback: the names, and every loopback address (a
+# --host 127.0.0.2 is reached as 127.0.0.2). IP literals cannot be rebound by DNS.
+LOOPBACK_NAMES = ["localhost", "127.0.0.0/8", "::1"]
+MIN_TOKEN = 16
+_TOKEN = re.compile(r"[A-Za-z0-9._~-]+")  # it travels in a URL and a cookie unescaped
 
 
 def is_loopback(host: str) -> bool:
@@ -38,19 +43,30 @@ class Plan:
         return f"http://{shown}:{self.port}/" + (f"?token={self.token}" if self.token else "")
 
 
-def plan(host: str, port: int, allow_remote: bool, token: str | None) -> Plan:
-    """Check the bind address and port before serving; a non-loopback host needs `allow_remote`.
+def plan(host: str, port: int, allow_remote: bool, token: str | None, *, no_token: bool = False,
+         token_from: str = "--token") -> Plan:
+    """Check the bind address, port and token before serving; a non-loopback host needs `allow_remote`.
 
-    A remote bind without a token gets a fresh random one: the lab's logs and diffs are not for
-    everyone on the network.
+    Without a token of the user's, a fresh random one is made, on loopback too: on a shared machine
+    every local user can reach 127.0.0.1, and the lab's logs and diffs are not for all of them.
+    `no_token` opts out, on loopback only.
 
     Raises:
-        ConfigError: a non-loopback host without allow_remote, a bad port, or a port in use.
+        ConfigError: a non-loopback host without allow_remote, --no-token on a remote bind or with a
+            token, a token under 16 characters or with characters a URL would mangle, a bad port,
+            or a port in use.
     """
     remote = not is_loopback(host)
     if remote and not allow_remote:
         raise ConfigError(f"Refusing to serve on '{host}': it is reachable from other machines",
                           "Pass --allow-remote to mean it (a token is required then), or keep the default --host 127.0.0.1.")
+    if no_token and remote:
+        raise ConfigError(f"--no-token is refused on '{host}': it is reachable from other machines",
+                          "Drop --no-token (a random token is printed in the URL), or serve on --host 127.0.0.1.")
+    if no_token and token:
+        raise ConfigError(f"Both --no-token and a token (from {token_from}) were given", "Pass one of them.")
+    if token is not None:
+        _check_token(token, token_from)
     if not 0 < port < 65536:
         raise ConfigError(f"Port {port} is out of range", "Pass --port 8765 (1-65535).")
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -60,9 +76,18 @@ def plan(host: str, port: int, allow_remote: bool, token: str | None) -> Plan:
         except OSError as exc:
             raise ConfigError(f"Cannot listen on {host}:{port} ({exc.strerror or exc})",
                               f"Pick another port: assay ui --port {port + 1}") from None
-    if remote and not token:
+    if not token and not no_token:
         token = secrets.token_urlsafe(24)
     return Plan(host, port, token, remote)
+
+
+def _check_token(token: str, source: str) -> None:
+    if len(token) < MIN_TOKEN:
+        raise ConfigError(f"The token from {source} has {len(token)} characters; at least {MIN_TOKEN} are needed",
+                          "Leave it out to get a random one, or make one: python -c 'import secrets; print(secrets.token_urlsafe(24))'")
+    if not _TOKEN.fullmatch(token):
+        raise ConfigError(f"The token from {source} holds characters other than letters, digits and ._~-",
+                          "Leave it out to get a random one, or make one: python -c 'import secrets; print(secrets.token_urlsafe(24))'")
 
 
 def serve(lab: Lab, p: Plan) -> None:
