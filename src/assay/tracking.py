@@ -1,7 +1,8 @@
 """The in-script API: `assay.init()`, `assay.log()`, `assay.params()`, `assay.finish()`.
 
-Files first: every call appends one JSON line to the run's metrics.jsonl (buffered, flushed at
-least every second and on finish, fsynced on finish). When `assay run` launched the script, the
+Files first: every call appends one JSON line to the run's metrics.jsonl (buffered; a daemon
+thread writes the buffer out within a second of a point even when no further call comes; flushed
+and fsynced on finish). When `assay run` launched the script, the
 run folder comes from ASSAY_RUN_DIR and the launcher writes the run record; when the script is run
 by hand, `init()` creates a standalone run folder and writes its record itself.
 
@@ -15,7 +16,9 @@ import json
 import os
 import shutil
 import sys
+import threading
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
@@ -86,12 +89,15 @@ class Run:
         self.lab_root = lab_root
         self._seen: set[str] = set()
         self.params = _ParamDict(params, self._seen)
-        self._buf: list[str] = []
-        self._last_flush = time.monotonic()
+        # A deque: the training thread appends and the flusher pops without a lock on the hot path.
+        self._buf: deque[str] = deque()
+        self._write_lock = threading.Lock()  # one writer at a time keeps the lines in order
         self._fd = os.open(path / METRICS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._step = 0
         self._keys: dict[Any, str] = {}
         self.finished = False
+        self._stop = threading.Event()
+        threading.Thread(target=self._flush_every, name="assay-flush", daemon=True).start()
 
     @property
     def id(self) -> str:
@@ -100,17 +106,26 @@ class Run:
     # -- writing ------------------------------------------------------------
     def _emit(self, line: str) -> None:
         self._buf.append(line)
-        if len(self._buf) >= _FLUSH_LINES or time.monotonic() - self._last_flush > _FLUSH_SECONDS:
+        if len(self._buf) >= _FLUSH_LINES:
             self.flush()
+
+    def _flush_every(self) -> None:
+        """The flusher thread: a point waits at most _FLUSH_SECONDS / 2 plus one write."""
+        while not self._stop.wait(_FLUSH_SECONDS / 2):
+            if self._buf:
+                self.flush()
 
     def flush(self, sync: bool = False) -> None:
         """Write buffered lines in one append (whole lines only, so a crash tears at most one)."""
-        if self._buf:
-            os.write(self._fd, "".join(self._buf).encode())
-            self._buf.clear()
-        if sync:
-            os.fsync(self._fd)
-        self._last_flush = time.monotonic()
+        with self._write_lock:
+            if self._fd < 0:  # closed by finish(): the flusher thread may wake once more
+                return
+            buf = self._buf
+            if buf:
+                pop = buf.popleft
+                os.write(self._fd, "".join([pop() for _ in range(len(buf))]).encode())
+            if sync:
+                os.fsync(self._fd)
 
     def log(self, metrics: dict[str, float], step: int | None = None) -> None:
         """Log metrics at a step (default: one past the previous step)."""
@@ -158,8 +173,11 @@ class Run:
         if self.finished:
             return
         self.finished = True
+        self._stop.set()
         self.flush(sync=True)
-        os.close(self._fd)
+        with self._write_lock:
+            os.close(self._fd)
+            self._fd = -1
         (self.path / PARAMS_READ_FILE).write_text(json.dumps(sorted(self._seen)))
         if not self.attached:
             from assay.store.records import finalize_standalone
