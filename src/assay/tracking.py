@@ -14,9 +14,9 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import re
 import shutil
 import sys
-import threading
 import time
 from collections import deque
 from pathlib import Path
@@ -24,6 +24,7 @@ from typing import Any
 
 METRICS_FILE = "metrics.jsonl"
 PARAMS_READ_FILE = "params_read.json"
+VALUES_DIR = "data/values"  # per-example values: little-endian float64, one file per name
 _FLUSH_LINES = 4096
 _FLUSH_SECONDS = 1.0
 
@@ -89,6 +90,8 @@ class Run:
         self.lab_root = lab_root
         self._seen: set[str] = set()
         self.params = _ParamDict(params, self._seen)
+        import threading  # here, not at the top: `import assay` stays fast
+
         # A deque: the training thread appends and the flusher pops without a lock on the hot path.
         self._buf: deque[str] = deque()
         self._write_lock = threading.Lock()  # one writer at a time keeps the lines in order
@@ -152,6 +155,22 @@ class Run:
 
     def set_tag(self, key: str, value: Any) -> None:
         self._emit(json.dumps({"t": round(time.time(), 3), "tags": {key: str(value)}}) + "\n")
+
+    def log_values(self, name: str, values: Any) -> Path:
+        """Store per-example values whose mean is the metric `name` (see the module's log_values)."""
+        from array import array
+
+        floats = array("d", map(_number, values.tolist() if hasattr(values, "tolist") else values))
+        if sys.byteorder == "big":
+            floats.byteswap()
+        dst = values_path(self.path, name)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(floats.tobytes())
+        os.replace(tmp, dst)  # a reader sees the previous values or these, never half
+        rel = dst.relative_to(self.path).as_posix()
+        self._emit(json.dumps({"t": round(time.time(), 3), "values": {"name": name, "path": rel, "n": len(floats)}}) + "\n")
+        return dst
 
     def log_artifact(self, path: str | os.PathLike[str], kind: str | None = None) -> Path:
         """Copy a file or folder into the run folder (plots/, checkpoints/ or data/ by its type)."""
@@ -304,6 +323,46 @@ def set_tag(key: str, value: Any) -> None:
 
 def log_artifact(path: str | os.PathLike[str], kind: str | None = None) -> Path:
     return _current().log_artifact(path, kind)
+
+
+def log_values(name: str, values: Any) -> Path:
+    """Log per-example outcomes of metric `name` (e.g. 1/0 per validation example for val_acc).
+
+    A deterministic script (every seed gives the same value) has no seed noise to measure;
+    `assay verdict` then judges a criterion on `name` by a bootstrap over these examples. Logging
+    again replaces the values (the verdict uses those at the end of training).
+
+    Args:
+        name: the metric the values average to, as logged with assay.log (and named in criteria).
+        values: a list, numpy array or tensor of numbers (flattened by its tolist()).
+
+    Returns:
+        The file written: data/values/<name>.f64 in the run folder (little-endian float64).
+
+    Example:
+        >>> assay.log({"val_acc": correct.float().mean()})
+        >>> assay.log_values("val_acc", correct)
+    """
+    return _current().log_values(name, values)
+
+
+def values_path(run_dir: Path, name: str) -> Path:
+    return run_dir / VALUES_DIR / (re.sub(r"[^\w.-]", "_", name) + ".f64")
+
+
+def read_values(run_dir: Path, name: str) -> list[float] | None:
+    """The per-example values a run logged for `name` with log_values, or None when it logged none."""
+    try:
+        data = values_path(run_dir, name).read_bytes()
+    except OSError:
+        return None
+    from array import array
+
+    floats = array("d")
+    floats.frombytes(data[: len(data) - len(data) % 8])
+    if sys.byteorder == "big":
+        floats.byteswap()
+    return floats.tolist()
 
 
 def finish(status: str = "ok") -> None:
