@@ -116,7 +116,10 @@ class Run:
         """The flusher thread: a point waits at most _FLUSH_SECONDS / 2 plus one write."""
         while not self._stop.wait(_FLUSH_SECONDS / 2):
             if self._buf:
-                self.flush()
+                try:
+                    self.flush()
+                except OSError:  # a full disk: the lines stay buffered and finish() raises where the script sees it
+                    continue
 
     def flush(self, sync: bool = False) -> None:
         """Write buffered lines in one append (whole lines only, so a crash tears at most one)."""
@@ -126,7 +129,12 @@ class Run:
             buf = self._buf
             if buf:
                 pop = buf.popleft
-                os.write(self._fd, "".join([pop() for _ in range(len(buf))]).encode())
+                lines = [pop() for _ in range(len(buf))]
+                try:
+                    os.write(self._fd, "".join(lines).encode())
+                except OSError:
+                    buf.extendleft(reversed(lines))  # older than anything appended meanwhile: back in front
+                    raise
             if sync:
                 os.fsync(self._fd)
 
@@ -334,7 +342,7 @@ def log_values(name: str, values: Any) -> Path:
 
     Args:
         name: the metric the values average to, as logged with assay.log (and named in criteria).
-        values: a list, numpy array or tensor of numbers (flattened by its tolist()).
+        values: a 1-D list, numpy array or tensor of numbers (one per example).
 
     Returns:
         The file written: data/values/<name>.f64 in the run folder (little-endian float64).

@@ -47,3 +47,30 @@ def test_a_point_reaches_disk_within_a_second_without_a_further_call(tmp_path: P
     finally:
         proc.kill()
         proc.wait()
+
+
+VALUES = """
+import numpy as np
+import assay
+assay.init()
+assay.log_values("val/correct", np.array([1, 0, 1, 1], dtype=np.int64))
+assay.log_values("val/correct", np.array([[0.5, 1.0], [0.25, 2.0]]).ravel())  # the last call wins
+"""
+
+
+def test_log_values_writes_little_endian_float64_and_an_event(tmp_path: Path):
+    import struct
+
+    script = tmp_path / "train.py"
+    script.write_text(VALUES)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    env = {**os.environ, "ASSAY_RUN_DIR": str(run_dir), "ASSAY_PARAMS": "{}"}
+    subprocess.run([sys.executable, str(script)], env=env, check=True, timeout=60)
+    data = (run_dir / "data" / "values" / "val_correct.f64").read_bytes()
+    assert struct.unpack("<4d", data) == (0.5, 1.0, 0.25, 2.0)  # readable without numpy
+    events = [e["values"] for e in _metric_lines(run_dir) if "values" in e]
+    assert events == [{"name": "val/correct", "path": "data/values/val_correct.f64", "n": 4}] * 2
+    from assay.tracking import read_values
+
+    assert read_values(run_dir, "val/correct") == [0.5, 1.0, 0.25, 2.0] and read_values(run_dir, "other") is None
