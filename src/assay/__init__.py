@@ -10,6 +10,7 @@ from assay.tracking import (
     log_metrics,
     log_param,
     log_params,
+    log_values,
     params,
     set_tag,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "log_metrics",
     "log_param",
     "log_params",
+    "log_values",
     "params",
     "set_tag",
 ]

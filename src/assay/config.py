@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -71,29 +73,104 @@ def write_atomic(path: Path, text: str) -> None:
 # ---------------------------------------------------------------- overrides
 
 _OVERRIDE = re.compile(r"^(\+{0,2})([A-Za-z_][\w\-]*(?:\.[A-Za-z_][\w\-]*)*)=(.*)$", re.S)
+# Hydra's override grammar (OverrideLexer.g4): INT has no leading zeros and may use `_` between
+# digits; FLOAT is a point or exponent float, inf or nan; BOOL is true/false and NULL is null, any case.
+_INT = re.compile(r"[+-]?(?:0|[1-9](?:_?\d)*)")
+_DIGITS = r"(?:0|[1-9](?:_?\d)*)"
+_FLOAT = re.compile(rf"[+-]?(?:(?:{_DIGITS}?\.\d(?:_?\d)*|{_DIGITS}\.)(?:[eE][+-]?\d+)?|{_DIGITS}[eE][+-]?\d+|inf|nan)", re.I)
+
+
+@dataclass(frozen=True)
+class Override:
+    """One `key=value` override.
+
+    `text` is the item exactly as typed (what run.json records); `literal` is False for values set
+    by code (sweeps, loops), whose type is kept as given.
+    """
+
+    key: str
+    value: Any
+    adds: bool = False
+    text: str = ""
+    literal: bool = True
+
+    @classmethod
+    def of(cls, key: str, value: Any) -> Override:
+        """An override set by code: recorded as key=<JSON of the value>."""
+        return cls(key, value, False, f"{key}={value if isinstance(value, str) else json.dumps(value, default=str)}", False)
+
+    @property
+    def value_text(self) -> str:
+        return self.text.partition("=")[2]
 
 
 def parse_value(text: str) -> Any:
-    """Type a command-line value by YAML rules: 3e-4 -> float, true -> bool, [1,2] -> list."""
+    """Type a command-line value as Hydra's override grammar does, not as YAML 1.1.
+
+    - null (any case) -> None; true/false (any case) -> bool; `no`, `yes`, `on`, `off`, `y`, `n` and
+      `~` stay strings.
+    - ints: 42, -3, 1_000 (Hydra's `_` separators); a leading zero (`007`) keeps it a string.
+    - floats: 0.5, .5, 5., 3e-4, 1e3, 1.5E-2, inf, nan. Unlike Hydra, an exponent may have leading
+      zeros (`1e-05`, as Python prints it) and `3e-4` is a float (YAML 1.1 reads it as a string).
+    - 'quoted' or "quoted" -> the string inside; [a, b] and {a: 1} -> list and dict, their items
+      typed by the same rules.
+    - anything else (dates, 0x10, 1.2.3, a,b) -> the string, stripped of surrounding spaces.
+
+    `1.10` is the float 1.1 here; apply_overrides keeps the typed text when config.yaml's default
+    for the key is a string (`version=1.10` -> "1.10").
+    """
+    s = text.strip()
+    if not s:
+        return text
+    if len(s) >= 2 and s[0] == s[-1] and s[0] in "'\"":
+        return s[1:-1].replace("\\" + s[0], s[0])
+    if s[0] in "[{":
+        return _parse_container(s)
+    return _scalar(s)
+
+
+def _scalar(s: str) -> Any:
+    low = s.lower()
+    if low == "null":
+        return None
+    if low in ("true", "false"):
+        return low == "true"
+    if _INT.fullmatch(s):
+        return int(s)
+    if _FLOAT.fullmatch(s):
+        return float(s)
+    return s
+
+
+def _parse_container(s: str) -> Any:
+    """[a, b] / {a: 1}: the structure read by YAML's flow syntax, the items typed by _scalar."""
     import yaml
 
-    if text == "":
-        return ""
     try:
-        value = yaml.safe_load(text)
+        node = yaml.compose(s, Loader=yaml.SafeLoader)
     except yaml.YAMLError:
-        return text
-    # YAML 1.1 reads "3e-4" as a string (it wants "3.0e-4"); practitioners mean a float.
-    if isinstance(value, str):
-        try:
-            return float(value) if re.fullmatch(r"[-+]?\d+(\.\d*)?[eE][-+]?\d+", value) else value
-        except ValueError:
-            return value
-    return value
+        return s
+
+    def build(n: Any) -> Any:
+        if isinstance(n, yaml.SequenceNode):
+            return [build(x) for x in n.value]
+        if isinstance(n, yaml.MappingNode):
+            return {str(build(k)): build(v) for k, v in n.value}
+        return n.value if n.style in ("'", '"') else _scalar(n.value) if n.value else None
+
+    return build(node) if node is not None else s
 
 
-def parse_overrides(items: list[str], source: str = "command line") -> list[tuple[str, Any, bool]]:
-    """Parse Hydra-style `key=value` / `+key=value` items into (dotted key, value, adds_new_key)."""
+def parse_overrides(items: list[str], source: str = "command line") -> list[Override]:
+    """Parse Hydra-style `key=value` / `+key=value` items into Overrides (values typed by parse_value).
+
+    Raises:
+        ConfigError: an item that is not key=value.
+
+    Example:
+        >>> parse_overrides(["lr=3e-4"])[0].value
+        0.0003
+    """
     out = []
     for item in items:
         m = _OVERRIDE.match(item)
@@ -103,7 +180,7 @@ def parse_overrides(items: list[str], source: str = "command line") -> list[tupl
                 "Write it as key=value, e.g. lr=3e-4 or model.depth=8 (use +key=value for a new key).",
             )
         plus, key, raw = m.groups()
-        out.append((key, parse_value(raw), bool(plus)))
+        out.append(Override(key, parse_value(raw), bool(plus), item))
     return out
 
 
@@ -119,21 +196,26 @@ def flatten(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return out
 
 
-def apply_overrides(
-    defaults: dict[str, Any], overrides: list[tuple[str, Any, bool]], source: str = "config.yaml"
-) -> dict[str, Any]:
-    """Return a deep copy of `defaults` with overrides applied; unknown keys need a '+'."""
+def apply_overrides(defaults: dict[str, Any], overrides: list[Override], source: str = "config.yaml") -> dict[str, Any]:
+    """Return a deep copy of `defaults` with overrides applied; unknown keys need a '+'.
+
+    A typed override whose default is a string stays the string typed (`version=1.10` with
+    default "1.9" gives "1.10", `name=no` gives "no"); null still sets None.
+    """
     import copy
 
     params = copy.deepcopy(defaults)
-    known = set(flatten(defaults))
-    for key, value, adds in overrides:
-        if key not in known and not adds and not any(k.startswith(key + ".") for k in known):
+    known = flatten(defaults)
+    for o in overrides:
+        key, value = o.key, o.value
+        if key not in known and not o.adds and not any(k.startswith(key + ".") for k in known):
             raise ConfigError(
                 f"Unknown parameter '{key}' (not in {source}; known: {', '.join(sorted(known)) or 'none'})."
-                + did_you_mean(key, known),
+                + did_you_mean(key, list(known)),
                 f"Add it to {source}, or pass +{key}=... to add it for this run only.",
             )
+        if o.literal and isinstance(known.get(key), str) and isinstance(value, (bool, int, float)):
+            value = o.value_text.strip()
         node = params
         parts = key.split(".")
         for part in parts[:-1]:

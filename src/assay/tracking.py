@@ -1,7 +1,8 @@
 """The in-script API: `assay.init()`, `assay.log()`, `assay.params()`, `assay.finish()`.
 
-Files first: every call appends one JSON line to the run's metrics.jsonl (buffered, flushed at
-least every second and on finish, fsynced on finish). When `assay run` launched the script, the
+Files first: every call appends one JSON line to the run's metrics.jsonl (buffered; a daemon
+thread writes the buffer out within a second of a point even when no further call comes; flushed
+and fsynced on finish). When `assay run` launched the script, the
 run folder comes from ASSAY_RUN_DIR and the launcher writes the run record; when the script is run
 by hand, `init()` creates a standalone run folder and writes its record itself.
 
@@ -13,14 +14,17 @@ from __future__ import annotations
 import atexit
 import json
 import os
+import re
 import shutil
 import sys
 import time
+from collections import deque
 from pathlib import Path
 from typing import Any
 
 METRICS_FILE = "metrics.jsonl"
 PARAMS_READ_FILE = "params_read.json"
+VALUES_DIR = "data/values"  # per-example values: little-endian float64, one file per name
 _FLUSH_LINES = 4096
 _FLUSH_SECONDS = 1.0
 
@@ -86,12 +90,17 @@ class Run:
         self.lab_root = lab_root
         self._seen: set[str] = set()
         self.params = _ParamDict(params, self._seen)
-        self._buf: list[str] = []
-        self._last_flush = time.monotonic()
+        import threading  # here, not at the top: `import assay` stays fast
+
+        # A deque: the training thread appends and the flusher pops without a lock on the hot path.
+        self._buf: deque[str] = deque()
+        self._write_lock = threading.Lock()  # one writer at a time keeps the lines in order
         self._fd = os.open(path / METRICS_FILE, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         self._step = 0
         self._keys: dict[Any, str] = {}
         self.finished = False
+        self._stop = threading.Event()
+        threading.Thread(target=self._flush_every, name="assay-flush", daemon=True).start()
 
     @property
     def id(self) -> str:
@@ -100,17 +109,34 @@ class Run:
     # -- writing ------------------------------------------------------------
     def _emit(self, line: str) -> None:
         self._buf.append(line)
-        if len(self._buf) >= _FLUSH_LINES or time.monotonic() - self._last_flush > _FLUSH_SECONDS:
+        if len(self._buf) >= _FLUSH_LINES:
             self.flush()
+
+    def _flush_every(self) -> None:
+        """The flusher thread: a point waits at most _FLUSH_SECONDS / 2 plus one write."""
+        while not self._stop.wait(_FLUSH_SECONDS / 2):
+            if self._buf:
+                try:
+                    self.flush()
+                except OSError:  # a full disk: the lines stay buffered and finish() raises where the script sees it
+                    continue
 
     def flush(self, sync: bool = False) -> None:
         """Write buffered lines in one append (whole lines only, so a crash tears at most one)."""
-        if self._buf:
-            os.write(self._fd, "".join(self._buf).encode())
-            self._buf.clear()
-        if sync:
-            os.fsync(self._fd)
-        self._last_flush = time.monotonic()
+        with self._write_lock:
+            if self._fd < 0:  # closed by finish(): the flusher thread may wake once more
+                return
+            buf = self._buf
+            if buf:
+                pop = buf.popleft
+                lines = [pop() for _ in range(len(buf))]
+                try:
+                    os.write(self._fd, "".join(lines).encode())
+                except OSError:
+                    buf.extendleft(reversed(lines))  # older than anything appended meanwhile: back in front
+                    raise
+            if sync:
+                os.fsync(self._fd)
 
     def log(self, metrics: dict[str, float], step: int | None = None) -> None:
         """Log metrics at a step (default: one past the previous step)."""
@@ -138,6 +164,22 @@ class Run:
     def set_tag(self, key: str, value: Any) -> None:
         self._emit(json.dumps({"t": round(time.time(), 3), "tags": {key: str(value)}}) + "\n")
 
+    def log_values(self, name: str, values: Any) -> Path:
+        """Store per-example values whose mean is the metric `name` (see the module's log_values)."""
+        from array import array
+
+        floats = array("d", map(_number, values.tolist() if hasattr(values, "tolist") else values))
+        if sys.byteorder == "big":
+            floats.byteswap()
+        dst = values_path(self.path, name)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        tmp = dst.with_name(f".{dst.name}.{os.getpid()}.tmp")
+        tmp.write_bytes(floats.tobytes())
+        os.replace(tmp, dst)  # a reader sees the previous values or these, never half
+        rel = dst.relative_to(self.path).as_posix()
+        self._emit(json.dumps({"t": round(time.time(), 3), "values": {"name": name, "path": rel, "n": len(floats)}}) + "\n")
+        return dst
+
     def log_artifact(self, path: str | os.PathLike[str], kind: str | None = None) -> Path:
         """Copy a file or folder into the run folder (plots/, checkpoints/ or data/ by its type)."""
         src = Path(path)
@@ -158,8 +200,11 @@ class Run:
         if self.finished:
             return
         self.finished = True
+        self._stop.set()
         self.flush(sync=True)
-        os.close(self._fd)
+        with self._write_lock:
+            os.close(self._fd)
+            self._fd = -1
         (self.path / PARAMS_READ_FILE).write_text(json.dumps(sorted(self._seen)))
         if not self.attached:
             from assay.store.records import finalize_standalone
@@ -286,6 +331,46 @@ def set_tag(key: str, value: Any) -> None:
 
 def log_artifact(path: str | os.PathLike[str], kind: str | None = None) -> Path:
     return _current().log_artifact(path, kind)
+
+
+def log_values(name: str, values: Any) -> Path:
+    """Log per-example outcomes of metric `name` (e.g. 1/0 per validation example for val_acc).
+
+    A deterministic script (every seed gives the same value) has no seed noise to measure;
+    `assay verdict` then judges a criterion on `name` by a bootstrap over these examples. Logging
+    again replaces the values (the verdict uses those at the end of training).
+
+    Args:
+        name: the metric the values average to, as logged with assay.log (and named in criteria).
+        values: a 1-D list, numpy array or tensor of numbers (one per example).
+
+    Returns:
+        The file written: data/values/<name>.f64 in the run folder (little-endian float64).
+
+    Example:
+        >>> assay.log({"val_acc": correct.float().mean()})
+        >>> assay.log_values("val_acc", correct)
+    """
+    return _current().log_values(name, values)
+
+
+def values_path(run_dir: Path, name: str) -> Path:
+    return run_dir / VALUES_DIR / (re.sub(r"[^\w.-]", "_", name) + ".f64")
+
+
+def read_values(run_dir: Path, name: str) -> list[float] | None:
+    """The per-example values a run logged for `name` with log_values, or None when it logged none."""
+    try:
+        data = values_path(run_dir, name).read_bytes()
+    except OSError:
+        return None
+    from array import array
+
+    floats = array("d")
+    floats.frombytes(data[: len(data) - len(data) % 8])
+    if sys.byteorder == "big":
+        floats.byteswap()
+    return floats.tolist()
 
 
 def finish(status: str = "ok") -> None:

@@ -155,3 +155,52 @@ def test_the_hint_of_an_undecided_comparison_adds_new_seeds_to_both_sides(lab, m
     for command in commands:
         assert cli(*shlex.split(command)[1:]).returncode == 0
     assert verdict(lab, "cmp").comparisons[0].stats["n"] == [6, 6]
+
+
+# Deterministic: the seed changes nothing. `examples=1` also logs which of 500 examples were right.
+DETERMINISTIC = """
+import assay
+p = assay.params()
+correct = [1.0 if i % 25 else 0.0 for i in range(500)]  # 480 of 500 right, whatever the seed
+assay.log({"acc": sum(correct) / len(correct)}, step=0)
+if p["examples"]:
+    assay.log_values("acc", correct)
+"""
+
+
+def test_equal_repeats_are_inconclusive_and_say_the_interval_measures_nothing(lab, make_experiment, cli):
+    from assay.report.verdict import verdict
+
+    make_experiment(DETERMINISTIC, name="det", config={"seed": 0, "examples": 0}, metric="acc", goal="max",
+                    success="acc >= 0.9")
+    run_experiment(lab, RunSpec("det", "same every seed", [], repeat=3))
+    v = verdict(lab, "det")
+    assert v.verdict == "inconclusive", v.reason
+    (judged,) = v.configurations[0].judged
+    assert judged.outcome == "undecided" and judged.stats["ci"][0] == judged.stats["ci"][1]
+    assert judged.why.startswith("deterministic: seed noise is zero, the interval measures nothing")
+    assert "deterministic: seed noise is zero" in json.loads(cli("verdict", "det", "--json").stdout)["reason"]
+
+
+def test_equal_repeats_with_logged_examples_are_judged_by_a_bootstrap(lab, make_experiment, cli):
+    from assay.report.verdict import verdict
+    from assay.tracking import read_values
+
+    make_experiment(DETERMINISTIC, name="det", config={"seed": 0, "examples": 1}, metric="acc", goal="max",
+                    success="acc >= 0.9", failure="acc < 0.5")
+    res = run_experiment(lab, RunSpec("det", "same every seed", [], repeat=2))
+    assert [r.status for r in res] == ["ok", "ok"]
+    values_file = res[-1].path / "data" / "values" / "acc.f64"
+    assert values_file.stat().st_size == 500 * 8 and sum(read_values(res[-1].path, "acc")) == 480
+    events = [json.loads(line) for line in (res[-1].path / "metrics.jsonl").read_text().splitlines()]
+    assert {"name": "acc", "path": "data/values/acc.f64", "n": 500} in [e.get("values") for e in events]
+    v = verdict(lab, "det")
+    assert v.verdict == "supported", v.reason
+    (judged,) = [j for j in v.configurations[0].judged if j.kind == "success"]
+    assert judged.stats["sigma_source"] == "bootstrap" and judged.stats["examples"] == 500
+    assert judged.stats["examples_of"] == res[-1].record["id"]
+    lo, hi = judged.stats["ci"]
+    assert 0.9 < lo < 0.96 < hi < 0.98  # 96% of 500: binomial s.e. 0.0088
+    assert "bootstrap over the 500 examples" in judged.why
+    out = json.loads(cli("verdict", "det", "--json").stdout)
+    assert out["configurations"][0]["criteria"][0]["sigma_source"] == "bootstrap"

@@ -124,12 +124,14 @@ def test_params_arrive_as_json_env_and_api(lab, make_experiment):
         assert os.environ["ASSAY_PARAM_OPTIM__LR"] == "0.003"
         assert os.environ["ASSAY_SEED"] == "7"
         assert p["optim"]["lr"] == 0.003 and p.batch == 64 and p["seed"] == 7
+        assert p.version == "1.10" and p.country == "no"
         print("val_bpb: 1.0")
-        """, config={"seed": 0, "batch": 32, "optim": {"lr": 0.1}})
-    res = run1(lab, overrides=["optim.lr=3e-3", "batch=64", "seed=7"])
+        """, config={"seed": 0, "batch": 32, "optim": {"lr": 0.1}, "version": "1.9", "country": "fr"})
+    typed = ["optim.lr=3e-3", "batch=64", "seed=7", "version=1.10", "country=no"]
+    res = run1(lab, overrides=typed)
     assert res.status == "ok", res.record["log_tail"]
-    assert res.record["params"] == {"seed": 7, "batch": 64, "optim": {"lr": 0.003}}
-    assert res.record["overrides"] == ["optim.lr=0.003", "batch=64", "seed=7"]
+    assert res.record["params"] == {"seed": 7, "batch": 64, "optim": {"lr": 0.003}, "version": "1.10", "country": "no"}
+    assert res.record["overrides"] == typed  # as typed, not re-serialised
     assert "warnings" not in res.record
 
 

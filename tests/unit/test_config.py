@@ -2,21 +2,47 @@ from pathlib import Path
 
 import pytest
 
-from assay.config import apply_overrides, load_toml, load_yaml, parse_duration, parse_overrides, parse_value
+from assay.config import Override, apply_overrides, load_toml, load_yaml, parse_duration, parse_overrides, parse_value
 from assay.errors import ConfigError
 
 
 @pytest.mark.parametrize(("text", "value"), [
-    ("3e-4", 3e-4), ("1e3", 1000.0), ("42", 42), ("0.5", 0.5), ("true", True), ("null", None),
-    ("adamw", "adamw"), ("[1, 2]", [1, 2]), ("'007'", "007"), ("", ""),
+    ("3e-4", 3e-4), ("1e3", 1000.0), ("1e-05", 1e-5), ("1.5E-2", 0.015), ("42", 42), ("-3", -3), ("+7", 7),
+    ("1_000", 1000), ("0.5", 0.5), (".5", 0.5), ("5.", 5.0), ("1.10", 1.1), ("inf", float("inf")),
+    ("true", True), ("False", False), ("TRUE", True), ("null", None), ("NULL", None),
+    ("adamw", "adamw"), ("[1, 2]", [1, 2]), ("'007'", "007"), ('"a b"', "a b"), ("", ""), (" 8 ", 8),
 ])
-def test_values_are_typed_by_yaml_rules(text, value):
+def test_values_are_typed_by_hydras_grammar(text, value):
     assert parse_value(text) == value
 
 
-def test_overrides_parse_dotted_and_plus_keys():
-    assert parse_overrides(["lr=3e-4", "model.depth=8", "+new=x"]) == [
-        ("lr", 3e-4, False), ("model.depth", 8, False), ("new", "x", True)]
+@pytest.mark.parametrize("text", ["no", "yes", "on", "off", "y", "n", "No", "OFF", "~", "007", "0x10", "2024-01-01",
+                                  "1.2.3", "a,b", "1e", "12:30", "1__0"])
+def test_yaml_11_words_numbers_and_dates_stay_strings(text):
+    assert parse_value(text) == text
+
+
+def test_list_items_are_typed_by_the_same_rules():
+    assert parse_value("[no, 1.10, '3', null, true, 1_000]") == ["no", 1.1, "3", None, True, 1000]
+    assert parse_value("{a: on, b: 2}") == {"a": "on", "b": 2}
+
+
+def test_overrides_parse_dotted_and_plus_keys_and_keep_the_text_as_typed():
+    assert parse_overrides(["lr=3e-4", "model.depth=8", "+new=x", "version=1.10"]) == [
+        Override("lr", 3e-4, False, "lr=3e-4"), Override("model.depth", 8, False, "model.depth=8"),
+        Override("new", "x", True, "+new=x"), Override("version", 1.1, False, "version=1.10")]
+
+
+def test_a_string_default_keeps_the_value_a_string():
+    defaults = {"version": "1.9", "country": "fr", "n": 3, "tag": "x", "opt": {"name": "adam"}}
+    out = apply_overrides(defaults, parse_overrides(["version=1.10", "country=no", "n=1.10", "tag=null", "opt.name=1e-3"]))
+    assert out == {"version": "1.10", "country": "no", "n": 1.1, "tag": None, "opt": {"name": "1e-3"}}
+
+
+def test_values_set_by_code_keep_their_type_and_record_json():
+    o = Override.of("version", 2)
+    assert o.text == "version=2" and not o.literal
+    assert apply_overrides({"version": "1.9"}, [o]) == {"version": 2}
 
 
 def test_malformed_override_is_a_clear_error():
@@ -26,7 +52,7 @@ def test_malformed_override_is_a_clear_error():
 
 def test_unknown_key_suggests_the_closest_known_one():
     with pytest.raises(ConfigError) as err:
-        apply_overrides({"lr": 1, "wd": 0}, [("lr_max", 2, False)], source="config.yaml")
+        apply_overrides({"lr": 1, "wd": 0}, parse_overrides(["lr_max=2"]), source="config.yaml")
     assert "Unknown parameter 'lr_max'" in err.value.message
     assert "Did you mean 'lr'?" in err.value.message
     assert "+lr_max" in err.value.hint
@@ -34,7 +60,7 @@ def test_unknown_key_suggests_the_closest_known_one():
 
 def test_overrides_set_nested_keys_and_plus_adds_without_touching_defaults():
     defaults = {"model": {"depth": 4, "width": 64}, "lr": 0.1}
-    out = apply_overrides(defaults, [("model.depth", 8, False), ("extra.flag", True, True)])
+    out = apply_overrides(defaults, parse_overrides(["model.depth=8", "+extra.flag=true"]))
     assert out == {"model": {"depth": 8, "width": 64}, "lr": 0.1, "extra": {"flag": True}}
     assert defaults["model"]["depth"] == 4
 

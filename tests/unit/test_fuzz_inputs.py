@@ -39,8 +39,8 @@ def test_overrides_parse_or_raise_config_error(items):
         parsed = parse_overrides(items)
     except ConfigError:
         return
-    for key, _, _ in parsed:
-        assert key and "=" not in key
+    for o, item in zip(parsed, items):
+        assert o.key and "=" not in o.key and o.text == item
 
 
 @settings(FUZZ, max_examples=60)

@@ -199,7 +199,8 @@ class Spread:
     std: float | None
     lo: float | None
     hi: float | None
-    sigma_source: str  # "repeats" (this configuration's seeds), "pooled" (other configurations), "none"
+    sigma_source: str  # "repeats" (this configuration's seeds), "pooled" (other configurations), "bootstrap"
+    #                    (over one run's examples, when seeds show no noise: see verdict.judge), "none"
 
     def to_dict(self) -> dict[str, Any]:
         return {"n": self.n, "mean": self.mean, "std": self.std, "ci": [self.lo, self.hi] if self.lo is not None else None,

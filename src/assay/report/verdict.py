@@ -25,13 +25,14 @@ from __future__ import annotations
 import json
 import math
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from assay import identity
 from assay.experiment import Criterion, Experiment, load_experiment
 from assay.lab import Lab
-from assay.report.evidence import Config, RunView, check_value, group_configs, load_runs, rel, spread, usable
+from assay.report.evidence import Config, RunView, Spread, check_value, group_configs, load_runs, rel, spread, usable
 
 OUTCOMES = ("holds", "fails", "undecided")
 VERDICTS = ("supported", "refuted", "inconclusive")
@@ -102,8 +103,14 @@ def _pooled(configs_values: list[list[float]]) -> tuple[float | None, int]:
     return pooled_sigma(configs_values)
 
 
-def judge(c: Criterion, values: list[float], confidence: float, pooled: tuple[float | None, int]) -> tuple[str, dict[str, Any], str]:
-    """(outcome, stats, why) for criterion `c` over the values of one configuration's runs."""
+def judge(c: Criterion, values: list[float], confidence: float, pooled: tuple[float | None, int],
+          examples: Callable[[], tuple[list[float], str] | None] | None = None) -> tuple[str, dict[str, Any], str]:
+    """(outcome, stats, why) for criterion `c` over the values of one configuration's runs.
+
+    When seed noise is zero (every repeat gave the same value) the t interval has no width and
+    measures nothing: the criterion is undecided, unless `examples` returns the per-example values
+    (assay.log_values) of one of the runs and the run id, which are then bootstrapped.
+    """
     s = spread(values, confidence, pooled)
     stats = s.to_dict()
     if s.lo is None or s.hi is None:
@@ -112,17 +119,58 @@ def judge(c: Criterion, values: list[float], confidence: float, pooled: tuple[fl
     ci = f"mean {s.mean:.4g}, {confidence:.1%} CI [{s.lo:.4g}, {s.hi:.4g}], n={s.n}"
     if s.sigma_source == "pooled":
         ci += " (noise pooled from other configurations)"
-    if c.op == "==":
+    if c.op == "==":  # an exact check: every seed giving the value is the evidence, noise or none
         if s.lo == s.hi == c.value:
             return "holds", stats, f"{ci}: every value equals {c.value:g}"
         if not s.lo <= c.value <= s.hi:
             return "fails", stats, f"{ci} excludes {c.value:g}"
         return "undecided", stats, f"{ci} contains {c.value:g} but is not a point"
+    if s.lo == s.hi:
+        boot = _bootstrap(c, s.mean, s.n, confidence, examples() if examples else None)
+        if isinstance(boot, str):
+            return "undecided", stats, boot
+        s, stats, ci = boot
     if c.holds(s.lo) and c.holds(s.hi):
         return "holds", stats, f"{ci} lies entirely {c.op} {c.value:g}"
     if not c.holds(s.lo) and not c.holds(s.hi):
         return "fails", stats, f"{ci} lies entirely outside {c.op} {c.value:g}"
-    return "undecided", stats, f"{ci} straddles {c.value:g}: more seeds would narrow it"
+    more = "more examples" if s.sigma_source == "bootstrap" else "more seeds"
+    return "undecided", stats, f"{ci} straddles {c.value:g}: {more} would narrow it"
+
+
+def _bootstrap(c: Criterion, mean: float, n: int, confidence: float,
+               examples: tuple[list[float], str] | None) -> tuple[Spread, dict[str, Any], str] | str:
+    """The interval of a deterministic configuration from a bootstrap over one run's examples,
+    or why there is none."""
+    from assay.stats import BOOTSTRAP_RESAMPLES, bootstrap_interval
+
+    zero = (f"deterministic: seed noise is zero, the interval measures nothing ({n} run(s), every {c.metric} = {mean:.6g}); "
+            f"log per-example outcomes with assay.log_values(\"{c.metric}\", values) to judge it by a bootstrap over examples")
+    if not examples:
+        return zero
+    values, run = examples
+    ex_mean = statistics.fmean(values)
+    if not math.isclose(ex_mean, mean, rel_tol=1e-6, abs_tol=1e-9):
+        return (f"{zero}. The {len(values)} values run {run} logged for {c.metric} average {ex_mean:.6g}, not "
+                f"{mean:.6g}: they are not the examples of this metric")
+    m, lo, hi = bootstrap_interval(values, confidence)
+    s = Spread(n, m, None, lo, hi, "bootstrap")
+    stats = {**s.to_dict(), "examples": len(values), "resamples": BOOTSTRAP_RESAMPLES, "examples_of": run}
+    ci = (f"deterministic: seed noise is zero, so the interval is a bootstrap over the {len(values)} examples of run "
+          f"{run} ({BOOTSTRAP_RESAMPLES} resamples): mean {m:.4g}, {confidence:.1%} CI [{lo:.4g}, {hi:.4g}]")
+    return s, stats, ci
+
+
+def example_values(runs: list[RunView], metric: str) -> tuple[list[float], str] | None:
+    """The per-example values of `metric` (assay.log_values) of the latest run that logged them,
+    and that run's id. Repeats of deterministic code logged the same examples: one run's are all."""
+    from assay.tracking import read_values
+
+    for r in reversed(runs):
+        values = read_values(r.path, metric)
+        if values:
+            return values, r.id
+    return None
 
 
 def _selected(runs: list[RunView], selector: dict[str, str]) -> list[RunView]:
@@ -273,7 +321,8 @@ def verdict(lab: Lab, name: str, confidence: float = 0.95, value: str = "last", 
                 if not vals:
                     judged.append(Judged(kind, c, "undecided", {}, {"n": 0}, f"no run of this configuration logged {c.metric}"))
                     continue
-                outcome, stats, why = judge(c, list(vals.values()), per, pooled[c.metric])
+                outcome, stats, why = judge(c, list(vals.values()), per, pooled[c.metric],
+                                            examples=lambda runs=cfg.runs, m=c.metric: example_values(runs, m))
                 judged.append(Judged(kind, c, outcome, vals, stats, why))
         v, reason = _config_verdict(judged, bool(fail))
         out.append(ConfigVerdict(cfg.label(varying), cfg.params, [r.id for r in cfg.runs],
@@ -317,7 +366,9 @@ def _overall(out: list[ConfigVerdict], exp: Experiment, next_seed: int,
         return "refuted", lead, ref, None
     open_ = [i for i, c in enumerate(out) if c.verdict == "inconclusive"]
     hint = None
-    if any("one run cannot decide" in j.why or "straddles" in j.why for i in open_ for j in out[i].judged):
+    # More seeds narrow an interval over seeds; one over examples (a bootstrap) needs more examples instead.
+    if any(("one run cannot decide" in j.why or "straddles" in j.why) and j.stats.get("sigma_source") != "bootstrap"
+           for i in open_ for j in out[i].judged):
         hint = "Add seeds to narrow the interval: " + rerun_hint(exp, configs[open_[0]], next_seed)
     return "inconclusive", f"{out[open_[0]].label}: {out[open_[0]].reason}", open_, hint
 

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from assay.capture import Capture
-from assay.config import apply_overrides, flatten, parse_duration, parse_overrides
+from assay.config import Override, apply_overrides, flatten, parse_duration, parse_overrides
 from assay.errors import ConfigError, RunError
 from assay.experiment import Experiment, load_experiment
 from assay.lab import Lab
@@ -56,10 +56,10 @@ class RunResult:
         return str(self.record["status"])
 
 
-def resolve_params(exp: Experiment, overrides: list[str], extra: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[tuple[str, Any, bool]]]:
+def resolve_params(exp: Experiment, overrides: list[str], extra: dict[str, Any] | None = None) -> tuple[dict[str, Any], list[Override]]:
     """config.yaml defaults + key=value overrides (+ programmatic ones), unknown keys rejected."""
     parsed = parse_overrides(overrides)
-    parsed += [(k, v, False) for k, v in (extra or {}).items()]
+    parsed += [Override.of(k, v) for k, v in (extra or {}).items()]
     params = apply_overrides(exp.default_params(), parsed, source=str(exp.config_path.relative_to(exp.path.parent.parent)))
     return params, parsed
 
@@ -160,7 +160,7 @@ def start_run(lab: Lab, exp: Experiment, spec: RunSpec, seed_offset: int = 0, gr
         "entry": entry,
         "cwd": str(exp.path),
         "params": params,
-        "overrides": [f"{'+' if a else ''}{k}={json.dumps(v) if not isinstance(v, str) else v}" for k, v, a in parsed],
+        "overrides": [o.text for o in parsed],
         "seed": seed,
         "timeout": timeout,
         "primary_metric": exp.metric,
@@ -264,7 +264,7 @@ def _record_child(path: Path, record: dict[str, Any], pid: int) -> None:
     records.write_record(path, record)
 
 
-def _unread_overrides(path: Path, parsed: list[tuple[str, Any, bool]]) -> list[str]:
+def _unread_overrides(path: Path, parsed: list[Override]) -> list[str]:
     """Overrides the script never read through assay.params() (only knowable if it used the API)."""
     file = path / "params_read.json"
     if not file.is_file() or not parsed:
@@ -274,7 +274,7 @@ def _unread_overrides(path: Path, parsed: list[tuple[str, Any, bool]]) -> list[s
     except ValueError:
         return []
     unread = []
-    for key, _, _ in parsed:
+    for key in (o.key for o in parsed):
         prefixes = {".".join(key.split(".")[:i]) for i in range(1, key.count(".") + 2)}
         if not (prefixes & seen):
             unread.append(key)
