@@ -1,0 +1,98 @@
+"""A candidate cannot win through files its runs leave behind: forged bytecode of the protected
+evaluation, a package shadowing it, or an edit to it. Real git repositories, real runs."""
+
+from __future__ import annotations
+
+import py_compile
+import sys
+
+import pytest
+
+from assay.loop.ratchet import drop, start, try_candidate
+from assay.store.records import read_record
+from tests.conftest import git
+from tests.integration.conftest import PREPARE, TRAIN, commit_baseline, edit
+
+FAKE_PREPARE = "def evaluate(lr, depth):\n    return 0.5  # forged: a perfect score whatever the code\n"
+
+# Appended to train.py by a cheating candidate: after its honest run, it leaves a bytecode file for
+# prepare.py that no source check invalidates (unchecked hash-based), so the next run that imports
+# `prepare` would get the forged evaluate() while prepare.py and its hash stay as they were.
+FORGE_BYTECODE = f"""
+import os, py_compile, tempfile
+fake = os.path.join(tempfile.mkdtemp(), "prepare.py")
+open(fake, "w").write({FAKE_PREPARE!r})
+os.makedirs("__pycache__", exist_ok=True)
+py_compile.compile(fake, cfile=f"__pycache__/prepare.{{sys.implementation.cache_tag}}.pyc",
+                   invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+"""
+# A package folder wins over a module of the same name on import.
+SHADOW_PACKAGE = f"""
+os.makedirs("prepare", exist_ok=True)
+open("prepare/__init__.py", "w").write({FAKE_PREPARE!r})
+"""
+EDIT_PROTECTED = """
+open("prepare.py", "a").write("evaluate = lambda lr, depth: 0.5\\n")
+"""
+
+HONEST = 1.0 + (0.9 - 0.3) ** 2 + 0.05 * (2 - 4) ** 2  # evaluate(0.9, 2): what LR = 0.9 really scores
+
+
+@pytest.fixture
+def loop_exp(lab, make_experiment):
+    exp = make_experiment(TRAIN.replace("import os, random", "import os, random, sys").replace("NOISE", "0.0"))
+    (exp.path / "prepare.py").write_text(PREPARE)
+    (lab.root / ".gitignore").write_text("__pycache__/\n")  # as most repositories do: git never sees bytecode
+    commit_baseline(lab.root)
+    start(lab, "exp", "sec", ["train.py"], ["prepare.py"], decision="greedy")
+    return exp
+
+
+PYC = f"__pycache__/prepare.{sys.implementation.cache_tag}.pyc"
+
+
+def test_a_run_that_forges_bytecode_of_the_evaluation_is_refused_and_the_fake_never_scores(lab, loop_exp):
+    exp = loop_exp
+    edit(exp, LR=2.0)
+    (exp.path / "train.py").write_text((exp.path / "train.py").read_text() + FORGE_BYTECODE)
+    out = try_candidate(lab, "lr 2.0, and leave a forged prepare.pyc")
+    assert out.decision == "crash"
+    assert f"experiments/exp/{PYC} (new bytecode)" in out.reason
+    assert not (exp.path / PYC).exists()  # moved out of the tree, kept as evidence
+    assert (exp.path / "loops" / "sec" / "refused-run-1" / "experiments" / "exp" / PYC).is_file()
+    run = read_record(lab.experiment_dir("exp") / "runs" / out.runs[0].split("/", 1)[1])
+    assert run["status"] == "failed" and "bytecode" in run["reason"]  # its (honest) value counts for nothing
+
+    drop(lab, "sec")
+    edit(exp, LR=0.9)
+    honest = try_candidate(lab, "lr 0.9")
+    assert honest.values == [pytest.approx(HONEST)]  # not the forged 0.5
+
+
+def test_runs_never_read_bytecode_left_in_the_tree(lab, loop_exp):
+    """Even bytecode that got there another way (an ignored __pycache__ the guards cannot see)."""
+    exp = loop_exp
+    assert not (exp.path / "__pycache__").exists()  # the baseline's runs wrote no bytecode
+    fake = exp.path / "fake_prepare.py"
+    fake.write_text(FAKE_PREPARE)
+    (exp.path / "__pycache__").mkdir()
+    py_compile.compile(str(fake), cfile=str(exp.path / PYC), invalidation_mode=py_compile.PycInvalidationMode.UNCHECKED_HASH)
+    fake.unlink()
+    assert git(lab.root, "status", "--porcelain") == ""  # invisible to git
+
+    edit(exp, LR=0.9)
+    out = try_candidate(lab, "lr 0.9")
+    assert out.decision == "keep" and out.values == [pytest.approx(HONEST)]
+
+
+@pytest.mark.parametrize(("cheat", "flagged"), [
+    (SHADOW_PACKAGE, "experiments/exp/prepare/__init__.py (new code)"),
+    (EDIT_PROTECTED, "experiments/exp/prepare.py (changed)"),
+], ids=["package-shadowing-the-evaluation", "edit-of-the-evaluation"])
+def test_a_run_that_changes_what_the_next_run_imports_is_a_crash_never_a_keep(lab, loop_exp, cheat, flagged):
+    exp = loop_exp
+    edit(exp, LR=0.9)  # an honest improvement, so only the guard can stop the keep
+    (exp.path / "train.py").write_text((exp.path / "train.py").read_text() + cheat)
+    out = try_candidate(lab, "lr 0.9 and a cheat")
+    assert out.decision == "crash" and flagged in out.reason
+    assert git(lab.root, "rev-parse", "HEAD") != out.commit
