@@ -3,8 +3,10 @@ evaluation, a package shadowing it, or an edit to it. Real git repositories, rea
 
 from __future__ import annotations
 
+import json
 import py_compile
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -96,3 +98,24 @@ def test_a_run_that_changes_what_the_next_run_imports_is_a_crash_never_a_keep(la
     out = try_candidate(lab, "lr 0.9 and a cheat")
     assert out.decision == "crash" and flagged in out.reason
     assert git(lab.root, "rev-parse", "HEAD") != out.commit
+
+
+def test_every_run_starts_with_bytecode_off_and_its_own_cache_folder_outside_the_tree(lab, make_experiment, monkeypatch):
+    from assay.runner.launch import RunSpec, start_run
+
+    monkeypatch.delenv("PYTHONDONTWRITEBYTECODE", raising=False)  # as on a machine that never set it
+    monkeypatch.delenv("PYTHONPYCACHEPREFIX", raising=False)
+    exp = make_experiment("""
+        import json, os
+        keys = ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX")
+        json.dump({k: os.environ.get(k) for k in keys}, open(os.path.join(os.environ["ASSAY_RUN_DIR"], "child_env.json"), "w"))
+        import helper  # a module next to the script: Python would cache its bytecode in __pycache__/
+        print("val_bpb:", helper.VALUE)
+    """)
+    (exp.path / "helper.py").write_text("VALUE = 1.0\n")
+    envs = [json.loads((start_run(lab, exp, RunSpec("exp", f"r{i}")).path / "child_env.json").read_text()) for i in range(2)]
+    assert [e["PYTHONDONTWRITEBYTECODE"] for e in envs] == ["1", "1"]
+    prefixes = [Path(e["PYTHONPYCACHEPREFIX"]) for e in envs]
+    assert prefixes[0] != prefixes[1]  # per run: no run can plant bytecode for the next one
+    assert not any(p.is_relative_to(lab.root) for p in prefixes)
+    assert not (exp.path / "__pycache__").exists()
