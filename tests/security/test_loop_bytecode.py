@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from assay.errors import GitError
 from assay.loop.ratchet import drop, start, try_candidate
 from assay.store.records import read_record
 from tests.conftest import git
@@ -71,8 +72,10 @@ def test_a_run_that_forges_bytecode_of_the_evaluation_is_refused_and_the_fake_ne
     assert honest.values == [pytest.approx(HONEST)]  # not the forged 0.5
 
 
-def test_runs_never_read_bytecode_left_in_the_tree(lab, loop_exp):
-    """Even bytecode that got there another way (an ignored __pycache__ the guards cannot see)."""
+def test_bytecode_left_in_the_tree_is_refused_by_try_and_never_read_by_a_run(lab, loop_exp):
+    """Bytecode that got there without a run (an ignored __pycache__ git never shows)."""
+    from assay.runner.launch import RunSpec, start_run
+
     exp = loop_exp
     assert not (exp.path / "__pycache__").exists()  # the baseline's runs wrote no bytecode
     fake = exp.path / "fake_prepare.py"
@@ -83,8 +86,10 @@ def test_runs_never_read_bytecode_left_in_the_tree(lab, loop_exp):
     assert git(lab.root, "status", "--porcelain") == ""  # invisible to git
 
     edit(exp, LR=0.9)
-    out = try_candidate(lab, "lr 0.9")
-    assert out.decision == "keep" and out.values == [pytest.approx(HONEST)]
+    with pytest.raises(GitError, match=f"Code appeared outside git since the last run: experiments/exp/{PYC}"):
+        try_candidate(lab, "lr 0.9")
+    run = start_run(lab, exp, RunSpec("exp", "plain run"))  # and a run outside the loop reads the source
+    assert run.record["metrics"]["val_bpb"]["last"] == pytest.approx(HONEST)
 
 
 @pytest.mark.parametrize(("cheat", "flagged"), [
@@ -119,3 +124,16 @@ def test_every_run_starts_with_bytecode_off_and_its_own_cache_folder_outside_the
     assert prefixes[0] != prefixes[1]  # per run: no run can plant bytecode for the next one
     assert not any(p.is_relative_to(lab.root) for p in prefixes)
     assert not (exp.path / "__pycache__").exists()
+
+
+def test_code_a_proposer_hides_in_an_ignored_folder_is_refused_before_any_run(lab, loop_exp):
+    exp = loop_exp
+    (exp.path / "plots").mkdir()  # ignored by experiments/.gitignore: git status never shows it
+    (exp.path / "plots" / "cheat.py").write_text(FAKE_PREPARE)
+    text = (exp.path / "train.py").read_text().replace("from prepare import evaluate", "from plots.cheat import evaluate")
+    (exp.path / "train.py").write_text(text)
+    assert "plots" not in git(lab.root, "status", "--porcelain")
+    runs = len(list((exp.path / "runs").iterdir()))
+    with pytest.raises(GitError, match=r"Code appeared outside git since the last run: experiments/exp/plots/cheat\.py"):
+        try_candidate(lab, "a better evaluation")
+    assert len(list((exp.path / "runs").iterdir())) == runs

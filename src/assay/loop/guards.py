@@ -115,6 +115,28 @@ def code_files(root: Path) -> dict[str, tuple[int, int, int, int]]:
     return found
 
 
+def save_code(path: Path, code: dict[str, tuple[int, int, int, int]]) -> None:
+    """Remember the importable files as the last run left them (the next try compares with them)."""
+    import json
+
+    from assay.config import write_atomic
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, json.dumps(code))
+
+
+def new_code(root: Path, saved: Path, known: Collection[str]) -> list[str]:
+    """Importable files that are not in `known` (tracked or editable) and appeared or changed since
+    `saved` was written: code a commit would not hold, ignored files included. [] without `saved`."""
+    import json
+
+    try:
+        before = {p: tuple(v) for p, v in json.loads(saved.read_text()).items()}
+    except (FileNotFoundError, ValueError):
+        return []
+    return sorted(p for p, st in code_files(root).items() if before.get(p) != st and p not in known)
+
+
 def rewritten_data(record: dict) -> list[str]:
     """Data files (the experiment's `data:`) the run rewrote while it ran, as `path (data rewritten)`."""
     data = record.get("data") or {}

@@ -94,8 +94,8 @@ def _outside(repo: Repo, exp: Experiment, editable: list[str], outputs: Collecti
     if base is not None:
         tracked = [*tracked, *filter(None, repo.git("diff", "--name-only", "-z", base, "--").split("\0"))]
     own = _own_files(repo, exp)
-    return sorted(p for p in {*tracked, *(u for u in untracked if u not in outputs)}
-                  if p not in editable and not p.startswith(own))
+    return sorted(p for p in {*tracked, *(u for u in untracked if u not in outputs)}  # code is never assay's own
+                  if p not in editable and (not p.startswith(own) or p.endswith(guards.CODE_SUFFIXES)))
 
 
 def start(lab: Lab, name: str, tag: str, edit: list[str], protect: list[str], decision: str = "noise-aware",
@@ -185,7 +185,17 @@ def _run(lab: Lab, st: LoopState, desc: str, seed_offset: int, commit: str) -> R
     _, untracked = repo.changed_files()
     new = sorted(set(untracked) - set(st.outputs) - set(st.editable))
     st.outputs.extend(p for p in new if not p.startswith(_own_files(repo, exp)))
+    guards.save_code(_code_path(lab, st), guards.code_files(repo.root))
     return result
+
+
+def _code_path(lab: Lab, st: LoopState) -> Path:
+    return state_dir(lab, st.experiment, st.tag) / "code.json"
+
+
+def _stray_code(lab: Lab, st: LoopState, repo: Repo) -> list[str]:
+    """Untracked code (ignored included) that appeared since the last run: a commit would not hold it."""
+    return guards.new_code(repo.root, _code_path(lab, st), {*repo.git("ls-files", "-z").split("\0"), *st.editable})
 
 
 def _refuse_run(lab: Lab, st: LoopState, repo: Repo, result: RunResult, problems: list[str],
@@ -268,6 +278,9 @@ def _try(lab: Lab, description: str, force: bool = False, retry: bool = False) -
     if outside := _outside(repo, exp, st.editable, st.outputs, st.best_commit):
         raise GitError(f"Files outside the editable set changed: {guards.listing(outside)} (editable: {', '.join(st.editable)})",
                        "Move those edits into the editable files, or revert them.")
+    if stray := _stray_code(lab, st, repo):
+        raise GitError(f"Code appeared outside git since the last run: {guards.listing(stray)}; a commit would not hold it",
+                       "Move that code into the editable files, or delete those files.")
     if st.best_commit is None:
         raise RunError("The loop has no baseline yet", f"assay loop resume {st.tag}")
     pend = st.pending_crash
@@ -375,6 +388,7 @@ def set_aside(lab: Lab, tag: str, name: str) -> Path:
     _, untracked = repo.changed_files()
     own = _own_files(repo, exp)
     new = [u for u in untracked if u not in st.outputs and not u.startswith(own)]
+    new += [p for p in _stray_code(lab, st, repo) if p not in new]
     folder = state_dir(lab, st.experiment, tag)
     folder.mkdir(parents=True, exist_ok=True)
     patch = folder / f"{name}.patch"
