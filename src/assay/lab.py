@@ -106,10 +106,27 @@ def maybe_find_lab(start: Path | None = None) -> Lab | None:
         return None
 
 
+# What assay writes into experiment folders by itself (run folders, sweeps, loop state and ledger,
+# plots and the self-contained report): outputs, not source.
+GITIGNORE_LINES = ("*/runs/", "*/results.tsv", "*/sweeps/", "*/loops/", "*/plots/", "*/REPORT.html")
+
+
+def _upgrade_gitignore(ignore: Path) -> bool:
+    """Write experiments/.gitignore, or append the lines it lacks (an older assay wrote fewer);
+    the lines already there, the user's included, are kept. Returns whether the file changed."""
+    text = ignore.read_text(encoding="utf-8") if ignore.exists() else "# written by assay init: run outputs are files, not source\n"
+    missing = [line for line in GITIGNORE_LINES if line not in text.splitlines()]
+    if not missing:
+        return False
+    ignore.write_text(text + ("" if text.endswith("\n") else "\n") + "\n".join(missing) + "\n", encoding="utf-8")
+    return True
+
+
 def init_lab(root: Path | None = None) -> tuple[Lab, list[str]]:
     """Make `root` a lab: assay.toml (unless pyproject has [tool.assay]), .assay/, AGENTS.md section.
 
-    Idempotent: existing files are kept; the AGENTS.md section is added once. Returns the lab and
+    Idempotent: existing files are kept, except that experiments/.gitignore gains the lines it
+    lacks; the AGENTS.md section is added once. Returns the lab and
     the list of paths written.
     """
     from assay.agents import install_agents_section
@@ -124,10 +141,8 @@ def init_lab(root: Path | None = None) -> tuple[Lab, list[str]]:
     lab.state_dir.mkdir(exist_ok=True)
     (lab.state_dir / ".gitignore").write_text("*\n", encoding="utf-8")
     lab.experiments_dir.mkdir(exist_ok=True)
-    ignore = lab.experiments_dir / ".gitignore"
-    if not ignore.exists():  # run folders (checkpoints, logs) and loop ledgers stay out of git
-        ignore.write_text("# written by assay init: run outputs are files, not source\n*/runs/\n*/results.tsv\n", encoding="utf-8")
-        written.append(str(ignore.relative_to(root)))
+    if _upgrade_gitignore(lab.experiments_dir / ".gitignore"):
+        written.append(str((lab.experiments_dir / ".gitignore").relative_to(root)))
     from assay.store.index import Index
 
     Index(lab).close()

@@ -138,7 +138,7 @@ def test_a_file_size_quota_fails_the_run_cleanly(lab, make_experiment):
 
     proc = subprocess.run([*ASSAY, "run", "exp", "quota"], cwd=lab.root, capture_output=True, text=True, timeout=120,
                           preexec_fn=quota)
-    assert proc.returncode == 0, proc.stderr  # a script's failure is data in its record, not assay's exit code
+    assert proc.returncode == 1, proc.stderr  # the run failed: exit 1, with its record written (README, "Exit codes")
     assert "Traceback" not in proc.stderr
     rows, total = list_runs(lab, "exp")
     assert total == 1 and rows[0]["status"] == "failed"

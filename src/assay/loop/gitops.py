@@ -128,12 +128,19 @@ class Repo:
     def save_ref(self, ref: str, commit: str) -> None:
         self.git("update-ref", ref, commit)
 
-    def reset_branch(self, branch: str, commit: str, hard: bool) -> None:
-        """Move `branch` (which must be checked out and be an assay branch) back to `commit`."""
+    def reset_branch(self, branch: str, commit: str, hard: bool, keep: tuple[str, ...] = ()) -> None:
+        """Move `branch` (which must be checked out and be an assay branch) back to `commit`.
+
+        A hard reset leaves alone the tracked files under the `keep` prefixes (files assay writes
+        itself, such as a committed REPORT.md): their changes in the work tree survive it."""
         if not branch.startswith("assay/") or self.branch() != branch:
             raise GitError(f"Refusing to reset '{self.branch()}': assay only resets its own assay/* branch",
                            f"git checkout {branch}")
+        kept = {p: (self.root / p).read_bytes() for p in self.changed_files()[0]
+                if hard and p.startswith(keep) and (self.root / p).is_file()} if keep else {}
         self.git("reset", "-q", "--hard" if hard else "--mixed", commit)
+        for p, data in kept.items():
+            (self.root / p).write_bytes(data)
 
 
 def _git_running_in(root: Path) -> bool:

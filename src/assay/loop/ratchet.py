@@ -17,7 +17,7 @@ from typing import Any
 from assay.errors import ConfigError, GitError, RunError, StoreError
 from assay.experiment import Experiment, load_experiment
 from assay.lab import Lab
-from assay.loop import results
+from assay.loop import guards, results
 from assay.loop.decisions import Decided, Decision, Evidence, Settings, make_decision, pooled_sigma
 from assay.loop.gitops import Repo, diff_hash, diff_size, file_hash
 from assay.loop.state import SETTINGS, LoopState, find_by_tag, locked, save, settings_ref, state_dir
@@ -78,9 +78,17 @@ def _exclude_from_git(repo: Repo, exp: Experiment) -> None:
         exclude.write_text(text + ("" if text.endswith("\n") or not text else "\n") + "\n".join(missing) + "\n")
 
 
+# What assay writes in an experiment folder: run folders, loop state and ledger, sweeps, plots,
+# reports, notes. A proposer's diff never includes them and they never block the loop.
+_OWN = ("runs/", "loops/", "results.tsv", "sweeps/", "plots/", "REPORT.md", "REPORT.html", "JOURNAL.md",
+        "IGNORED_RUNS.md")
+
+
 def _own_files(repo: Repo, exp: Experiment) -> tuple[str, ...]:
-    base = repo.rel(exp.path)
-    return (f"{base}/runs/", f"{base}/loops/", f"{base}/results.tsv", ".assay/")
+    """Prefixes (repo-relative) of the files assay itself writes, in every experiment of the lab."""
+    exps = repo.rel(exp.path.parent)
+    names = {exp.path.name, *(d.name for d in exp.path.parent.iterdir() if d.is_dir())}
+    return (*(f"{exps}/{n}/{f}" for n in sorted(names) for f in _OWN), f"{exps}/.gitignore", ".assay/")
 
 
 def _outside(repo: Repo, exp: Experiment, editable: list[str], outputs: Collection[str] = (),
@@ -93,8 +101,8 @@ def _outside(repo: Repo, exp: Experiment, editable: list[str], outputs: Collecti
     if base is not None:
         tracked = [*tracked, *filter(None, repo.git("diff", "--name-only", "-z", base, "--").split("\0"))]
     own = _own_files(repo, exp)
-    return sorted(p for p in {*tracked, *(u for u in untracked if u not in outputs)}
-                  if p not in editable and not p.startswith(own))
+    return sorted(p for p in {*tracked, *(u for u in untracked if u not in outputs)}  # code is never assay's own
+                  if p not in editable and (not p.startswith(own) or p.endswith(guards.CODE_SUFFIXES)))
 
 
 def start(lab: Lab, name: str, tag: str, edit: list[str], protect: list[str], decision: str = "noise-aware",
@@ -118,18 +126,8 @@ def start(lab: Lab, name: str, tag: str, edit: list[str], protect: list[str], de
     make_decision(decision, Settings())
     if not 0.5 < confidence < 1:
         raise ConfigError(f"--confidence must be between 0.5 and 1, got {confidence}", "e.g. --confidence 0.95")
-    editable = []
-    for e in edit:
-        p = exp.path / e
-        if not p.exists():
-            raise ConfigError(f"Editable file '{e}' does not exist in {exp.path}", "Pass files of the experiment, e.g. --edit train.py")
-        editable.append(repo.rel(p))
-    protected: dict[str, str | None] = {}
-    for pr in protect:
-        p = exp.path / pr
-        if not p.exists():
-            raise ConfigError(f"Protected file '{pr}' does not exist in {exp.path}", "Pass the evaluation code, e.g. --protect prepare.py")
-        protected[repo.rel(p)] = file_hash(p)
+    editable = [guards.repo_path(repo.root, exp.path, e, "edit") for e in edit]
+    protected = {rel: file_hash(repo.root / rel) for rel in (guards.repo_path(repo.root, exp.path, p, "protect") for p in protect)}
     if overlap := set(editable) & set(protected):
         raise ConfigError(f"{', '.join(sorted(overlap))} cannot be both editable and protected", "Drop it from --edit or --protect.")
     if repo.ref_exists(f"refs/heads/assay/{tag}"):
@@ -143,7 +141,7 @@ def start(lab: Lab, name: str, tag: str, edit: list[str], protect: list[str], de
     tracked, _ = repo.changed_files()
     dirty_editable = [p for p in tracked if p in editable]
     if dirty:
-        raise GitError(f"Uncommitted changes outside the editable files: {', '.join(dirty[:8])}",
+        raise GitError(f"Uncommitted changes outside the editable files: {guards.listing(dirty)}",
                        "Commit or move them first (assay never stashes or resets your work): git status")
     origin = repo.branch()
     repo.git("checkout", "-q", "-b", f"assay/{tag}")
@@ -188,13 +186,20 @@ def _run(lab: Lab, st: LoopState, desc: str, seed_offset: int, commit: str) -> R
     exp = load_experiment(lab, st.experiment)  # re-read: a candidate may have changed config.yaml
     spec = RunSpec(st.experiment, f"{st.tag}-{desc}"[:60], timeout=st.timeout,
                    tags={"loop": st.tag, "commit": commit[:12]})
+    repo = Repo(exp.path)
+    watched = [*st.editable, *st.protected]
+    before = guards.snapshot(repo.root, watched, repo.changed_files()[0])
     result = start_run(lab, exp, spec, seed_offset=seed_offset)
+    tracked, _ = repo.changed_files()
+    after = guards.snapshot(repo.root, watched, tracked)
+    if problems := guards.changes(before, after, _own_files(repo, exp)) + guards.rewritten_data(result.record):
+        result = _refuse_run(lab, st, repo, result, problems, tracked)
     # Files the script wrote next to itself (checkpoints, caches) are outputs, not a proposer's edits:
     # the guards checked the tree before this run, so every new untracked file came from a run.
-    repo = Repo(exp.path)
     _, untracked = repo.changed_files()
     new = sorted(set(untracked) - set(st.outputs) - set(st.editable))
     st.outputs.extend(p for p in new if not p.startswith(_own_files(repo, exp)))
+    guards.save_code(_code_path(lab, st), guards.code_files(repo.root))
     return result
 
 
@@ -206,6 +211,33 @@ def run_value(record: dict[str, Any], which: str = "last") -> float | None:
     if record.get("status") != "ok" or not isinstance(v, (int, float)) or not math.isfinite(v):
         return None
     return float(v)
+
+
+def _code_path(lab: Lab, st: LoopState) -> Path:
+    return state_dir(lab, st.experiment, st.tag) / "code.json"
+
+
+def _stray_code(lab: Lab, st: LoopState, repo: Repo) -> list[str]:
+    """Untracked code (ignored included) that appeared since the last run: a commit would not hold it."""
+    return guards.new_code(repo.root, _code_path(lab, st), {*repo.git("ls-files", "-z").split("\0"), *st.editable})
+
+
+def _refuse_run(lab: Lab, st: LoopState, repo: Repo, result: RunResult, problems: list[str],
+                tracked: list[str]) -> RunResult:
+    """A run that changed what it may not (the evaluation, the code, bytecode): its value is not
+    used, its record says why, and the untracked files it wrote move out of the tree."""
+    from assay.store import records
+    from assay.store.index import Index
+
+    dest = state_dir(lab, st.experiment, st.tag) / f"refused-run-{st.iteration}"
+    moved = guards.quarantine(repo.root, problems, tracked, dest)
+    reason = (f"the run changed files a run may not change: {guards.listing(problems)}"
+              + (f"; moved {len(moved)} file(s) it wrote to {dest}" if moved else ""))
+    record = {**result.record, "status": "failed", "reason": reason}
+    records.write_record(result.path, record)
+    with Index(lab) as index:
+        index.upsert(result.path, record)
+    return RunResult(result.path, record)
 
 
 def _values(runs: list[RunResult], st: LoopState) -> tuple[list[float], RunResult | None]:
@@ -290,13 +322,17 @@ def _try(lab: Lab, description: str, force: bool = False, retry: bool = False) -
     exp = load_experiment(lab, st.experiment)
     if not description.strip():
         raise ConfigError("Describe the idea in a few words", 'assay try "double the warmup steps"')
+    guards.refuse_symlinks(repo.root, [*st.editable, *st.protected])
     for path, digest in st.protected.items():
         if file_hash(repo.root / path) != digest:
             raise GitError(f"Protected file {path} changed: the evaluation is fixed for the whole loop",
                            f"Revert it (git checkout {st.best_commit[:8] if st.best_commit else 'HEAD'} -- {path}) and try again.")
     if outside := _outside(repo, exp, st.editable, st.outputs, st.best_commit):
-        raise GitError(f"Files outside the editable set changed: {', '.join(outside[:8])} (editable: {', '.join(st.editable)})",
+        raise GitError(f"Files outside the editable set changed: {guards.listing(outside)} (editable: {', '.join(st.editable)})",
                        "Move those edits into the editable files, or revert them.")
+    if stray := _stray_code(lab, st, repo):
+        raise GitError(f"Code appeared outside git since the last run: {guards.listing(stray)}; a commit would not hold it",
+                       "Move that code into the editable files, or delete those files.")
     if st.best_commit is None:
         raise RunError("The loop has no baseline yet", f"assay loop resume {st.tag}")
     pend = st.pending_crash
@@ -311,6 +347,9 @@ def _try(lab: Lab, description: str, force: bool = False, retry: bool = False) -
     h = diff_hash(diff)
     if pend and h == pend["hash"]:
         raise GitError("Nothing changed since the crash", "Fix the crash in the editable files, then assay try --retry ...")
+    if h in st.tried and not _decided(lab, st, st.tried[h]):
+        raise GitError(f"Try {st.tried[h]} of this diff was interrupted before a decision (its process was killed)",
+                       f"Recover the loop first (it records the try and gives the edits back): assay loop resume {st.tag}")
     if h in st.tried and not force and not retry:
         raise GitError(f"This diff was already tried (iteration {st.tried[h]}); repeating it wastes a run",
                        "Try a different idea, or retry it on purpose: assay try --force \"...\"")
@@ -353,7 +392,7 @@ def _try(lab: Lab, description: str, force: bool = False, retry: bool = False) -
         results.append(_results_path(lab, st), _row(st, commit, Decision.CRASH, description, runs, [], None, reason))
         st.counts["crash"] += 1
         if dropped:
-            repo.reset_branch(st.branch, st.best_commit, hard=True)
+            repo.reset_branch(st.branch, st.best_commit, hard=True, keep=_own_files(repo, exp))
             st.pending_crash = None
         else:  # back to the best commit, the crashed edits left in the work tree to be fixed
             repo.reset_branch(st.branch, st.best_commit, hard=False)
@@ -381,10 +420,15 @@ def _try(lab: Lab, description: str, force: bool = False, retry: bool = False) -
         st.best_commit, st.best_values, st.best_runs = commit, fresh, ids
         best_value = value
     else:
-        repo.reset_branch(st.branch, st.best_commit, hard=True)
+        repo.reset_branch(st.branch, st.best_commit, hard=True, keep=_own_files(repo, exp))
     save(lab, st)
     return Outcome(decided.decision, description, commit, values, delta, reason, ids, best_value,
                    st.sigma, st.iteration, results.label(exp.metric, st.value), value, fresh)
+
+
+def _decided(lab: Lab, st: LoopState, iteration: int) -> bool:
+    """Whether results.tsv has the decision of try `iteration` (a killed try has none)."""
+    return any(r.tag == st.tag and r.iteration == str(iteration) for r in results.read(_results_path(lab, st)))
 
 
 def set_aside(lab: Lab, tag: str, name: str) -> Path:
@@ -400,6 +444,7 @@ def set_aside(lab: Lab, tag: str, name: str) -> Path:
     _, untracked = repo.changed_files()
     own = _own_files(repo, exp)
     new = [u for u in untracked if u not in st.outputs and not u.startswith(own)]
+    new += [p for p in _stray_code(lab, st, repo) if p not in new]
     folder = state_dir(lab, st.experiment, tag)
     folder.mkdir(parents=True, exist_ok=True)
     patch = folder / f"{name}.patch"
@@ -411,7 +456,7 @@ def set_aside(lab: Lab, tag: str, name: str) -> Path:
     if st.pending_crash:
         st.pending_crash = None
         save(lab, st)
-    repo.reset_branch(st.branch, best, hard=True)
+    repo.reset_branch(st.branch, best, hard=True, keep=_own_files(repo, exp))
     return patch
 
 
@@ -426,7 +471,8 @@ def _drop(lab: Lab, tag: str) -> str:
     repo = Repo(lab.experiment_dir(st.experiment))
     if not st.pending_crash:
         raise GitError(f"Loop '{tag}' has no crashed candidate to drop", "assay loop status")
-    repo.reset_branch(st.branch, st.best_commit or repo.head(), hard=True)
+    repo.reset_branch(st.branch, st.best_commit or repo.head(), hard=True,
+                      keep=_own_files(repo, load_experiment(lab, st.experiment)))
     desc = st.pending_crash["description"]
     st.pending_crash = None
     save(lab, st)
@@ -530,7 +576,8 @@ def _resume(lab: Lab, tag: str) -> dict[str, Any]:
             repo.reset_branch(st.branch, st.best_commit, hard=False)
             notes.append(f"candidate {tip[:8]} had no decision: its edits are back in the work tree")
         elif row.status != Decision.KEEP:
-            repo.reset_branch(st.branch, st.best_commit, hard=row.status != Decision.CRASH)
+            repo.reset_branch(st.branch, st.best_commit, hard=row.status != Decision.CRASH,
+                              keep=_own_files(repo, load_experiment(lab, st.experiment)))
             notes.append(f"finished the interrupted reset of {tip[:8]} ({row.status})")
     save(lab, st)
     return {"tag": tag, "best_commit": st.best_commit, "iterations": st.iteration, "notes": notes}
