@@ -169,3 +169,13 @@ def _sha256(path: Path) -> str | None:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except (FileNotFoundError, IsADirectoryError):
         return None
+
+
+def fresh_pycache() -> str:
+    """A bytecode cache folder of the loop's run: fresh per run and never created, so no `.pyc`
+    found in the tree (or planted by an earlier run) is read. The price: the modules the script
+    imports compile from source at each start (measured: +0.4 s for numpy, +1.4 s for pandas)."""
+    import secrets
+    import tempfile
+
+    return str(Path(tempfile.gettempdir()) / f"assay-pycache-{secrets.token_hex(8)}")

@@ -24,7 +24,6 @@ from assay.loop.state import SETTINGS, LoopState, find_by_tag, locked, save, set
 from assay.runner.launch import RunResult, RunSpec, start_run
 from assay.store.records import slug
 
-CRASH_STATUSES = ("failed", "timeout", "oom", "nan", "interrupted", "lost")
 VALUES = ("last", "best")  # which value of each run a loop counts (--value)
 
 
@@ -185,7 +184,7 @@ def run_baseline(lab: Lab, st: LoopState) -> Outcome:
 def _run(lab: Lab, st: LoopState, desc: str, seed_offset: int, commit: str) -> RunResult:
     exp = load_experiment(lab, st.experiment)  # re-read: a candidate may have changed config.yaml
     spec = RunSpec(st.experiment, f"{st.tag}-{desc}"[:60], timeout=st.timeout,
-                   tags={"loop": st.tag, "commit": commit[:12]})
+                   tags={"loop": st.tag, "commit": commit[:12]}, env={"PYTHONPYCACHEPREFIX": guards.fresh_pycache()})
     repo = Repo(exp.path)
     watched = [*st.editable, *st.protected]
     before = guards.snapshot(repo.root, watched, repo.changed_files()[0])

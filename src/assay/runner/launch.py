@@ -98,15 +98,12 @@ def entry_command(lab: Lab, exp: Experiment, entry: str) -> list[str]:
 
 
 def _child_env(lab: Lab, exp: Experiment, path: Path, params: dict[str, Any], seed: Any) -> dict[str, str]:
-    import secrets
-    import tempfile
-
     env = dict(os.environ)
-    # No bytecode is written next to the code, and none found there is read: a .pyc a script
-    # leaves in __pycache__ could stand in for a file whose source (and hash) is unchanged. The
-    # cache folder is fresh per run and is not created (nothing is written to it).
-    env.update(PYTHONDONTWRITEBYTECODE="1",
-               PYTHONPYCACHEPREFIX=str(Path(tempfile.gettempdir()) / f"assay-pycache-{secrets.token_hex(8)}"))
+    # No bytecode is written next to the code (a run leaves the tree as it found it). The loop's
+    # runs also read none from there (a fresh PYTHONPYCACHEPREFIX per run, set by the loop): a .pyc
+    # left in __pycache__ could stand in for a protected file whose source is unchanged. Plain
+    # runs keep reading installed packages' bytecode, which would cost seconds per start to rebuild.
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
     env.update(
         ASSAY_RUN_DIR=str(path),
         ASSAY_RUN_ID=records.run_id(path),
