@@ -129,4 +129,4 @@ def test_a_token_of_the_users_is_used_as_given(lab):
 ])
 def test_weak_or_contradictory_token_settings_are_refused(lab, args, env, message):
     out = run_cli("ui", "--port", str(free_port()), *args, cwd=lab.root, env=env, timeout=60)
-    assert out.returncode == 1 and message in out.stderr and "Traceback" not in out.stderr
+    assert out.returncode == 2 and message in out.stderr and "Traceback" not in out.stderr

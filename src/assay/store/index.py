@@ -268,10 +268,11 @@ def _backfill_identity(db: sqlite3.Connection, lab: Lab) -> None:
     (found in the lab by experiment and folder name, which stay right when a lab is moved)."""
     from assay.store.records import RECORD_FILE
 
-    rows = db.execute("SELECT id, experiment, folder FROM runs WHERE config IS NULL").fetchall()
-    for rid, experiment, folder in rows:
+    rows = db.execute("SELECT id, experiment, folder, path FROM runs WHERE config IS NULL").fetchall()
+    for rid, experiment, folder, path in rows:
+        where = lab.experiments_dir / experiment / "runs" / folder if experiment and folder else Path(path or "")
         try:
-            record = json.loads((lab.experiments_dir / experiment / "runs" / folder / RECORD_FILE).read_text(encoding="utf-8"))
+            record = json.loads((where / RECORD_FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError):
             continue  # a missing or corrupt folder: `assay reindex` reports it
         if isinstance(record, dict):

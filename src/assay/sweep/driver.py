@@ -202,15 +202,19 @@ def run_sweep(lab: Lab, sf: SweepFiles, config: SweepConfig, on_event: Callable[
     requeue: list[TrialEntry] = []
     best: TrialEntry | None = None
     _adopt_ended_runs(exp, sf, history, bool(_ladder(exp, config)[0]))
-    for t in sorted(history.values(), key=lambda e: e.number):
+    # Ended trials are told first, then the interrupted ones claimed: a sampler matching tells to its
+    # outstanding draws by point must not take a replayed tell for the claim of an equal point.
+    ordered = sorted(history.values(), key=lambda e: e.number)
+    for t in ordered:
+        if t.status is not None:
+            sampler.tell(t.params, TrialResult(t.status, t.value, t.run))
+            if t.value is not None and _better(t.value, best.value if best else None, goal):
+                best = t
+    for t in ordered:
         if t.status is None:  # interrupted: re-run as it is, and the sampler must not propose it again
             requeue.append(t)
             if isinstance(sampler, Resumable):
                 sampler.claim(t.params)
-        else:
-            sampler.tell(t.params, TrialResult(t.status, t.value, t.run))
-            if t.value is not None and _better(t.value, best.value if best else None, goal):
-                best = t
     sf.set_status("running")
 
     if config.preflight and not sf.settings.get("preflight_run"):
