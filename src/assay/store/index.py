@@ -63,8 +63,32 @@ def _num(v: Any) -> float | None:
     if isinstance(v, bool):
         return float(v)
     if isinstance(v, (int, float)):
-        return float(v)
+        try:
+            return float(v)
+        except OverflowError:  # an int past 1e308: no number to sort or filter by; the JSON text keeps it
+            return None
     return None
+
+
+_INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def _cell(v: Any) -> Any:
+    """A record value as SQLite can bind it. The run record keeps the exact value; the index stores
+    an int past SQLite's 64-bit range (seed=99999999999999999999999, a step of 10**30) as REAL (or as
+    text past 1e308), and a list or dict where a scalar belongs as its JSON text."""
+    if v is None or isinstance(v, (str, float)):
+        return v
+    if isinstance(v, bool):
+        return int(v)
+    if isinstance(v, int):
+        if _INT_MIN <= v <= _INT_MAX:
+            return v
+        try:
+            return float(v)
+        except OverflowError:
+            return str(v)
+    return json.dumps(v, default=str)
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -179,16 +203,29 @@ class Index:
     def set_ignored(self, run_id: str, ignored: bool) -> None:
         self.write(lambda db: db.execute("UPDATE runs SET ignored=? WHERE id=?", (int(ignored), run_id)))
 
-    def rebuild(self, rows: list[tuple[Path, dict[str, Any], bool]]) -> None:
-        """Replace the whole index with `rows` in one transaction (readers see old or new)."""
+    def rebuild(self, rows: list[tuple[Path, dict[str, Any], bool]]) -> list[tuple[Path, str]]:
+        """Replace the whole index with `rows` in one transaction (readers see old or new).
 
-        def _do(db: sqlite3.Connection) -> None:
+        Returns the rows left out, with why: one record the index cannot hold (a hand-edited
+        run.json) is skipped, not a reason to leave the whole lab unindexed.
+        """
+
+        def _do(db: sqlite3.Connection) -> list[tuple[Path, str]]:
             for table in TABLES:
                 db.execute(f"DELETE FROM {table}")
+            skipped = []
             for path, record, ignored in rows:
-                _upsert(db, path, record, ignored)
+                db.execute("SAVEPOINT row")
+                try:
+                    _upsert(db, path, record, ignored)
+                except (sqlite3.InterfaceError, sqlite3.ProgrammingError, sqlite3.IntegrityError, OverflowError,
+                        TypeError, ValueError, RecursionError) as exc:
+                    db.execute("ROLLBACK TO row")
+                    skipped.append((path, f"{type(exc).__name__}: {exc}"))
+                db.execute("RELEASE row")
+            return skipped
 
-        self.write(_do)
+        return self.write(_do)
 
 
 _SHARED = threading.local()  # per thread: {(index path, pid): (Index, file id)}; gone with its thread
@@ -283,27 +320,35 @@ def _backfill_identity(db: sqlite3.Connection, lab: Lab) -> None:
 def _upsert(db: sqlite3.Connection, path: Path, record: dict[str, Any], ignored: bool | None) -> None:
     rid = record["id"]
     primary = record.get("primary_metric")
-    metrics = record.get("metrics") or {}
-    pm = metrics.get(primary, {}) if primary else {}
+    metrics = _mapping(record.get("metrics"))
+    pm = _mapping(metrics.get(primary)) if isinstance(primary, str) else {}
     if ignored is None:
         row = db.execute("SELECT ignored FROM runs WHERE id=?", (rid,)).fetchone()
         ignored = bool(row[0]) if row else False
-    git = record.get("git") or {}
+    git = _mapping(record.get("git"))
     db.execute(
         "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (rid, record.get("experiment"), path.name, record.get("desc"), record.get("status"), record.get("reason"),
-         record.get("exit_code"), record.get("started"), record.get("ended"), record.get("duration"),
-         record.get("peak_rss"), record.get("peak_gpu_mem"), git.get("commit"), record.get("seed"), primary,
-         pm.get("last"), pm.get("best"), record.get("group"), int(bool(ignored)), str(path),
-         record.get("owner_pid"), record.get("owner_started"), record.get("entry"), identity.code_fingerprint(record),
-         identity.code_label(record), identity.config_hash(record)),
+        tuple(map(_cell, (
+            rid, record.get("experiment"), path.name, record.get("desc"), record.get("status"), record.get("reason"),
+            record.get("exit_code"), record.get("started"), record.get("ended"), record.get("duration"),
+            record.get("peak_rss"), record.get("peak_gpu_mem"), git.get("commit"), record.get("seed"), primary,
+            pm.get("last"), pm.get("best"), record.get("group"), int(bool(ignored)), str(path),
+            record.get("owner_pid"), record.get("owner_started"), record.get("entry"), identity.code_fingerprint(record),
+            identity.code_label(record), identity.config_hash(record)))),
     )
     for table in ("params", "metrics", "tags"):
         db.execute(f"DELETE FROM {table} WHERE run_id=?", (rid,))
-    params = _flat(record.get("params") or {})
+    params = _flat(_mapping(record.get("params")))
     db.executemany("INSERT INTO params VALUES (?,?,?,?)",
                    [(rid, k, json.dumps(v, default=str), _num(v)) for k, v in params.items()])
     db.executemany("INSERT INTO metrics VALUES (?,?,?,?,?,?,?)",
-                   [(rid, k, s.get("last"), s.get("best"), s.get("best_step"), s.get("last_step"), s.get("count"))
-                    for k, s in metrics.items()])
-    db.executemany("INSERT INTO tags VALUES (?,?,?)", [(rid, k, str(v)) for k, v in (record.get("tags") or {}).items()])
+                   [(rid, str(k), *map(_cell, (s.get("last"), s.get("best"), s.get("best_step"), s.get("last_step"),
+                                               s.get("count"))))
+                    for k, s in metrics.items() if isinstance(s, dict)])
+    db.executemany("INSERT INTO tags VALUES (?,?,?)",
+                   [(rid, str(k), str(v)) for k, v in _mapping(record.get("tags")).items()])
+
+
+def _mapping(v: Any) -> dict[Any, Any]:
+    """A record field that should hold a mapping; anything else (a hand-edited run.json) reads as empty."""
+    return v if isinstance(v, dict) else {}

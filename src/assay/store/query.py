@@ -475,9 +475,12 @@ def reindex(lab: Lab, force: bool = False) -> dict[str, Any]:
             record.setdefault("id", records.run_id(path))
             rows.append((path, record, path.name in ignored))
     with Index(lab) as index:
-        index.rebuild(rows)
+        skipped = index.rebuild(rows)
+    for path, why in skipped:
+        problems.append({"path": str(path), "error": f"left out of the index: its run.json holds a value the "
+                         f"index cannot store ({why}); the folder is untouched"})
     if cleaned:
         warnings.append({"path": str(lab.root), "warning": f"removed {cleaned} unfinished run folder(s) "
                          f"({records.STAGING_PREFIX}*) left by launches killed before their script started"})
-    return {"runs": len(rows), "newly_lost": lost, "problems": problems, "warnings": warnings,
+    return {"runs": len(rows) - len(skipped), "newly_lost": lost, "problems": problems, "warnings": warnings,
             "moved_aside": moved_aside}

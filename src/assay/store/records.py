@@ -187,8 +187,15 @@ def metric_series(path: Path, keys: set[str] | None = None) -> dict[str, list[tu
         for k, v in m.items():
             if (keys is None or k in keys) and isinstance(v, (int, float)) and not isinstance(v, bool):
                 series = dest.setdefault(k, [])
-                series.append((len(series) if step is None else step, float(v), t))
+                series.append((len(series) if step is None else step, _float(v), t))
     return {**out, **api}
+
+
+def _float(v: int | float) -> float:
+    try:
+        return float(v)
+    except OverflowError:  # an int logged past 1e308 (assay.log({"x": 10**400})) reads as infinite
+        return math.inf if v > 0 else -math.inf
 
 
 def summarize(path: Path, goal_of: Callable[[str], str]) -> dict[str, Any]:
