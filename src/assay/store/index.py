@@ -219,7 +219,7 @@ class Index:
                 try:
                     _upsert(db, path, record, ignored)
                 except (sqlite3.InterfaceError, sqlite3.ProgrammingError, sqlite3.IntegrityError, OverflowError,
-                        TypeError, ValueError, RecursionError) as exc:
+                        AttributeError, TypeError, ValueError, RecursionError) as exc:
                     db.execute("ROLLBACK TO row")
                     skipped.append((path, f"{type(exc).__name__}: {exc}"))
                 db.execute("RELEASE row")
