@@ -11,14 +11,16 @@ from typing import Any
 
 from assay.errors import ConfigError, did_you_mean
 
-
 MAX_DEPTH = 64  # nesting levels in a config file; params this deep are a mistake or an attack
 MAX_VALUES = 100_000  # values a file may expand to through aliases ("billion laughs")
 
 
-def load_yaml(path: Path) -> Any:
+def load_yaml(path: Path, *, names: bool = False) -> Any:
     """Parse a YAML file strictly: a syntax error, a duplicate key, a recursive alias, nesting past
-    MAX_DEPTH or aliases expanding past MAX_VALUES become a ConfigError naming file:line."""
+    MAX_DEPTH or aliases expanding past MAX_VALUES become a ConfigError naming file:line.
+
+    With `names`, every mapping key must be text (config.yaml: `on: 1` would be the key True, and
+    `1: x` the key 1, which no key=value override can name)."""
     import yaml
 
     try:
@@ -33,7 +35,7 @@ def load_yaml(path: Path) -> Any:
     except OSError as exc:
         raise ConfigError(f"Cannot read {path}: {exc.strerror or exc}", f"Check the permissions of {path}.") from None
     try:
-        return yaml.load(text, Loader=_strict_loader())
+        return yaml.load(text, Loader=_strict_loader(names))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
@@ -44,16 +46,15 @@ def load_yaml(path: Path) -> Any:
                           f"Flatten the structure in {path}.") from None
 
 
-_LOADER: Any = None
+_LOADERS: dict[bool, Any] = {}
 
 
-def _strict_loader() -> Any:
+def _strict_loader(names: bool = False) -> Any:
     """yaml's safe loader (libyaml when present) that also refuses what it would accept silently:
     a key given twice in one mapping (the last one won), a recursive alias, nesting past MAX_DEPTH,
     aliases expanding past MAX_VALUES. Built once, on first use: yaml is a heavy import."""
-    global _LOADER
-    if _LOADER is not None:
-        return _LOADER
+    if names in _LOADERS:
+        return _LOADERS[names]
     import yaml
     from yaml.constructor import ConstructorError
     from yaml.nodes import MappingNode, ScalarNode, SequenceNode
@@ -76,6 +77,10 @@ def _strict_loader() -> Any:
                     if not isinstance(key_node, ScalarNode) or key_node.tag == merge:
                         continue  # `<<: *defaults` may be overridden by keys written after it
                     key = self.construct_object(key_node)
+                    if names and not isinstance(key, str):
+                        raise ConstructorError(None, None, f"the key {key_node.value!r} reads as {key!r} "
+                                               f"({type(key).__name__}), not a name; quote it: '{key_node.value}':",
+                                               key_node.start_mark)
                     if key in seen:
                         raise ConstructorError(None, None, f"duplicate key '{key}' (first at line "
                                                f"{seen[key].line + 1}); the later value would silently win",
@@ -123,8 +128,8 @@ def _strict_loader() -> Any:
             stack.append((node, True))
             stack.extend((c, False) for c in kids)
 
-    _LOADER = StrictLoader
-    return _LOADER
+    _LOADERS[names] = StrictLoader
+    return StrictLoader
 
 
 def dump_yaml(data: Any) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from dataclasses import dataclass, field
@@ -79,14 +80,32 @@ def _read_settings(root: Path) -> dict[str, Any] | None:
     toml = root / CONFIG_NAME
     if toml.is_file():
         data = load_toml(toml)
-        return dict(data.get("lab", {}))
+        return _checked(data.get("lab", {}), toml, "[lab]")
     pyproject = root / "pyproject.toml"
     if pyproject.is_file():
         data = load_toml(pyproject)
-        tool = data.get("tool", {}).get("assay")
+        tool = data.get("tool", {}).get("assay") if isinstance(data.get("tool"), dict) else None
         if tool is not None:
-            return dict(tool.get("lab", tool))
+            section = tool.get("lab", tool) if isinstance(tool, dict) else tool
+            return _checked(section, pyproject, "[tool.assay.lab]")
     return None
+
+
+def _checked(settings: Any, source: Path, table: str) -> dict[str, Any]:
+    """The lab settings, refused when they could not work: not a table, or an experiments_dir that
+    is not a relative folder inside the lab (runs and journals would be written elsewhere)."""
+    if not isinstance(settings, dict):
+        raise ConfigError(f"{table} in {source} must be a table of settings, not {settings!r}",
+                          f"Write it as {table} followed by key = value lines.")
+    folder = settings.get("experiments_dir", "experiments")
+    if not isinstance(folder, str) or not folder.strip():
+        raise ConfigError(f"experiments_dir = {folder!r} in {source} must be a folder name",
+                          'Set experiments_dir = "experiments".')
+    parts = Path(os.path.normpath(folder)).parts
+    if Path(folder).is_absolute() or (parts and parts[0] == ".."):
+        raise ConfigError(f"experiments_dir = {folder!r} in {source} is outside the lab ({source.parent})",
+                          'Use a folder inside the lab, e.g. experiments_dir = "experiments".')
+    return dict(settings)
 
 
 def find_lab(start: Path | None = None) -> Lab:

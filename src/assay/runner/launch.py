@@ -66,7 +66,10 @@ def resolve_params(exp: Experiment, overrides: list[str], extra: dict[str, Any] 
 
 def entry_command(lab: Lab, exp: Experiment, entry: str) -> list[str]:
     """The argv for an entry point: a .py file (via uv for PEP 723 scripts), or a command line."""
-    parts = shlex.split(entry)
+    try:
+        parts = shlex.split(entry)
+    except ValueError as exc:  # "No closing quotation": from --entry (experiment.yaml's is checked on load)
+        raise ConfigError(f"Cannot read the entry point '{entry}': {exc}", "Close the quote, e.g. --entry \"python train.py\".") from None
     if not parts:
         raise ConfigError(f"Experiment '{exp.name}' has an empty entry point", f"Set `entry:` in {exp.file}.")
     first = parts[0]
