@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from assay.config import load_toml
-from assay.errors import ConfigError
+from assay.errors import ConfigError, StoreError
 
 CONFIG_NAME = "assay.toml"
 STATE_DIR = ".assay"
@@ -74,6 +74,18 @@ def check_experiment_name(name: str) -> str:
             "Use a plain folder name, e.g. attention-pooling; experiments live in the lab's experiments folder.",
         )
     return name
+
+
+def require_writable(path: Path, action: str) -> None:
+    """A StoreError in one line when `path` (or the folder it would be created in) cannot be written:
+    a lab on a read-only mount or without write permission. Checked before a writer starts, so it
+    leaves nothing half-written."""
+    from assay.store.index import writable
+
+    if not writable(path):
+        raise StoreError(f"Cannot {action}: {path} is read-only",
+                         "Work in a writable copy of the lab (cp -r LAB ~/lab-copy), or ask its owner to make it "
+                         "writable; reading commands (runs, show, compare, status, ui) work as it is.")
 
 
 def _read_settings(root: Path) -> dict[str, Any] | None:

@@ -405,6 +405,14 @@ def main() -> None:
         if exc.hint:
             print(f"  {exc.hint}", file=sys.stderr)
         sys.exit(exc.exit_code)
+    except OSError as exc:  # a writer the read-only checks did not cover (sweep, loop, init): one line too
+        import errno
+
+        if _state["debug"] or exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        print(f"Error: Cannot write {exc.filename or 'to the lab'}: {exc.strerror}", file=sys.stderr)
+        print("  Work in a writable copy of the lab, or ask its owner to make it writable.", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -120,9 +120,14 @@ class Index:
     def __init__(self, lab: Lab, path: Path | None = None) -> None:
         self.lab = lab
         self.path = path or lab.index_path
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # A lab on a read-only mount or without write permission is still read: the index is opened
+        # read-only, readers skip what they would record (a lost run), writers get a StoreError.
+        self.readonly = not writable(self.path)
+        if not self.readonly:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            self.db = _open_readonly(lab, self.path) if self.readonly else sqlite3.connect(
+                self.path, timeout=60, isolation_level=None)
             self.db.execute("PRAGMA busy_timeout=60000")
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
@@ -130,6 +135,12 @@ class Index:
                     f"The index {self.path} was made by a newer assay (schema {version} > {SCHEMA_VERSION})",
                     "Upgrade assay (pip install -U assay), or rebuild it for this version: assay reindex --force",
                 )
+            if self.readonly:
+                if version < SCHEMA_VERSION:
+                    raise StoreError(f"The index {self.path} is from an older assay (schema {version} < "
+                                     f"{SCHEMA_VERSION}) and cannot be upgraded: the lab is read-only",
+                                     read_only_hint(lab))
+                return
             if self.db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
@@ -177,6 +188,9 @@ class Index:
     # -- writes -------------------------------------------------------------
     def write(self, fn: Any, *args: Any) -> Any:
         """Run fn(db, *args) in one immediate transaction, retrying if the lock wait runs out."""
+        if self.readonly:
+            raise StoreError(f"The lab {self.lab.root} is read-only: cannot update its index {self.path}",
+                             read_only_hint(self.lab))
         for attempt in range(20):
             try:
                 self.db.execute("BEGIN IMMEDIATE")
@@ -226,6 +240,39 @@ class Index:
             return skipped
 
         return self.write(_do)
+
+
+def writable(path: Path) -> bool:
+    """Whether `path` (or, when it does not exist yet, the nearest folder above it) can be written,
+    along with its folder: SQLite writes its -wal and -shm files next to the database. False on a
+    read-only mount even for root (access(2) reports EROFS)."""
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return False
+    return not path.exists() or os.access(path, os.W_OK)
+
+
+def read_only_hint(lab: Lab) -> str:
+    return (f"Work in a writable copy (cp -r {lab.root} ~/lab-copy), or ask its owner to make it writable; "
+            "reading commands (runs, show, compare, status, ui) work as it is.")
+
+
+def _open_readonly(lab: Lab, path: Path) -> sqlite3.Connection:
+    """The index opened read-only: `mode=ro`, else `immutable=1` (a WAL database in a folder where
+    SQLite cannot create its -shm file opens only so; nothing can be writing a read-only lab)."""
+    if not path.is_file():
+        raise StoreError(f"The lab {lab.root} is read-only and has no index ({path})", read_only_hint(lab))
+    uri = path.resolve().as_uri()
+    for mode in ("mode=ro", "immutable=1"):
+        db = sqlite3.connect(f"{uri}?{mode}", uri=True, timeout=60, isolation_level=None)
+        try:
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return db
+        except sqlite3.OperationalError:
+            db.close()
+    return sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=60, isolation_level=None)  # its error, at use
 
 
 _SHARED = threading.local()  # per thread: {(index path, pid): (Index, file id)}; gone with its thread

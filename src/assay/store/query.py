@@ -218,7 +218,8 @@ def _refresh_running(index: Index, rows: list[dict[str, Any]]) -> None:
             continue
         record = records.mark_lost_if_dead(path, record, records.goal_lookup(index.lab.root, r["experiment"]))
         if record["status"] != "running":
-            index.upsert(path, record)
+            if not index.readonly:  # a read-only lab: shown as lost, recorded by the next writable reader
+                index.upsert(path, record)
             r["status"], r["reason"] = record["status"], record.get("reason")
 
 
@@ -409,7 +410,8 @@ def running_and_lost(lab: Lab) -> dict[str, list[dict[str, Any]]]:
                 continue
             goal_of = records.goal_lookup(lab.root, exp)  # tolerates an unreadable experiment file
             record = records.mark_lost_if_dead(p, record, goal_of)
-            index.upsert(p, record)
+            if not index.readonly:
+                index.upsert(p, record)
             item = {"id": rid, "path": path, "started": record.get("started"), "status": record["status"],
                     "reason": record.get("reason")}
             if record["status"] == "running":

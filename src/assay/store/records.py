@@ -316,7 +316,8 @@ def mark_lost_if_dead(path: Path, record: dict[str, Any], goal_of: Callable[[str
     summary = summarize(path, goal_of or (lambda k: "max"))
     record["metrics"] = summary["metrics"]
     record["log_tail"] = log_tail(path)
-    write_record(path, record)
+    if os.access(path, os.W_OK):  # a read-only lab shows the run as lost without recording it
+        write_record(path, record)
     return record
 
 
