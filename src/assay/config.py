@@ -11,25 +11,125 @@ from typing import Any
 
 from assay.errors import ConfigError, did_you_mean
 
+MAX_DEPTH = 64  # nesting levels in a config file; params this deep are a mistake or an attack
+MAX_VALUES = 100_000  # values a file may expand to through aliases ("billion laughs")
 
-def load_yaml(path: Path) -> Any:
-    """Parse a YAML file; a syntax error becomes a ConfigError naming file:line."""
+
+def load_yaml(path: Path, *, names: bool = False) -> Any:
+    """Parse a YAML file strictly: a syntax error, a duplicate key, a recursive alias, nesting past
+    MAX_DEPTH or aliases expanding past MAX_VALUES become a ConfigError naming file:line.
+
+    With `names`, every mapping key must be text (config.yaml: `on: 1` would be the key True, and
+    `1: x` the key 1, which no key=value override can name)."""
     import yaml
 
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path} does not exist") from None
+    except IsADirectoryError:
+        raise ConfigError(f"{path} is a folder, not a YAML file") from None
     except UnicodeDecodeError as exc:
         raise ConfigError(f"{path} is not UTF-8 text (byte {exc.object[exc.start:exc.start + 1]!r} at offset {exc.start})",
                           f"Save {path} as UTF-8.") from None
+    except OSError as exc:
+        raise ConfigError(f"Cannot read {path}: {exc.strerror or exc}", f"Check the permissions of {path}.") from None
     try:
-        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # libyaml when present
+        return yaml.load(text, Loader=_strict_loader(names))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}:{mark.line + 1}" if mark is not None else str(path)
         problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
         raise ConfigError(f"Malformed YAML in {where}: {problem}", f"Fix the syntax in {path}.") from None
+    except RecursionError:  # the pure-Python parser (no libyaml) recurses once per nesting level
+        raise ConfigError(f"Malformed YAML in {path}: nested deeper than {MAX_DEPTH} levels",
+                          f"Flatten the structure in {path}.") from None
+
+
+_LOADERS: dict[bool, Any] = {}
+
+
+def _strict_loader(names: bool = False) -> Any:
+    """yaml's safe loader (libyaml when present) that also refuses what it would accept silently:
+    a key given twice in one mapping (the last one won), a recursive alias, nesting past MAX_DEPTH,
+    aliases expanding past MAX_VALUES. Built once, on first use: yaml is a heavy import."""
+    if names in _LOADERS:
+        return _LOADERS[names]
+    import yaml
+    from yaml.constructor import ConstructorError
+    from yaml.nodes import MappingNode, ScalarNode, SequenceNode
+
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    merge = "tag:yaml.org,2002:merge"
+
+    class StrictLoader(base):  # type: ignore[misc,valid-type]
+        def get_single_data(self) -> Any:
+            node = self.get_single_node()
+            if node is None:
+                return None
+            _check_graph(node)
+            return self.construct_document(node)
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            if isinstance(node, MappingNode):
+                seen: dict[Any, Any] = {}
+                for key_node, _ in node.value:
+                    if not isinstance(key_node, ScalarNode) or key_node.tag == merge:
+                        continue  # `<<: *defaults` may be overridden by keys written after it
+                    key = self.construct_object(key_node)
+                    if names and not isinstance(key, str):
+                        raise ConstructorError(None, None, f"the key {key_node.value!r} reads as {key!r} "
+                                               f"({type(key).__name__}), not a name; quote it: '{key_node.value}':",
+                                               key_node.start_mark)
+                    if key in seen:
+                        raise ConstructorError(None, None, f"duplicate key '{key}' (first at line "
+                                               f"{seen[key].line + 1}); the later value would silently win",
+                                               key_node.start_mark)
+                    seen[key] = key_node.start_mark
+            return super().construct_mapping(node, deep=deep)
+
+    def _children(node: Any) -> list[Any]:
+        if isinstance(node, SequenceNode):
+            return list(node.value)
+        if isinstance(node, MappingNode):
+            return [n for pair in node.value for n in pair]
+        return []
+
+    def _check_graph(root: Any) -> None:
+        """Walk the node graph (shared through aliases) without recursion, counting what it expands to."""
+        sizes: dict[int, int] = {}
+        heights: dict[int, int] = {}
+        open_: set[int] = set()  # collections being walked: an alias to one of them is a cycle
+        stack: list[tuple[Any, bool]] = [(root, False)]
+        while stack:
+            node, done = stack.pop()
+            key = id(node)
+            kids = _children(node)
+            if done:
+                open_.discard(key)
+                sizes[key] = 1 + sum(sizes[id(c)] for c in kids)
+                heights[key] = 1 + max((heights[id(c)] for c in kids), default=0)
+                if heights[key] > MAX_DEPTH:
+                    raise ConstructorError(None, None, f"nested deeper than {MAX_DEPTH} levels", node.start_mark)
+                if sizes[key] > MAX_VALUES:
+                    raise ConstructorError(None, None, f"aliases expand to more than {MAX_VALUES:,} values",
+                                           node.start_mark)
+                continue
+            if key in sizes:
+                continue
+            if key in open_:
+                raise ConstructorError(None, None, "recursive alias: a collection contains itself", node.start_mark)
+            if len(open_) > MAX_DEPTH:
+                raise ConstructorError(None, None, f"nested deeper than {MAX_DEPTH} levels", node.start_mark)
+            if not kids:
+                sizes[key], heights[key] = 1, 1
+                continue
+            open_.add(key)
+            stack.append((node, True))
+            stack.extend((c, False) for c in kids)
+
+    _LOADERS[names] = StrictLoader
+    return StrictLoader
 
 
 def dump_yaml(data: Any) -> str:
@@ -150,6 +250,8 @@ def _parse_container(s: str) -> Any:
         node = yaml.compose(s, Loader=yaml.SafeLoader)
     except yaml.YAMLError:
         return s
+    except RecursionError:  # yaml's parser recurses once per level: [[[[... a thousand deep
+        raise _too_deep(s) from None
 
     def build(n: Any) -> Any:
         if isinstance(n, yaml.SequenceNode):
@@ -158,7 +260,32 @@ def _parse_container(s: str) -> Any:
             return {str(build(k)): build(v) for k, v in n.value}
         return n.value if n.style in ("'", '"') else _scalar(n.value) if n.value else None
 
-    return build(node) if node is not None else s
+    if node is None:
+        return s
+    if _height(node) > MAX_DEPTH:
+        raise _too_deep(s)
+    return build(node)
+
+
+def _height(node: Any) -> int:
+    """Nesting levels of a yaml node tree, walked without recursion."""
+    import yaml
+
+    height, stack = 0, [(node, 1)]
+    while stack:
+        n, depth = stack.pop()
+        height = max(height, depth)
+        if isinstance(n, yaml.SequenceNode):
+            stack.extend((x, depth + 1) for x in n.value)
+        elif isinstance(n, yaml.MappingNode):
+            stack.extend((x, depth + 1) for pair in n.value for x in pair)
+    return height
+
+
+def _too_deep(text: str) -> ConfigError:
+    shown = text if len(text) <= 40 else text[:37] + "..."
+    return ConfigError(f"Override value '{shown}' is nested deeper than {MAX_DEPTH} levels",
+                       "Pass a flatter value, or put the structure in config.yaml.")
 
 
 def parse_overrides(items: list[str], source: str = "command line") -> list[Override]:
@@ -218,6 +345,9 @@ def apply_overrides(defaults: dict[str, Any], overrides: list[Override], source:
             value = o.value_text.strip()
         node = params
         parts = key.split(".")
+        if len(parts) > MAX_DEPTH:
+            raise ConfigError(f"Override key '{key[:40]}...' is nested deeper than {MAX_DEPTH} levels",
+                              "Use a shorter dotted key, e.g. model.depth=8.")
         for part in parts[:-1]:
             nxt = node.get(part)
             if not isinstance(nxt, dict):

@@ -140,7 +140,7 @@ class Experiment:
     def default_params(self) -> dict[str, Any]:
         if not self.config_path.exists():
             return {}
-        data = load_yaml(self.config_path)
+        data = load_yaml(self.config_path, names=True)
         if data is None:
             return {}
         if not isinstance(data, dict):
@@ -160,6 +160,7 @@ def _from_dict(data: Any, path: Path) -> Experiment:
     file = path / EXPERIMENT_FILE
     if not isinstance(data, dict):
         raise ConfigError(f"{file} must hold a mapping", "See `assay new --help` for its fields, or recreate it.")
+    _check_fields(data, file)
     metric = data.get("metric")
     if isinstance(metric, dict):
         mname, goal = metric.get("name"), metric.get("goal", "max")
@@ -191,6 +192,52 @@ def _from_dict(data: Any, path: Path) -> Experiment:
     parse_criteria(exp.success, f"{file} (success)")
     parse_criteria(exp.failure, f"{file} (failure)")
     return exp
+
+
+def _check_fields(data: dict[str, Any], file: Path) -> None:
+    """Refuse fields of the wrong type, which would be read silently otherwise (`metric: 5` as a
+    metric named '5', `entry: yes` as the script 'True'), and an entry point shlex cannot split."""
+    metric = data.get("metric")
+    texts: dict[str, Any] = {k: data[k] for k in ("entry", "hypothesis", "success", "failure", "goal")
+                             if data.get(k) is not None}
+    if isinstance(metric, dict):
+        texts.update({f"metric.{k}": metric[k] for k in ("name", "goal") if metric.get(k) is not None})
+    elif metric is not None:
+        texts["metric"] = metric
+    secondary = data.get("secondary_metrics")
+    if isinstance(secondary, list):
+        texts.update({f"secondary_metrics[{i}]": m for i, m in enumerate(secondary)})
+    elif isinstance(secondary, dict):
+        texts.update({f"secondary_metrics.{k}": v for k, v in secondary.items()})
+    elif secondary is not None:
+        texts["secondary_metrics"] = secondary
+    for key, value in texts.items():
+        if not isinstance(value, str):
+            raise ConfigError(f"`{key}` in {_where(file, key)} must be text, not {value!r} ({type(value).__name__})",
+                              f"Write it as a quoted string in {file.name}, e.g. {key.split('[')[0]}: \"...\".")
+    if data.get("capture") is not None and not isinstance(data["capture"], dict):
+        raise ConfigError(f"`capture` in {_where(file, 'capture')} must be a mapping, not {data['capture']!r}",
+                          "Write e.g. `capture: {patterns: ['loss=(?P<value>\\S+)']}`.")
+    if "entry" in texts:
+        import shlex
+
+        try:
+            shlex.split(texts["entry"])
+        except ValueError as exc:  # "No closing quotation", "No escaped character"
+            raise ConfigError(f"Cannot read `entry: {texts['entry']}` in {_where(file, 'entry')}: {exc}",
+                              "Close the quote, or quote the whole value in YAML and the script name inside it.") from None
+
+
+def _where(file: Path, key: str) -> str:
+    """file:line of a top-level key (the first line that starts with it), or the file alone."""
+    top = re.split(r"[.\[]", key, maxsplit=1)[0]
+    try:
+        lines = file.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return str(file)
+    pattern = re.compile(rf"['\"]?{re.escape(top)}['\"]?\s*:")
+    n = next((i for i, ln in enumerate(lines, 1) if pattern.match(ln)), None)
+    return f"{file}:{n}" if n else str(file)
 
 
 def _data_paths(value: Any, file: Path) -> tuple[str, ...]:

@@ -30,6 +30,9 @@ def add_note(exp_dir: Path, text: str, run: str | None = None, tag: str | None =
 
     The tag comes from `tag` or a leading `[TAG]` in the text (default NOTE).
     """
+    from assay.lab import require_writable
+
+    require_writable(exp_dir / "JOURNAL.md", "add a note")
     m = re.match(r"^\s*\[([A-Za-z]+)\]\s*(.*)$", text, re.S)
     if m and not tag:
         tag, text = m.group(1), m.group(2)
@@ -82,6 +85,9 @@ def ignore_run(run_path: Path, why: str) -> None:
         raise ConfigError("Say why the run is ignored", "assay ignore RUN --why \"data loader bug, see note\"")
     exp_dir = run_path.parent.parent
     file = exp_dir / IGNORED_FILE
+    from assay.lab import require_writable
+
+    require_writable(file, "ignore the run")
     if run_path.name in ignored_runs(exp_dir):
         return
     head = "" if file.exists() else "# Ignored runs\n\nLeft out of tables and comparisons (`--all` shows them).\n\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import sys
 from dataclasses import dataclass, field
@@ -9,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from assay.config import load_toml
-from assay.errors import ConfigError
+from assay.errors import ConfigError, StoreError
 
 CONFIG_NAME = "assay.toml"
 STATE_DIR = ".assay"
@@ -75,18 +76,48 @@ def check_experiment_name(name: str) -> str:
     return name
 
 
+def require_writable(path: Path, action: str) -> None:
+    """A StoreError in one line when `path` (or the folder it would be created in) cannot be written:
+    a lab on a read-only mount or without write permission. Checked before a writer starts, so it
+    leaves nothing half-written."""
+    from assay.store.index import writable
+
+    if not writable(path):
+        raise StoreError(f"Cannot {action}: {path} is read-only",
+                         "Work in a writable copy of the lab (cp -r LAB ~/lab-copy), or ask its owner to make it "
+                         "writable; reading commands (runs, show, compare, status, ui) work as it is.")
+
+
 def _read_settings(root: Path) -> dict[str, Any] | None:
     toml = root / CONFIG_NAME
     if toml.is_file():
         data = load_toml(toml)
-        return dict(data.get("lab", {}))
+        return _checked(data.get("lab", {}), toml, "[lab]")
     pyproject = root / "pyproject.toml"
     if pyproject.is_file():
         data = load_toml(pyproject)
-        tool = data.get("tool", {}).get("assay")
+        tool = data.get("tool", {}).get("assay") if isinstance(data.get("tool"), dict) else None
         if tool is not None:
-            return dict(tool.get("lab", tool))
+            section = tool.get("lab", tool) if isinstance(tool, dict) else tool
+            return _checked(section, pyproject, "[tool.assay.lab]")
     return None
+
+
+def _checked(settings: Any, source: Path, table: str) -> dict[str, Any]:
+    """The lab settings, refused when they could not work: not a table, or an experiments_dir that
+    is not a relative folder inside the lab (runs and journals would be written elsewhere)."""
+    if not isinstance(settings, dict):
+        raise ConfigError(f"{table} in {source} must be a table of settings, not {settings!r}",
+                          f"Write it as {table} followed by key = value lines.")
+    folder = settings.get("experiments_dir", "experiments")
+    if not isinstance(folder, str) or not folder.strip():
+        raise ConfigError(f"experiments_dir = {folder!r} in {source} must be a folder name",
+                          'Set experiments_dir = "experiments".')
+    parts = Path(os.path.normpath(folder)).parts
+    if Path(folder).is_absolute() or (parts and parts[0] == ".."):
+        raise ConfigError(f"experiments_dir = {folder!r} in {source} is outside the lab ({source.parent})",
+                          'Use a folder inside the lab, e.g. experiments_dir = "experiments".')
+    return dict(settings)
 
 
 def find_lab(start: Path | None = None) -> Lab:

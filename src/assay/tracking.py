@@ -52,6 +52,14 @@ def _json_number(value: Any) -> str:
 _INF = float("inf")
 
 
+def _whole(step: Any) -> int:
+    """A step given as a float or a numpy integer: its int, or a ValueError naming it (nan, inf, 'x')."""
+    try:
+        return int(step)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"assay.log: step must be a whole number, got {step!r}") from None
+
+
 class _ParamDict(dict):
     """A dict that remembers which keys the script read, so unread overrides can be warned about."""
 
@@ -144,6 +152,8 @@ class Run:
             raise RuntimeError("assay: log() after finish()")
         if step is None:
             step = self._step
+        elif type(step) is not int:
+            step = _whole(step)
         self._step = step + 1
         # Hand-assembled JSON: this is the hot path of a training loop (json.dumps costs 2x more).
         keys = self._keys
@@ -153,7 +163,7 @@ class Run:
             if key is None:
                 key = keys[k] = json.dumps(str(k))
             parts.append(f"{key}:{_json_number(v)}")
-        self._emit(f'{{"t":{time.time():.3f},"step":{int(step)},"m":{{{",".join(parts)}}}}}\n')
+        self._emit(f'{{"t":{time.time():.3f},"step":{step},"m":{{{",".join(parts)}}}}}\n')
 
     def log_metric(self, key: str, value: float, step: int | None = None) -> None:
         self.log({key: value}, step=step)

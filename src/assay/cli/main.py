@@ -162,7 +162,7 @@ def runs(
     json_: JsonOpt = False,
 ) -> None:
     """List runs (newest first), filtered and sorted."""
-    from assay.cli.render import emit_json, fmt, table, when
+    from assay.cli.render import emit_json, fmt, table, varying_params, when
     from assay.config import format_bytes, format_duration
     from assay.report.evidence import check_value
     from assay.store.query import list_runs
@@ -176,7 +176,7 @@ def runs(
     if not rows:
         print("no runs" + (f" match '{where}'" if where else "") + (f" in {name}" if name else ""))
         return
-    varying = sorted({k for r in rows for k in r["params"] if len({fmt(x["params"].get(k)) for x in rows}) > 1} - {"seed"})[:6]
+    varying = varying_params(rows)
     metric_keys = list(dict.fromkeys(r["primary_metric"] for r in rows if r["primary_metric"]))[:3]
     headers = ["run", "status", *(m if value == "last" else f"best_{m}" for m in metric_keys), *varying, "time", "mem", "started"]
     body = []
@@ -405,6 +405,14 @@ def main() -> None:
         if exc.hint:
             print(f"  {exc.hint}", file=sys.stderr)
         sys.exit(exc.exit_code)
+    except OSError as exc:  # a writer the read-only checks did not cover (sweep, loop, init): one line too
+        import errno
+
+        if _state["debug"] or exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
+            raise
+        print(f"Error: Cannot write {exc.filename or 'to the lab'}: {exc.strerror}", file=sys.stderr)
+        print("  Work in a writable copy of the lab, or ask its owner to make it writable.", file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -62,8 +62,11 @@ def _axis_label(exp: Experiment, metric: str) -> str:
 
 
 def _new_figure(width: float = 7.0, height: float = 4.2):  # noqa: ANN202 - matplotlib types stay lazy
-    import matplotlib
-
+    try:
+        import matplotlib
+    except ImportError:
+        raise ConfigError("Plots and reports draw with matplotlib, which is not installed",
+                          "pip install 'assay[plots]'") from None
     matplotlib.use("Agg")
     from matplotlib.figure import Figure as MplFigure
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 from assay.config import write_atomic
 from assay.experiment import load_experiment
-from assay.lab import Lab
+from assay.lab import Lab, require_writable
 from assay.report import sections
 from assay.report.evidence import check_value, load_runs
 from assay.report.plots import Figure, plot_experiment
@@ -107,6 +107,7 @@ def write_report(lab: Lab, name: str, fmt: str = "png", value: str = "last") -> 
     """
     check_value(value)
     exp = load_experiment(lab, name)
+    require_writable(exp.path / "REPORT.md", "write the report")
     runs = load_runs(exp)
     v = verdict(lab, name, value=value)
     has_metric = any(exp.metric in (r.record.get("metrics") or {}) for r in runs if r.ignored is None)

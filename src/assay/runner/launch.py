@@ -20,7 +20,7 @@ from assay.capture import Capture
 from assay.config import Override, apply_overrides, flatten, parse_duration, parse_overrides
 from assay.errors import ConfigError, RunError
 from assay.experiment import Experiment, load_experiment
-from assay.lab import Lab
+from assay.lab import Lab, require_writable
 from assay.runner.process import run_process
 from assay.runner.status import classify
 from assay.store import records
@@ -66,7 +66,10 @@ def resolve_params(exp: Experiment, overrides: list[str], extra: dict[str, Any] 
 
 def entry_command(lab: Lab, exp: Experiment, entry: str) -> list[str]:
     """The argv for an entry point: a .py file (via uv for PEP 723 scripts), or a command line."""
-    parts = shlex.split(entry)
+    try:
+        parts = shlex.split(entry)
+    except ValueError as exc:  # "No closing quotation": from --entry (experiment.yaml's is checked on load)
+        raise ConfigError(f"Cannot read the entry point '{entry}': {exc}", "Close the quote, e.g. --entry \"python train.py\".") from None
     if not parts:
         raise ConfigError(f"Experiment '{exp.name}' has an empty entry point", f"Set `entry:` in {exp.file}.")
     first = parts[0]
@@ -297,6 +300,7 @@ def run_experiment(lab: Lab, spec: RunSpec) -> list[RunResult]:
     if spec.repeat < 1:
         raise ConfigError(f"--repeat must be at least 1, got {spec.repeat}", "Pass --repeat 3 for three seeds.")
     resolved = resolve_params(exp, spec.overrides, spec.extra_params)  # fail before creating any folder
+    require_writable(exp.runs_dir, "start a run")
     parse_duration(spec.timeout or exp.timeout or lab.default_timeout)
     entry_command(lab, exp, spec.entry or exp.entry)
     group = f"{records.slug(spec.desc)}-{int(time.time())}" if spec.repeat > 1 else None

@@ -63,8 +63,32 @@ def _num(v: Any) -> float | None:
     if isinstance(v, bool):
         return float(v)
     if isinstance(v, (int, float)):
-        return float(v)
+        try:
+            return float(v)
+        except OverflowError:  # an int past 1e308: no number to sort or filter by; the JSON text keeps it
+            return None
     return None
+
+
+_INT_MIN, _INT_MAX = -(1 << 63), (1 << 63) - 1
+
+
+def _cell(v: Any) -> Any:
+    """A record value as SQLite can bind it. The run record keeps the exact value; the index stores
+    an int past SQLite's 64-bit range (seed=99999999999999999999999, a step of 10**30) as REAL (or as
+    text past 1e308), and a list or dict where a scalar belongs as its JSON text."""
+    if v is None or isinstance(v, (str, float)):
+        return v
+    if isinstance(v, bool):
+        return int(v)
+    if isinstance(v, int):
+        if _INT_MIN <= v <= _INT_MAX:
+            return v
+        try:
+            return float(v)
+        except OverflowError:
+            return str(v)
+    return json.dumps(v, default=str)
 
 
 def _flat(d: dict[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -96,9 +120,14 @@ class Index:
     def __init__(self, lab: Lab, path: Path | None = None) -> None:
         self.lab = lab
         self.path = path or lab.index_path
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # A lab on a read-only mount or without write permission is still read: the index is opened
+        # read-only, readers skip what they would record (a lost run), writers get a StoreError.
+        self.readonly = not writable(self.path)
+        if not self.readonly:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.db = sqlite3.connect(self.path, timeout=60, isolation_level=None)
+            self.db = _open_readonly(lab, self.path) if self.readonly else sqlite3.connect(
+                self.path, timeout=60, isolation_level=None)
             self.db.execute("PRAGMA busy_timeout=60000")
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
             if version > SCHEMA_VERSION:
@@ -106,6 +135,12 @@ class Index:
                     f"The index {self.path} was made by a newer assay (schema {version} > {SCHEMA_VERSION})",
                     "Upgrade assay (pip install -U assay), or rebuild it for this version: assay reindex --force",
                 )
+            if self.readonly:
+                if version < SCHEMA_VERSION:
+                    raise StoreError(f"The index {self.path} is from an older assay (schema {version} < "
+                                     f"{SCHEMA_VERSION}) and cannot be upgraded: the lab is read-only",
+                                     read_only_hint(lab))
+                return
             if self.db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("PRAGMA synchronous=NORMAL")
@@ -153,6 +188,9 @@ class Index:
     # -- writes -------------------------------------------------------------
     def write(self, fn: Any, *args: Any) -> Any:
         """Run fn(db, *args) in one immediate transaction, retrying if the lock wait runs out."""
+        if self.readonly:
+            raise StoreError(f"The lab {self.lab.root} is read-only: cannot update its index {self.path}",
+                             read_only_hint(self.lab))
         for attempt in range(20):
             try:
                 self.db.execute("BEGIN IMMEDIATE")
@@ -179,16 +217,62 @@ class Index:
     def set_ignored(self, run_id: str, ignored: bool) -> None:
         self.write(lambda db: db.execute("UPDATE runs SET ignored=? WHERE id=?", (int(ignored), run_id)))
 
-    def rebuild(self, rows: list[tuple[Path, dict[str, Any], bool]]) -> None:
-        """Replace the whole index with `rows` in one transaction (readers see old or new)."""
+    def rebuild(self, rows: list[tuple[Path, dict[str, Any], bool]]) -> list[tuple[Path, str]]:
+        """Replace the whole index with `rows` in one transaction (readers see old or new).
 
-        def _do(db: sqlite3.Connection) -> None:
+        Returns the rows left out, with why: one record the index cannot hold (a hand-edited
+        run.json) is skipped, not a reason to leave the whole lab unindexed.
+        """
+
+        def _do(db: sqlite3.Connection) -> list[tuple[Path, str]]:
             for table in TABLES:
                 db.execute(f"DELETE FROM {table}")
+            skipped = []
             for path, record, ignored in rows:
-                _upsert(db, path, record, ignored)
+                db.execute("SAVEPOINT row")
+                try:
+                    _upsert(db, path, record, ignored)
+                except (sqlite3.InterfaceError, sqlite3.ProgrammingError, sqlite3.IntegrityError, OverflowError,
+                        AttributeError, TypeError, ValueError, RecursionError) as exc:
+                    db.execute("ROLLBACK TO row")
+                    skipped.append((path, f"{type(exc).__name__}: {exc}"))
+                db.execute("RELEASE row")
+            return skipped
 
-        self.write(_do)
+        return self.write(_do)
+
+
+def writable(path: Path) -> bool:
+    """Whether `path` (or, when it does not exist yet, the nearest folder above it) can be written,
+    along with its folder: SQLite writes its -wal and -shm files next to the database. False on a
+    read-only mount even for root (access(2) reports EROFS)."""
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not os.access(folder, os.W_OK | os.X_OK):
+        return False
+    return not path.exists() or os.access(path, os.W_OK)
+
+
+def read_only_hint(lab: Lab) -> str:
+    return (f"Work in a writable copy (cp -r {lab.root} ~/lab-copy), or ask its owner to make it writable; "
+            "reading commands (runs, show, compare, status, ui) work as it is.")
+
+
+def _open_readonly(lab: Lab, path: Path) -> sqlite3.Connection:
+    """The index opened read-only: `mode=ro`, else `immutable=1` (a WAL database in a folder where
+    SQLite cannot create its -shm file opens only so; nothing can be writing a read-only lab)."""
+    if not path.is_file():
+        raise StoreError(f"The lab {lab.root} is read-only and has no index ({path})", read_only_hint(lab))
+    uri = path.resolve().as_uri()
+    for mode in ("mode=ro", "immutable=1"):
+        db = sqlite3.connect(f"{uri}?{mode}", uri=True, timeout=60, isolation_level=None)
+        try:
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+            return db
+        except sqlite3.OperationalError:
+            db.close()
+    return sqlite3.connect(f"{uri}?immutable=1", uri=True, timeout=60, isolation_level=None)  # its error, at use
 
 
 _SHARED = threading.local()  # per thread: {(index path, pid): (Index, file id)}; gone with its thread
@@ -284,27 +368,35 @@ def _backfill_identity(db: sqlite3.Connection, lab: Lab) -> None:
 def _upsert(db: sqlite3.Connection, path: Path, record: dict[str, Any], ignored: bool | None) -> None:
     rid = record["id"]
     primary = record.get("primary_metric")
-    metrics = record.get("metrics") or {}
-    pm = metrics.get(primary, {}) if primary else {}
+    metrics = _mapping(record.get("metrics"))
+    pm = _mapping(metrics.get(primary)) if isinstance(primary, str) else {}
     if ignored is None:
         row = db.execute("SELECT ignored FROM runs WHERE id=?", (rid,)).fetchone()
         ignored = bool(row[0]) if row else False
-    git = record.get("git") or {}
+    git = _mapping(record.get("git"))
     db.execute(
         "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-        (rid, record.get("experiment"), path.name, record.get("desc"), record.get("status"), record.get("reason"),
-         record.get("exit_code"), record.get("started"), record.get("ended"), record.get("duration"),
-         record.get("peak_rss"), record.get("peak_gpu_mem"), git.get("commit"), record.get("seed"), primary,
-         pm.get("last"), pm.get("best"), record.get("group"), int(bool(ignored)), str(path),
-         record.get("owner_pid"), record.get("owner_started"), record.get("entry"), identity.code_fingerprint(record),
-         identity.code_label(record), identity.config_hash(record)),
+        tuple(map(_cell, (
+            rid, record.get("experiment"), path.name, record.get("desc"), record.get("status"), record.get("reason"),
+            record.get("exit_code"), record.get("started"), record.get("ended"), record.get("duration"),
+            record.get("peak_rss"), record.get("peak_gpu_mem"), git.get("commit"), record.get("seed"), primary,
+            pm.get("last"), pm.get("best"), record.get("group"), int(bool(ignored)), str(path),
+            record.get("owner_pid"), record.get("owner_started"), record.get("entry"), identity.code_fingerprint(record),
+            identity.code_label(record), identity.config_hash(record)))),
     )
     for table in ("params", "metrics", "tags"):
         db.execute(f"DELETE FROM {table} WHERE run_id=?", (rid,))
-    params = _flat(record.get("params") or {})
+    params = _flat(_mapping(record.get("params")))
     db.executemany("INSERT INTO params VALUES (?,?,?,?)",
                    [(rid, k, json.dumps(v, default=str), _num(v)) for k, v in params.items()])
     db.executemany("INSERT INTO metrics VALUES (?,?,?,?,?,?,?)",
-                   [(rid, k, s.get("last"), s.get("best"), s.get("best_step"), s.get("last_step"), s.get("count"))
-                    for k, s in metrics.items()])
-    db.executemany("INSERT INTO tags VALUES (?,?,?)", [(rid, k, str(v)) for k, v in (record.get("tags") or {}).items()])
+                   [(rid, str(k), *map(_cell, (s.get("last"), s.get("best"), s.get("best_step"), s.get("last_step"),
+                                               s.get("count"))))
+                    for k, s in metrics.items() if isinstance(s, dict)])
+    db.executemany("INSERT INTO tags VALUES (?,?,?)",
+                   [(rid, str(k), str(v)) for k, v in _mapping(record.get("tags")).items()])
+
+
+def _mapping(v: Any) -> dict[Any, Any]:
+    """A record field that should hold a mapping; anything else (a hand-edited run.json) reads as empty."""
+    return v if isinstance(v, dict) else {}

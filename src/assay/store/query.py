@@ -218,7 +218,8 @@ def _refresh_running(index: Index, rows: list[dict[str, Any]]) -> None:
             continue
         record = records.mark_lost_if_dead(path, record, records.goal_lookup(index.lab.root, r["experiment"]))
         if record["status"] != "running":
-            index.upsert(path, record)
+            if not index.readonly:  # a read-only lab: shown as lost, recorded by the next writable reader
+                index.upsert(path, record)
             r["status"], r["reason"] = record["status"], record.get("reason")
 
 
@@ -409,7 +410,8 @@ def running_and_lost(lab: Lab) -> dict[str, list[dict[str, Any]]]:
                 continue
             goal_of = records.goal_lookup(lab.root, exp)  # tolerates an unreadable experiment file
             record = records.mark_lost_if_dead(p, record, goal_of)
-            index.upsert(p, record)
+            if not index.readonly:
+                index.upsert(p, record)
             item = {"id": rid, "path": path, "started": record.get("started"), "status": record["status"],
                     "reason": record.get("reason")}
             if record["status"] == "running":
@@ -475,9 +477,12 @@ def reindex(lab: Lab, force: bool = False) -> dict[str, Any]:
             record.setdefault("id", records.run_id(path))
             rows.append((path, record, path.name in ignored))
     with Index(lab) as index:
-        index.rebuild(rows)
+        skipped = index.rebuild(rows)
+    for path, why in skipped:
+        problems.append({"path": str(path), "error": f"left out of the index: its run.json holds a value the "
+                         f"index cannot store ({why}); the folder is untouched"})
     if cleaned:
         warnings.append({"path": str(lab.root), "warning": f"removed {cleaned} unfinished run folder(s) "
                          f"({records.STAGING_PREFIX}*) left by launches killed before their script started"})
-    return {"runs": len(rows), "newly_lost": lost, "problems": problems, "warnings": warnings,
+    return {"runs": len(rows) - len(skipped), "newly_lost": lost, "problems": problems, "warnings": warnings,
             "moved_aside": moved_aside}

@@ -187,8 +187,15 @@ def metric_series(path: Path, keys: set[str] | None = None) -> dict[str, list[tu
         for k, v in m.items():
             if (keys is None or k in keys) and isinstance(v, (int, float)) and not isinstance(v, bool):
                 series = dest.setdefault(k, [])
-                series.append((len(series) if step is None else step, float(v), t))
+                series.append((len(series) if step is None else step, _float(v), t))
     return {**out, **api}
+
+
+def _float(v: int | float) -> float:
+    try:
+        return float(v)
+    except OverflowError:  # an int logged past 1e308 (assay.log({"x": 10**400})) reads as infinite
+        return math.inf if v > 0 else -math.inf
 
 
 def summarize(path: Path, goal_of: Callable[[str], str]) -> dict[str, Any]:
@@ -309,7 +316,8 @@ def mark_lost_if_dead(path: Path, record: dict[str, Any], goal_of: Callable[[str
     summary = summarize(path, goal_of or (lambda k: "max"))
     record["metrics"] = summary["metrics"]
     record["log_tail"] = log_tail(path)
-    write_record(path, record)
+    if os.access(path, os.W_OK):  # a read-only lab shows the run as lost without recording it
+        write_record(path, record)
     return record
 
 
