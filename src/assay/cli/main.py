@@ -395,7 +395,7 @@ def _only_the_named_command(argv: list[str]) -> typer.Typer:
 
 
 def main() -> None:
-    """Entry point: AssayError -> `Error: ...` + hint on stderr, exit 1 (traceback with --debug)."""
+    """Entry point: AssayError -> `Error: ...` + hint on stderr, exit with its code (traceback with --debug)."""
     try:
         _only_the_named_command(sys.argv[1:])(prog_name="assay")
     except AssayError as exc:
