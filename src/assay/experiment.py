@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from assay.config import dump_yaml, load_yaml, write_atomic
+from assay.config import dump_yaml, flatten, load_yaml, parse_duration, write_atomic
 from assay.errors import ConfigError, did_you_mean
 from assay.lab import EXPERIMENT_NAME, Lab
 
@@ -117,6 +117,21 @@ class Experiment:
     @property
     def runs_dir(self) -> Path:
         return self.path / "runs"
+
+    @property
+    def locked(self) -> set[str]:
+        """`locked:` keys: an OOM remedy never changes them without approval."""
+        return set(_keys(self.raw.get("locked")))
+
+    @property
+    def has_oom_ladder(self) -> bool:
+        """True when experiment.yaml has an `oom_ladder:` section (the ladder is on by default then)."""
+        return "oom_ladder" in self.raw
+
+    def units(self, metric: str) -> str | None:
+        """The unit of `metric` from `units: {metric: unit}`, for axis titles."""
+        units = self.raw.get("units")
+        return str(units[metric]) if isinstance(units, dict) and units.get(metric) is not None else None
 
     @property
     def code_paths(self) -> list[str]:
@@ -371,3 +386,135 @@ def new_experiment(
     (path / "JOURNAL.md").write_text(f"# Journal: {name}\n\n", encoding="utf-8")
     (path / "runs").mkdir(exist_ok=True)
     return load_experiment(lab, name)
+
+# ------------------------------------------------------------------ optional sections of experiment.yaml
+# Every section of the experiment file is read here, so a reader of the file learns its schema in one
+# module: smoke (a scaled-down run), oom_ladder (remedies tried while a run ends 'oom'), locked (keys a
+# remedy may not change without approval), units (axis labels), code (paths that are part of the code
+# version) and the core fields above.
+
+SMOKE_LIMIT = "60s"
+DEFAULT_MARGIN = 0.3
+STEP_KEYS = ("max_steps", "steps", "num_steps", "total_steps", "iters", "iterations", "epochs", "num_epochs", "n_epochs")
+BATCH_KEYS = ("batch_size", "batch", "bs", "per_device_train_batch_size", "train_batch_size", "micro_batch_size")
+ACCUM_KEYS = ("grad_accum", "gradient_accumulation_steps", "accum_steps", "grad_accum_steps", "accumulation_steps")
+CHECKPOINT_KEYS = ("gradient_checkpointing", "grad_checkpointing", "activation_checkpointing")
+_SMOKE_FIELDS = {"params", "steps", "limit", "margin"}
+_SMOKE_EXAMPLE = "smoke:\n    params: {epochs: 1}\n    steps: epochs\n    limit: 60s"
+
+
+@dataclass(frozen=True)
+class SmokeSettings:
+    params: dict[str, Any]
+    steps_key: str | None
+    limit: float
+    margin: float
+
+
+def smoke_settings(exp: Experiment) -> SmokeSettings:
+    """Read the experiment's `smoke:` section (a mapping of params is accepted as its `params`).
+
+    Raises:
+        ConfigError: no smoke section, or a malformed one.
+    """
+    raw = exp.raw.get("smoke")
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError(f"Experiment '{exp.name}' has no `smoke:` section in {exp.file}",
+                          f"Add a scaled-down configuration, e.g.\n  {_SMOKE_EXAMPLE}")
+    params = raw.get("params") if "params" in raw else {k: v for k, v in raw.items() if k not in _SMOKE_FIELDS}
+    if not isinstance(params, dict):
+        raise ConfigError(f"`smoke.params` in {exp.file} must be a mapping, got {params!r}", f"Write it as\n  {_SMOKE_EXAMPLE}")
+    params = flatten(params)
+    steps_key = raw.get("steps")
+    if steps_key is None:
+        steps_key = next((k for k in STEP_KEYS if k in params), None)
+    limit = parse_duration(raw.get("limit", SMOKE_LIMIT))
+    margin = raw.get("margin", DEFAULT_MARGIN)
+    if not isinstance(margin, (int, float)) or isinstance(margin, bool) or margin < 0:
+        raise ConfigError(f"`smoke.margin` in {exp.file} must be a fraction >= 0, got {margin!r}", "Write margin: 0.3 for 30%.")
+    return SmokeSettings(params, str(steps_key) if steps_key else None, limit or parse_duration(SMOKE_LIMIT) or 60.0,
+                         float(margin))
+
+
+@dataclass(frozen=True)
+class Remedy:
+    """One rung: halve some keys, double others, set others."""
+
+    halve: tuple[str, ...] = ()
+    double: tuple[str, ...] = ()
+    set: dict[str, Any] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        parts = [f"halve {k}" for k in self.halve] + [f"double {k}" for k in self.double] + [f"set {k}={v}" for k, v in self.set.items()]
+        return ", ".join(parts)
+
+    def apply(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The changed keys and their new values (flat), or ConfigError when a key cannot change."""
+        flat = flatten(params)
+        out: dict[str, Any] = {}
+        for k in self.halve:
+            v = flat.get(k)
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise ConfigError(f"Cannot halve '{k}': its value is {v!r}, not an integer")
+            if v <= 1:
+                raise ConfigError(f"Cannot halve '{k}' below 1 (it is {v})")
+            out[k] = v // 2
+        for k in self.double:
+            v = flat.get(k)
+            if not isinstance(v, (int, float)) or isinstance(v, bool):
+                raise ConfigError(f"Cannot double '{k}': its value is {v!r}, not a number")
+            out[k] = v * 2
+        out.update(self.set)
+        return out
+
+
+def _keys(value: Any) -> tuple[str, ...]:
+    if value is None:
+        return ()
+    return tuple(str(v) for v in (value if isinstance(value, list) else [value]))
+
+
+def parse_ladder(exp: Experiment, defaults: dict[str, Any]) -> list[Remedy]:
+    """The experiment's `oom_ladder:`, or the default ladder from the keys config.yaml has:
+    halve the batch size and double gradient accumulation, then enable gradient checkpointing.
+
+    Raises:
+        ConfigError: a malformed rung, a key not in config.yaml, or no default possible.
+    """
+    from assay.errors import did_you_mean
+
+    known = flatten(defaults)
+    raw = exp.raw.get("oom_ladder")
+    if raw is None or raw is True:
+        rungs: list[Remedy] = []
+        batch = next((k for k in known if k.split(".")[-1] in BATCH_KEYS), None)
+        accum = next((k for k in known if k.split(".")[-1] in ACCUM_KEYS), None)
+        ckpt = next((k for k in known if k.split(".")[-1] in CHECKPOINT_KEYS), None)
+        if batch:
+            rungs.append(Remedy(halve=(batch,), double=(accum,) if accum else ()))
+        if ckpt:
+            rungs.append(Remedy(set={ckpt: True}))
+        if not rungs:
+            raise ConfigError(f"No default OOM ladder for '{exp.name}': config.yaml has no batch size or checkpointing key",
+                              f"Write one in {exp.file}: oom_ladder: [{{halve: batch, double: grad_accum}}]")
+        return rungs
+    if not isinstance(raw, list):
+        raise ConfigError(f"`oom_ladder` in {exp.file} must be a list of remedies, got {raw!r}",
+                          "Write oom_ladder: [{halve: batch_size, double: grad_accum}, {set: {gradient_checkpointing: true}}]")
+    rungs = []
+    for i, step in enumerate(raw, 1):
+        if not isinstance(step, dict) or not step or set(step) - {"halve", "double", "set"}:
+            raise ConfigError(f"Cannot read rung {i} of `oom_ladder` in {exp.file}: {step!r}",
+                              "Each rung is a mapping of halve: KEY, double: KEY and/or set: {KEY: VALUE}.")
+        sets = step.get("set") or {}
+        if not isinstance(sets, dict):
+            raise ConfigError(f"`set` of rung {i} of `oom_ladder` in {exp.file} must be a mapping, got {sets!r}",
+                              "Write set: {gradient_checkpointing: true}.")
+        r = Remedy(_keys(step.get("halve")), _keys(step.get("double")), flatten(sets))
+        for k in (*r.halve, *r.double, *r.set):
+            if k not in known:
+                raise ConfigError(f"Unknown parameter '{k}' in rung {i} of `oom_ladder` in {exp.file} "
+                                  f"(known: {', '.join(sorted(known))})." + did_you_mean(k, known),
+                                  f"Fix the name, or add '{k}' to {exp.config_path.name}.")
+        rungs.append(r)
+    return rungs

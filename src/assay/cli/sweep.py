@@ -216,7 +216,7 @@ def run_validated(lab: Any, spec: Any, smoke: bool, oom_ladder: bool | None, app
         if m.get("steps_per_second"):
             say(f"smoke: {m['steps']} {m.get('steps_key') or 'steps'} in {m['seconds']:.1f}s, {m['steps_per_second']:.3g} steps/s")
         return [res]
-    use_ladder = oom_ladder if oom_ladder is not None else "oom_ladder" in exp.raw
+    use_ladder = oom_ladder if oom_ladder is not None else exp.has_oom_ladder
 
     def launch(lab_: Any, spec_: Any) -> list[Any]:
         if not use_ladder:

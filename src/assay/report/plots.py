@@ -56,7 +56,7 @@ def _finite(v: float) -> float | None:
 
 
 def _axis_label(exp: Experiment, metric: str) -> str:
-    units = (exp.raw.get("units") or {}).get(metric) if isinstance(exp.raw.get("units"), dict) else None
+    units = exp.units(metric)
     arrow = "higher is better \u2191" if exp.goal_of(metric) == "max" else "lower is better \u2193"
     return f"{metric}" + (f" [{units}]" if units else "") + f"  ({arrow})"
 

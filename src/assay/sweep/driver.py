@@ -163,7 +163,7 @@ def _ladder(exp: Experiment, config: SweepConfig) -> tuple[list[Any], Any]:
     key would run another point of the space, and `locked:` keys need --approve-locked."""
     from assay.runner.validate import locked_keys, parse_ladder
 
-    on = config.oom_ladder if config.oom_ladder is not None else "oom_ladder" in exp.raw
+    on = config.oom_ladder if config.oom_ladder is not None else exp.has_oom_ladder
     if not on:
         return [], None
     locked = locked_keys(exp, lambda key, old, new: key in config.approve_locked)
