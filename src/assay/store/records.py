@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from datetime import datetime
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +29,23 @@ LOG_FILE = "logs/output.log"
 PATCH_FILE = "git.patch"
 RECORD_VERSION = 1
 SUBDIRS = ("logs", "plots", "checkpoints", "data")
-STATUSES = ("running", "ok", "failed", "timeout", "oom", "killed", "nan", "interrupted", "lost", "pruned")
-FINISHED = frozenset(STATUSES) - {"running"}
+class Status(StrEnum):
+    """A run's status. A StrEnum: equal to its text, and written to run.json and the index as it."""
+
+    RUNNING = "running"
+    OK = "ok"
+    FAILED = "failed"  # non-zero exit, or exited 0 without the primary metric
+    TIMEOUT = "timeout"
+    OOM = "oom"  # CUDA OOM, MemoryError, or the kernel's OOM killer (cgroup evidence)
+    KILLED = "killed"  # SIGKILL without OOM evidence: the OOM killer or a manual kill
+    NAN = "nan"  # the primary metric is NaN or infinite
+    INTERRUPTED = "interrupted"  # Ctrl-C or SIGTERM to assay
+    LOST = "lost"  # the process died without writing a final record
+    PRUNED = "pruned"  # stopped early by a sweep's pruner
+
+
+STATUSES = tuple(s.value for s in Status)
+FINISHED = frozenset(STATUSES) - {Status.RUNNING.value}
 HOST = socket.gethostname()
 
 
