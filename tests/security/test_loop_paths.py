@@ -20,7 +20,7 @@ def exp(lab, make_experiment):
 
 
 def _one_line_error(out, *needles: str) -> None:
-    assert out.returncode == 1, out.stdout + out.stderr
+    assert out.returncode == 2, out.stdout + out.stderr
     assert "Traceback" not in out.stderr
     for needle in needles:
         assert needle in out.stderr, out.stderr

@@ -44,4 +44,4 @@ def test_port_in_use_is_a_clear_error():
 
 def test_cli_refuses_a_remote_host_without_the_flag(lab):
     out = run_cli("ui", "--host", "0.0.0.0", "--port", str(_free_port()), cwd=lab.root)
-    assert out.returncode == 1 and "--allow-remote" in out.stderr
+    assert out.returncode == 2 and "--allow-remote" in out.stderr

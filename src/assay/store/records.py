@@ -333,6 +333,8 @@ def mark_lost_if_dead(path: Path, record: dict[str, Any], goal_of: Callable[[str
     record["metrics"] = summary["metrics"]
     record["log_tail"] = log_tail(path)
     if os.access(path, os.W_OK):  # a read-only lab shows the run as lost without recording it
+        for tmp in path.glob(f".{RECORD_FILE}.*.tmp"):  # a write its dead owner never finished (never read)
+            tmp.unlink(missing_ok=True)
         write_record(path, record)
     return record
 
