@@ -19,6 +19,7 @@ An experiment picks them and adds regexes under ``capture:`` in experiment.yaml:
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import re
@@ -40,6 +41,7 @@ def to_float(text: str) -> float:
     return float(text.lower().replace("infinity", "inf"))
 
 
+@functools.lru_cache(maxsize=4096)  # the same few names come back on every line
 def metric_name(text: str) -> str:
     """The one spelling every preset gives a name: lower case, spaces and dashes as `_`.
 
@@ -191,7 +193,9 @@ class KerasPreset:
         return self.epoch, {metric_name(k): to_float(v) for k, v in _KERAS_PAIR.findall(line, m.end() - 1)}
 
 
-_HF_VALUE = re.compile(rf"^{_NUM}$")
+_HF_ENTRY = rf"'[^'\\]+': (?:{_NUM}|'{_NUM}')"  # newer versions print values as strings: '0.5123'
+_HF_DICT = re.compile(rf"^\s*\{{{_HF_ENTRY}(?:, {_HF_ENTRY})*\}}\s*$")
+_HF_ITEM = re.compile(rf"'([^'\\]+)': '?({_NUM})'?")
 _METRIC_WORDS = frozenset(
     "loss acc accuracy f1 precision recall auc roc bleu rouge rouge1 rouge2 rougel rougelsum perplexity ppl mse mae "
     "rmse wer cer runtime exact em matthews mcc pearson spearmanr spearman correlation score map mrr ndcg "
@@ -216,27 +220,12 @@ class TransformersPreset:
     The step is the epoch when it is whole; a fractional epoch is kept as the metric `epoch`."""
 
     def parse(self, line: str) -> tuple[int | None, dict[str, float]] | None:
-        text = line.strip()
-        if not (text.startswith("{'") and text.endswith("}")) or len(text) > 10_000:
+        if "{'" not in line:
             return None
-        import ast
-
-        try:
-            data = ast.literal_eval(text)
-        except (ValueError, SyntaxError, MemoryError, RecursionError):
+        m = _HF_DICT.match(line)
+        if not m:
             return None
-        if not isinstance(data, dict) or not data:
-            return None
-        found: dict[str, float] = {}
-        for key, value in data.items():
-            if isinstance(value, bool) or not isinstance(key, str):
-                return None
-            if isinstance(value, (int, float)):
-                found[metric_name(key)] = float(value)
-            elif isinstance(value, str) and _HF_VALUE.match(value.strip()):
-                found[metric_name(key)] = to_float(value.strip())  # newer versions print '0.5123'
-            else:
-                return None
+        found = {metric_name(k): to_float(v) for k, v in _HF_ITEM.findall(line)}
         if not _looks_like_metrics(found):
             return None
         step = _integral(found["epoch"]) if "epoch" in found else None
@@ -332,7 +321,7 @@ class XGBoostPreset:
     (`xgb.cv`'s `mean+std` gives `<name>` and `<name>_std`)."""
 
     def parse(self, line: str) -> tuple[int | None, dict[str, float]] | None:
-        if not line.startswith("["):
+        if not line.startswith("[") or not line[1:2].isdigit():
             return None
         m = _ROUND.match(line.rstrip())
         if not m:
@@ -365,7 +354,7 @@ class LightGBMPreset:
         if "est iteration is" in line:
             self.repeat_next = True
             return None, {}
-        if not line.startswith("[") or "'s " not in line:
+        if not line.startswith("[") or not line[1:2].isdigit() or "'s " not in line:
             return None
         m = _ROUND.match(line.rstrip())
         if not m:
@@ -430,6 +419,8 @@ class ProsePreset:
     `Name: value` is left to the colon format, which keeps the name exactly as printed."""
 
     def parse(self, line: str) -> tuple[int | None, dict[str, float]] | None:
+        if ":" not in line and "=" not in line:
+            return None
         m = _PROSE.match(line)
         if not m:
             return None
@@ -501,11 +492,12 @@ class Capture:
 
     def parse(self, line: str) -> tuple[int | None, dict[str, float]]:
         """Metrics on one line and their step: the format's own (epoch, step=, [10]) or the metric's occurrence count."""
-        if not line or any(r.search(line) for r in self.ignore):
+        # Called for every line a script prints: kept to cheap checks first (>= 100k lines/s).
+        if not line or (self.ignore and any(r.search(line) for r in self.ignore)):
             return None, {}
         if "\x1b" in line:
             line = _ANSI.sub("", line)
-        if self._inside_repr(line):
+        if (self.in_repr or line[-1] == "(") and self._inside_repr(line):
             return None, {}
         step, found, claimed = None, {}, None
         for preset in self.presets:
@@ -517,22 +509,29 @@ class Capture:
                 break
         else:
             for parser in self.parsers:
-                found.update(parser.parse(line))
+                got = parser.parse(line)
+                if got:
+                    found.update(got)
         for pattern in self.patterns:
             found.update(pattern.parse(line))
         if not found:
             return None, {}
+        counts = self.counts
         if claimed is None:  # a preset gives its own step; in generic lines `step=`/`epoch:` is one
             for key in STEP_KEYS:
                 if key in found and math.isfinite(found[key]):
                     step = int(found.pop(key))
                     break
-        if not found:
-            return None, {}
+            if not found:
+                return None, {}
         if step is None:
-            step = max(self.counts.get(k, 0) for k in found)
+            step = 0
+            for k in found:
+                n = counts.get(k, 0)
+                if n > step:
+                    step = n
         for k in found:
-            self.counts[k] = step + 1
+            counts[k] = step + 1
         return step, found
 
     def _inside_repr(self, line: str) -> bool:
