@@ -154,7 +154,7 @@ def start_run(lab: Lab, exp: Experiment, spec: RunSpec, seed_offset: int = 0, gr
     cmd = entry_command(lab, exp, entry)
     timeout_text = spec.timeout or exp.timeout or lab.default_timeout
     timeout = parse_duration(timeout_text)
-    capture = Capture(exp.capture)
+    capture = Capture(exp.capture, declared=[exp.metric, *exp.secondary])
 
     desc = spec.desc if spec.repeat <= 1 else f"{spec.desc}-seed{seed}"
     started = time.time()
@@ -228,7 +228,8 @@ def start_run(lab: Lab, exp: Experiment, spec: RunSpec, seed_offset: int = 0, gr
     tail = records.log_tail(path)
     pm = summary["metrics"].get(exp.metric, {})
     status, reason = classify(result.returncode, result.stopped_by, tail, exp.metric, pm.get("last"),
-                              oom_kills=getattr(result, "oom_kills", None))
+                              oom_kills=getattr(result, "oom_kills", None),
+                              seen={k: m.get("last") for k, m in summary["metrics"].items()})
     record.update(
         status=status, reason=reason, exit_code=result.returncode, ended=ended, duration=ended - started,
         peak_rss=result.peak_rss, peak_gpu_mem=result.peak_gpu_mem, metrics=summary["metrics"],
