@@ -266,9 +266,10 @@ def test_a_run_without_trackers_loads_no_tracker_library_and_leaves_no_trackers_
 
 
 def test_a_tracker_location_the_user_set_is_left_alone(lab, make_experiment, monkeypatch, tmp_path):
-    from assay.integrations.trackers import tracker_env
+    from assay.integrations.trackers import prepare_trackers
 
-    env = tracker_env(tmp_path / "run", {"MLFLOW_TRACKING_URI": "http://mlflow.internal:5000", "WANDB_MODE": "online"})
+    (tmp_path / "run").mkdir()
+    env = prepare_trackers(tmp_path / "run", {"MLFLOW_TRACKING_URI": "http://mlflow.internal:5000", "WANDB_MODE": "online"})
     assert "MLFLOW_TRACKING_URI" not in env and "WANDB_MODE" not in env
     assert env["WANDB_DIR"] == str(tmp_path / "run" / "trackers") and env["TRACKIO_DIR"] == str(tmp_path / "run" / "trackers" / "trackio")
 

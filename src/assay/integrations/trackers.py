@@ -1,7 +1,7 @@
 """Metrics from trackers scripts already use: MLflow, Weights & Biases, TensorBoard and trackio.
 
-Before a run starts, `tracker_env` points each tracker at the run folder's `trackers/` (a variable
-the user already set is left alone); when it ends, `import_trackers` reads what they logged and
+Before a run starts, `prepare_trackers` points each tracker at the run folder's `trackers/` (a
+variable the user already set is left alone); when it ends, `import_trackers` reads what they logged and
 appends it to metrics.jsonl with `src` set to the tracker's name, so the record, compare and
 verdict see it like any other metric:
 
@@ -58,13 +58,16 @@ class Imported:
     artifacts: list[str] = field(default_factory=list)
 
 
-def tracker_env(run_dir: Path, environ: Mapping[str, str]) -> dict[str, str]:
-    """Environment variables that point MLflow, W&B and trackio at `run_dir/trackers/`.
+def prepare_trackers(run_dir: Path, environ: Mapping[str, str]) -> dict[str, str]:
+    """Make `run_dir/trackers/` and return the variables that point MLflow, W&B and trackio at it.
 
     A variable already set in `environ` is the user's choice and is left alone (that tracker's
-    data then stays where the user sent it and is not imported).
+    data then stays where the user sent it and is not imported). The folder exists beforehand
+    because older MLflow versions do not create a SQLite database's folder; an unused one is
+    removed when the run ends.
     """
     base = run_dir / TRACKERS_DIR
+    base.mkdir(exist_ok=True)
     wanted = {
         "MLFLOW_TRACKING_URI": "sqlite:///" + (base / MLFLOW_DB).as_posix(),
         "WANDB_MODE": "offline",

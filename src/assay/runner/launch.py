@@ -113,9 +113,9 @@ def _child_env(lab: Lab, exp: Experiment, path: Path, params: dict[str, Any], se
         ASSAY_SEED=str(seed),
         PYTHONUNBUFFERED="1",
     )
-    from assay.integrations.trackers import tracker_env
+    from assay.integrations.trackers import prepare_trackers
 
-    env.update(tracker_env(path, os.environ))  # MLflow, W&B and trackio write into the run folder
+    env.update(prepare_trackers(path, os.environ))  # MLflow, W&B and trackio write into the run folder
     for key, value in flatten(params).items():
         name = "ASSAY_PARAM_" + re.sub(r"\W", "_", key.replace(".", "__")).upper()
         env[name] = value if isinstance(value, str) else json.dumps(value, default=str)
