@@ -116,6 +116,9 @@ def _child_env(lab: Lab, exp: Experiment, path: Path, params: dict[str, Any], se
         ASSAY_SEED=str(seed),
         PYTHONUNBUFFERED="1",
     )
+    from assay.integrations.trackers import prepare_trackers
+
+    env.update(prepare_trackers(path, os.environ))  # MLflow, W&B and trackio write into the run folder
     for key, value in flatten(params).items():
         name = "ASSAY_PARAM_" + re.sub(r"\W", "_", key.replace(".", "__")).upper()
         env[name] = value if isinstance(value, str) else json.dumps(value, default=str)
@@ -223,6 +226,9 @@ def start_run(lab: Lab, exp: Experiment, spec: RunSpec, seed_offset: int = 0, gr
     writer.close()
     prov_thread.join()
     ended = time.time()
+    from assay.integrations.trackers import import_trackers
+
+    tracker_warnings = import_trackers(path, exp.path, started=started)
 
     summary = records.summarize(path, exp.goal_of)
     tail = records.log_tail(path)
@@ -240,7 +246,7 @@ def start_run(lab: Lab, exp: Experiment, spec: RunSpec, seed_offset: int = 0, gr
         record["data"] = _flag_rewritten(exp.path, prov["data"])
     if summary["logged_params"]:
         record["logged_params"] = summary["logged_params"]
-    warnings = _unread_overrides(path, parsed)
+    warnings = tracker_warnings + _unread_overrides(path, parsed)
     if getattr(result, "leftovers", ()):
         warnings.append(f"ended processes the script left running: {', '.join(result.leftovers)}")
     if prov.get("error"):

@@ -190,7 +190,9 @@ def metric_series(path: Path, keys: set[str] | None = None) -> dict[str, list[tu
     """{metric: [(step, value, time), ...]} from the metrics file.
 
     A metric logged through the API wins over the same name captured from printed output (scripts
-    often do both: `assay.log(...)` per epoch and a final `val_f1: 0.91` line for grep).
+    often do both: `assay.log(...)` per epoch and a final `val_f1: 0.91` line for grep). Metrics
+    imported from trackers (src "mlflow", "wandb", "trackio", "tensorboard") rank with the API
+    here, and their importer never writes a name the API logged: API > tracker > printed output.
     """
     api: dict[str, list[tuple[int, float, float]]] = {}
     out: dict[str, list[tuple[int, float, float]]] = {}
