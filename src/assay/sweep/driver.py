@@ -75,6 +75,7 @@ class SweepOutcome:
     best: TrialEntry | None
     status: str  # done | exhausted | interrupted
     value: str = "last"  # each trial's value: its `last` (final) or `best` step of the metric
+    warnings: tuple[str, ...] = ()
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -239,6 +240,7 @@ def run_sweep(lab: Lab, sf: SweepFiles, config: SweepConfig, on_event: Callable[
     started_at = {}
 
     ladder, refuse = _ladder(exp, config)
+    outputs: dict[int, tuple[dict[str, Any], Any]] = {}  # trial -> (params, metrics), for the identical-metrics warning
 
     def submit(entry: TrialEntry) -> None:
         extra, adds = to_overrides({**config.space.fixed, **entry.params})
@@ -291,6 +293,10 @@ def run_sweep(lab: Lab, sf: SweepFiles, config: SweepConfig, on_event: Callable[
                            "value": entry.value, "duration": entry.duration})
                 sampler.tell(entry.params, TrialResult(entry.status, entry.value, entry.run))
                 done += 1
+                if lost := sorted({k.lstrip("+") for k in config.space.dims} & set(res.record.get("params_unreached") or ())):
+                    raise _ParamsLost(lost, entry.number, entry.run)
+                if res.status == "ok":
+                    outputs[entry.number] = (entry.params, res.record.get("metrics"))
                 durations.append(entry.duration)
                 if entry.value is not None and _better(entry.value, best.value if best else None, goal):
                     best = entry
@@ -304,6 +310,11 @@ def run_sweep(lab: Lab, sf: SweepFiles, config: SweepConfig, on_event: Callable[
         status = "interrupted"
         ex.shutdown(cancel=True)
         owns_executor = False
+    except _ParamsLost as stop:
+        ex.shutdown(cancel=True)
+        owns_executor = False
+        sf.set_status("refused")
+        raise stop.error(exp, sf.id) from None
     finally:
         restore()
         if owns_executor:
@@ -312,9 +323,44 @@ def run_sweep(lab: Lab, sf: SweepFiles, config: SweepConfig, on_event: Callable[
         status = "exhausted"
     sf.set_status(status)
     trials = sorted(sf.trials().values(), key=lambda e: e.number)
-    outcome = SweepOutcome(sf.id, sf.path, metric, goal, trials, best, status, config.value)
+    outcome = SweepOutcome(sf.id, sf.path, metric, goal, trials, best, status, config.value, _identical(outputs))
     emit(SweepEvent("done", sf.id, done, budget, 0, best.value if best else None, best.params if best else None))
     return outcome
+
+
+class _ParamsLost(Exception):
+    """A swept param never reached the script: every further trial would run the same thing."""
+
+    def __init__(self, keys: list[str], trial: int, run: str | None) -> None:
+        super().__init__(keys)
+        self.keys, self.trial, self.run = keys, trial, run
+
+    def error(self, exp: Experiment, sweep_id: str) -> ConfigError:
+        from assay.runner.styles import unreached_warning
+
+        names = ", ".join(f"'{k}'" for k in self.keys)
+        return ConfigError(
+            f"Sweep {sweep_id} stopped after trial {self.trial} (run {self.run}): the swept param {names} never reached "
+            f"the script '{exp.entry}', so every trial would run the same thing ({unreached_warning(self.keys, exp.params_style)})",
+            f"Set `params: argparse` (or equals, hydra, template) in {exp.file} so assay passes params as the script's "
+            f"arguments, or adopt the script with `assay new NAME --from-script {exp.entry.split()[0]}`; then run the sweep again.")
+
+
+def _identical(outputs: dict[int, tuple[dict[str, Any], Any]]) -> tuple[str, ...]:
+    """Warn about trials with different params and bit-identical metrics (every value, every step count)."""
+    import json
+
+    groups: dict[str, list[int]] = {}
+    for n, (_, metrics) in sorted(outputs.items()):
+        if metrics:
+            groups.setdefault(json.dumps(metrics, sort_keys=True, default=str), []).append(n)
+    out = []
+    for trials in groups.values():
+        if len({json.dumps(outputs[n][0], sort_keys=True, default=str) for n in trials}) > 1:
+            shown = ", ".join(str(n) for n in trials[:8]) + (", ..." if len(trials) > 8 else "")
+            out.append(f"trials {shown} have different params but bit-identical metrics: the swept params may not "
+                       "matter, or may not reach the script (see `params:` in experiment.yaml)")
+    return tuple(out)
 
 
 # A trial's run that ended with one of these is re-run on resume; any other end is its result.
