@@ -94,17 +94,27 @@ def compose(app: HydraApp, overrides: list[str], source: str) -> frozenset[str] 
             with initialize_config_dir(config_dir=str(app.config_dir), version_base=None, job_name="assay"):
                 cfg = hydra_compose(config_name=app.config_name, overrides=overrides, return_hydra_config=True)
         except (HydraException, OmegaConfBaseException, ValueError) as exc:
-            why = "; ".join(line.strip() for line in str(exc).splitlines() if line.strip())
             raise ConfigError(f"Hydra rejected the overrides {' '.join(overrides) or '(none)'} from {source} "
-                              f"for {app.config_dir / app.config_name}: {why}",
-                              f"Fix the key or value (see the configs in {app.config_dir}); "
-                              "write +key=value in config.yaml's overrides to add a key the app lacks.") from None
+                              f"for {app.config_dir / app.config_name}: {_one_line(str(exc))}",
+                              f"Fix the key or value (the app's configs are in {app.config_dir}); "
+                              "a key the app's config lacks is added with +key=value.") from None
         choices = OmegaConf.to_container(cfg.hydra.runtime.choices)
         data = OmegaConf.to_container(cfg, resolve=False)
     assert isinstance(data, dict) and isinstance(choices, dict)
     data.pop("hydra", None)
     groups = {str(g).replace("/", ".") for g in choices if not str(g).startswith("hydra/")}
     return frozenset(flatten(data)) | frozenset(groups)
+
+
+def _one_line(message: str) -> str:
+    """Hydra's multi-line message on one line, without its config search path listing."""
+    out: list[str] = []
+    for line in (x.strip() for x in message.splitlines()):
+        if line.startswith("Config search path"):
+            break
+        if line:
+            out.append(("," if out and out[-1][-1] not in ":." else "") + " " + line if out else line)
+    return "".join(out)
 
 
 def read_back(run_dir: Path, params: dict[str, Any]) -> dict[str, Any] | None:

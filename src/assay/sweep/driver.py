@@ -104,10 +104,17 @@ def _value(res: RunResult, metric: str, which: str = "last") -> float | None:
 
 def check_sweep(lab: Lab, exp: Experiment, space: SearchSpace, timeout: str | None) -> None:
     """Fail before any run: unknown keys (did-you-mean), a bad point, a missing entry, a bad timeout."""
+    from assay.runner.styles import prepare
+    from assay.sweep.space import Choice
+
     validate_space(space, exp.default_params(), str(exp.config_path.relative_to(lab.root)))
-    extra, adds = to_overrides({**space.fixed, **space.example()})
-    resolve_params(exp, adds, extra)
-    entry_command(lab, exp, exp.entry)
+    cmd = entry_command(lab, exp, exp.entry)
+    points = [space.example()]
+    if exp.params_style == "hydra":  # each group choice and value, checked by Hydra's composition now
+        points += [{**space.example(), k: v} for k, d in space.dims.items() if isinstance(d, Choice) for v in d.values[1:]]
+    for point in points:
+        extra, adds = to_overrides({**space.fixed, **point})
+        prepare(exp, exp.entry, cmd, *resolve_params(exp, adds, extra))
     parse_duration(timeout or exp.timeout or lab.default_timeout)
 
 
@@ -336,12 +343,15 @@ class _ParamsLost(Exception):
         self.keys, self.trial, self.run = keys, trial, run
 
     def error(self, exp: Experiment, sweep_id: str) -> ConfigError:
-        from assay.runner.styles import unreached_warning
+        from assay.runner.styles import env_var
 
         names = ", ".join(f"'{k}'" for k in self.keys)
+        how = ("it is no placeholder of `entry:`" if exp.params_style == "template" else
+               f"`params: {exp.params_style}` passes no arguments, and the script read neither assay.params() nor "
+               + ", ".join(env_var(k) for k in self.keys))
         return ConfigError(
             f"Sweep {sweep_id} stopped after trial {self.trial} (run {self.run}): the swept param {names} never reached "
-            f"the script '{exp.entry}', so every trial would run the same thing ({unreached_warning(self.keys, exp.params_style)})",
+            f"the script '{exp.entry}' ({how}), so every trial would run the same thing",
             f"Set `params: argparse` (or equals, hydra, template) in {exp.file} so assay passes params as the script's "
             f"arguments, or adopt the script with `assay new NAME --from-script {exp.entry.split()[0]}`; then run the sweep again.")
 
