@@ -246,7 +246,8 @@ def start_run(lab: Lab, exp: Experiment, spec: RunSpec, seed_offset: int = 0, gr
 
         record["params"] = read_back(path, params) or params
     warnings = []
-    if lost := styles.unreached(inv, parsed, path, script.entry_file):
+    # Only a run that ended by itself is judged: a killed one never wrote its record of reads.
+    if status == "ok" and (lost := styles.unreached(inv, parsed, path, script.entry_file)):
         record["params_unreached"] = lost
         warnings.append(styles.unreached_warning(lost, exp.params_style))
     if getattr(result, "leftovers", ()):

@@ -22,7 +22,7 @@ was adopted from the script's defaults, passing them changes nothing. `seed` (wh
 sets) is passed only when config.yaml declares it and the script takes it: its source mentions
 `seed` (or, for Hydra, the app's config has the key).
 
-After the run, `unreached` says which overridden params never reached the script: a CLI style
+After a run that ended ok, `unreached` says which overridden params never reached the script: a CLI style
 puts every passed key in argv by construction (a template only its placeholders); otherwise a key
 counts as reached when the script read it through `assay.params()` (params_read.json) or read its
 `ASSAY_PARAM_*` variable (or the whole `ASSAY_PARAMS`). The variable reads are seen by a
