@@ -109,6 +109,7 @@ class Experiment:
     capture: dict[str, Any] = field(default_factory=dict)
     data: tuple[str, ...] = ()  # files/folders the runs read, fingerprinted even outside the lab
     raw: dict[str, Any] = field(default_factory=dict)
+    params_style: str = "env"  # `params:`: how params reach the script (runner.styles)
 
     @property
     def file(self) -> Path:
@@ -172,6 +173,8 @@ class Experiment:
 
 
 def _from_dict(data: Any, path: Path) -> Experiment:
+    from assay.runner.styles import parse_style  # assay.runner imports this module
+
     file = path / EXPERIMENT_FILE
     if not isinstance(data, dict):
         raise ConfigError(f"{file} must hold a mapping", "See `assay new --help` for its fields, or recreate it.")
@@ -202,6 +205,7 @@ def _from_dict(data: Any, path: Path) -> Experiment:
         capture=dict(data.get("capture") or {}),
         data=_data_paths(data.get("data"), file),
         raw=data,
+        params_style=parse_style(data.get("params"), file),
     )
     # Validate criteria now: a typo is found before a run is spent, not when the verdict is due.
     parse_criteria(exp.success, f"{file} (success)")
@@ -359,7 +363,7 @@ def new_experiment(
     }
     if base:
         data["derived_from"] = base.name
-        for key in ("capture", "smoke", "oom_ladder", "locked"):
+        for key in ("capture", "smoke", "oom_ladder", "locked", "params", "hydra"):
             if key in base.raw:
                 data[key] = base.raw[key]
 

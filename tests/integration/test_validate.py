@@ -24,7 +24,7 @@ p = assay.params()
 if p["batch"] > 16:
     print("RuntimeError: CUDA out of memory. Tried to allocate 2.00 GiB")
     sys.exit(1)
-print("val_loss:", 1.0 / p["grad_accum"])
+print("val_loss:", 1.0 / p["grad_accum"] + p.get("lr", 0))  # lr read: a sweep over it must reach the script
 """
 
 

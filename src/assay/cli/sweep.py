@@ -179,7 +179,7 @@ def _summary(lab: Any, name: str, outcome: Any, json_: bool) -> None:
                    "best": None if outcome.best is None else {"trial": outcome.best.number, "value": outcome.best.value,
                                                               "params": outcome.best.params, "run": outcome.best.run},
                    "trials": [{"trial": t.number, "params": t.params, "status": t.status, "value": t.value, "run": t.run}
-                              for t in outcome.trials]})
+                              for t in outcome.trials], "warnings": list(outcome.warnings)})
         return
     counts = ", ".join(f"{n} {s}" for s, n in sorted(outcome.counts().items()))
     print(f"sweep {outcome.sweep_id} {outcome.status}: {len(outcome.trials)} trials ({counts})")
@@ -187,6 +187,8 @@ def _summary(lab: Any, name: str, outcome: Any, json_: bool) -> None:
         params = " ".join(f"{k}={fmt(v)}" for k, v in outcome.best.params.items())
         label = outcome.metric if outcome.value == "last" else f"best_{outcome.metric}"
         print(f"best trial: {label}={fmt(outcome.best.value)}  {params}  {outcome.best.run}")
+    for warning in outcome.warnings:
+        print(f"warning: {warning}")
     keys = ",".join(k.lstrip("+") for k in (outcome.trials[0].params if outcome.trials else {}))
     if outcome.status == "interrupted":
         print(f"resume: assay sweep {name} --resume {outcome.sweep_id}")

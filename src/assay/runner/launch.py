@@ -21,6 +21,7 @@ from assay.config import Override, apply_overrides, flatten, parse_duration, par
 from assay.errors import ConfigError, RunError
 from assay.experiment import Experiment, load_experiment
 from assay.lab import Lab, require_writable
+from assay.runner import styles
 from assay.runner.process import run_process
 from assay.runner.status import classify
 from assay.store import records
@@ -120,8 +121,7 @@ def _child_env(lab: Lab, exp: Experiment, path: Path, params: dict[str, Any], se
 
     env.update(prepare_trackers(path, os.environ))  # MLflow, W&B and trackio write into the run folder
     for key, value in flatten(params).items():
-        name = "ASSAY_PARAM_" + re.sub(r"\W", "_", key.replace(".", "__")).upper()
-        env[name] = value if isinstance(value, str) else json.dumps(value, default=str)
+        env[styles.env_var(key)] = value if isinstance(value, str) else json.dumps(value, default=str)
     return env
 
 
@@ -155,6 +155,7 @@ def start_run(lab: Lab, exp: Experiment, spec: RunSpec, seed_offset: int = 0, gr
     params["seed"] = seed
     entry = spec.entry or exp.entry
     cmd = entry_command(lab, exp, entry)
+    script = styles.prepare(exp, entry, cmd, params, parsed)  # a bad template or Hydra override: no folder made
     timeout_text = spec.timeout or exp.timeout or lab.default_timeout
     timeout = parse_duration(timeout_text)
     capture = Capture(exp.capture, declared=[exp.metric, *exp.secondary])
@@ -184,6 +185,10 @@ def start_run(lab: Lab, exp: Experiment, spec: RunSpec, seed_offset: int = 0, gr
         "host": records.HOST,
     }
     path = records.create_run_dir(exp.runs_dir, desc, record)
+    inv = styles.invocation(script, params, set(flatten(exp.default_params())), parsed, path)
+    if inv.argv != cmd:  # the params' arguments name the run folder (Hydra's output dir)
+        record["command"] = cmd = inv.argv
+        records.write_record(path, record)
     with Index(lab) as index:
         index.upsert(path, record)
 
@@ -207,7 +212,7 @@ def start_run(lab: Lab, exp: Experiment, spec: RunSpec, seed_offset: int = 0, gr
     prov_thread.start()
     writer = _CaptureWriter(path, capture)
     try:
-        result = (spec.launcher or run_process)(cmd, exp.path, {**_child_env(lab, exp, path, params, seed), **spec.env},
+        result = (spec.launcher or run_process)(cmd, exp.path, {**_child_env(lab, exp, path, params, seed), **inv.env, **spec.env},
                                                 path / records.LOG_FILE, writer, timeout, follow=spec.follow,
                                                 on_start=lambda pid: _record_child(path, record, pid))
     except OSError as exc:
@@ -246,7 +251,15 @@ def start_run(lab: Lab, exp: Experiment, spec: RunSpec, seed_offset: int = 0, gr
         record["data"] = _flag_rewritten(exp.path, prov["data"])
     if summary["logged_params"]:
         record["logged_params"] = summary["logged_params"]
-    warnings = tracker_warnings + _unread_overrides(path, parsed)
+    if exp.params_style == "hydra":
+        from assay.runner.hydra_app import read_back
+
+        record["params"] = read_back(path, params) or params
+    warnings = list(tracker_warnings)
+    # Only a run that ended by itself is judged: a killed one never wrote its record of reads.
+    if status == "ok" and (lost := styles.unreached(inv, parsed, path, script.entry_file)):
+        record["params_unreached"] = lost
+        warnings.append(styles.unreached_warning(lost, exp.params_style))
     if getattr(result, "leftovers", ()):
         warnings.append(f"ended processes the script left running: {', '.join(result.leftovers)}")
     if prov.get("error"):
@@ -277,23 +290,6 @@ def _record_child(path: Path, record: dict[str, Any], pid: int) -> None:
     """Re-write the 'running' record with the script's pid, so a lost run names its process."""
     record["child_pid"] = pid
     records.write_record(path, record)
-
-
-def _unread_overrides(path: Path, parsed: list[Override]) -> list[str]:
-    """Overrides the script never read through assay.params() (only knowable if it used the API)."""
-    file = path / "params_read.json"
-    if not file.is_file() or not parsed:
-        return []
-    try:
-        seen = set(json.loads(file.read_text()))
-    except ValueError:
-        return []
-    unread = []
-    for key in (o.key for o in parsed):
-        prefixes = {".".join(key.split(".")[:i]) for i in range(1, key.count(".") + 2)}
-        if not (prefixes & seen):
-            unread.append(key)
-    return [f"param '{k}' was passed but the script never read it through assay.params()" for k in unread]
 
 
 def run_experiment(lab: Lab, spec: RunSpec) -> list[RunResult]:

@@ -75,6 +75,7 @@ class SweepOutcome:
     best: TrialEntry | None
     status: str  # done | exhausted | interrupted
     value: str = "last"  # each trial's value: its `last` (final) or `best` step of the metric
+    warnings: tuple[str, ...] = ()
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -103,10 +104,17 @@ def _value(res: RunResult, metric: str, which: str = "last") -> float | None:
 
 def check_sweep(lab: Lab, exp: Experiment, space: SearchSpace, timeout: str | None) -> None:
     """Fail before any run: unknown keys (did-you-mean), a bad point, a missing entry, a bad timeout."""
+    from assay.runner.styles import prepare
+    from assay.sweep.space import Choice
+
     validate_space(space, exp.default_params(), str(exp.config_path.relative_to(lab.root)))
-    extra, adds = to_overrides({**space.fixed, **space.example()})
-    resolve_params(exp, adds, extra)
-    entry_command(lab, exp, exp.entry)
+    cmd = entry_command(lab, exp, exp.entry)
+    points = [space.example()]
+    if exp.params_style == "hydra":  # each group choice and value, checked by Hydra's composition now
+        points += [{**space.example(), k: v} for k, d in space.dims.items() if isinstance(d, Choice) for v in d.values[1:]]
+    for point in points:
+        extra, adds = to_overrides({**space.fixed, **point})
+        prepare(exp, exp.entry, cmd, *resolve_params(exp, adds, extra))
     parse_duration(timeout or exp.timeout or lab.default_timeout)
 
 
@@ -243,6 +251,7 @@ def run_sweep(lab: Lab, sf: SweepFiles, config: SweepConfig, on_event: Callable[
     started_at = {}
 
     ladder, refuse = _ladder(exp, config)
+    outputs: dict[int, tuple[dict[str, Any], Any]] = {}  # trial -> (params, metrics), for the identical-metrics warning
 
     def submit(entry: TrialEntry) -> None:
         extra, adds = to_overrides({**config.space.fixed, **entry.params})
@@ -295,6 +304,10 @@ def run_sweep(lab: Lab, sf: SweepFiles, config: SweepConfig, on_event: Callable[
                            "value": entry.value, "duration": entry.duration})
                 sampler.tell(entry.params, TrialResult(entry.status, entry.value, entry.run))
                 done += 1
+                if lost := sorted({k.lstrip("+") for k in config.space.dims} & set(res.record.get("params_unreached") or ())):
+                    raise _ParamsLost(lost, entry.number, entry.run)
+                if res.status == "ok":
+                    outputs[entry.number] = (entry.params, res.record.get("metrics"))
                 durations.append(entry.duration)
                 if entry.value is not None and _better(entry.value, best.value if best else None, goal):
                     best = entry
@@ -308,6 +321,11 @@ def run_sweep(lab: Lab, sf: SweepFiles, config: SweepConfig, on_event: Callable[
         status = "interrupted"
         ex.shutdown(cancel=True)
         owns_executor = False
+    except _ParamsLost as stop:
+        ex.shutdown(cancel=True)
+        owns_executor = False
+        sf.set_status("refused")
+        raise stop.error(exp, sf.id) from None
     finally:
         restore()
         if owns_executor:
@@ -316,9 +334,47 @@ def run_sweep(lab: Lab, sf: SweepFiles, config: SweepConfig, on_event: Callable[
         status = "exhausted"
     sf.set_status(status)
     trials = sorted(sf.trials().values(), key=lambda e: e.number)
-    outcome = SweepOutcome(sf.id, sf.path, metric, goal, trials, best, status, config.value)
+    outcome = SweepOutcome(sf.id, sf.path, metric, goal, trials, best, status, config.value, _identical(outputs))
     emit(SweepEvent("done", sf.id, done, budget, 0, best.value if best else None, best.params if best else None))
     return outcome
+
+
+class _ParamsLost(Exception):
+    """A swept param never reached the script: every further trial would run the same thing."""
+
+    def __init__(self, keys: list[str], trial: int, run: str | None) -> None:
+        super().__init__(keys)
+        self.keys, self.trial, self.run = keys, trial, run
+
+    def error(self, exp: Experiment, sweep_id: str) -> ConfigError:
+        from assay.runner.styles import env_var
+
+        names = ", ".join(f"'{k}'" for k in self.keys)
+        how = ("it is no placeholder of `entry:`" if exp.params_style == "template" else
+               f"`params: {exp.params_style}` passes no arguments, and the script read neither assay.params() nor "
+               + ", ".join(env_var(k) for k in self.keys))
+        return ConfigError(
+            f"Sweep {sweep_id} stopped after trial {self.trial} (run {self.run}): the swept param {names} never reached "
+            f"the script '{exp.entry}' ({how}), so every trial would run the same thing",
+            f"Set `params: argparse` (or equals, hydra, template) in {exp.file} so assay passes params as the script's "
+            f"arguments, or adopt the script with `assay new NAME --from-script {exp.entry.split()[0]}`; then run the sweep again.")
+
+
+def _identical(outputs: dict[int, tuple[dict[str, Any], Any]]) -> tuple[str, ...]:
+    """Warn about trials with different params and bit-identical metrics (every value, every step count)."""
+    import json
+
+    groups: dict[str, list[int]] = {}
+    for n, (_, metrics) in sorted(outputs.items()):
+        if metrics:
+            groups.setdefault(json.dumps(metrics, sort_keys=True, default=str), []).append(n)
+    out = []
+    for trials in groups.values():
+        if len({json.dumps(outputs[n][0], sort_keys=True, default=str) for n in trials}) > 1:
+            shown = ", ".join(str(n) for n in trials[:8]) + (", ..." if len(trials) > 8 else "")
+            out.append(f"trials {shown} have different params but bit-identical metrics: the swept params may not "
+                       "matter, or may not reach the script (see `params:` in experiment.yaml)")
+    return tuple(out)
 
 
 # A trial's run that ended with one of these is re-run on resume; any other end is its result.

@@ -1,0 +1,95 @@
+"""How params become a script's arguments in each style (runner.styles), without running anything."""
+
+from pathlib import Path
+
+import pytest
+
+from assay.config import parse_overrides
+from assay.errors import ConfigError
+from assay.runner.styles import Script, cli_args, hydra_args, invocation, parse_style, template_keys, unreached
+
+CMD = ["python", "-u", "train.py"]
+
+
+def test_unknown_style_names_the_known_ones_and_the_closest():
+    with pytest.raises(ConfigError) as err:
+        parse_style("argprase", Path("experiment.yaml"))
+    assert "'argprase'" in err.value.message and "env, argparse, equals, hydra, template" in err.value.message
+    assert "Did you mean 'argparse'?" in err.value.message
+
+
+def test_missing_style_is_env():
+    assert parse_style(None, Path("experiment.yaml")) == "env"
+
+
+def test_argparse_spells_flags_as_the_script_declares_them():
+    source = 'p.add_argument("--batch-size", type=int)\np.add_argument("--lr")\np.add_argument("--fast", action="store_true")'
+    args = cli_args("argparse", {"batch_size": 8, "lr": 1e-05, "layers": [1, 2], "fast": False, "none": None}, source)
+    assert args == ["--batch-size", "8", "--lr", "1e-05", "--layers", "1", "2"]  # store_true False: left at its default
+
+
+def test_argparse_booleans_use_no_flag_where_the_script_has_one():
+    assert cli_args("argparse", {"shuffle": False, "aug": True}, "BooleanOptionalAction") == ["--no-shuffle", "--aug"]
+    assert cli_args("argparse", {"shuffle": False}, None) == ["--no-shuffle"]
+    assert cli_args("argparse", {"warm": False}, '@click.option("--warm/--no-warm")') == ["--no-warm"]
+
+
+def test_typer_scripts_get_dashed_flags():
+    assert cli_args("argparse", {"batch_size": 8}, "import typer\n") == ["--batch-size", "8"]
+
+
+def test_equals_writes_python_literals_and_keeps_dotted_keys():
+    args = cli_args("equals", {"compile": False, "lr": 0.1, "dataset": "shakespeare", "model.depth": 4, "layers": [1, 2]}, None)
+    assert args == ["--compile=False", "--lr=0.1", "--dataset=shakespeare", "--model.depth=4", "--layers=[1, 2]"]
+
+
+def test_hydra_adds_a_plus_only_for_keys_the_app_lacks():
+    app = frozenset({"lr", "model", "model.depth"})
+    assert hydra_args({"lr": 1e-05, "model": "vit", "note": "a b", "flag": True}, app, set()) == [
+        "lr=1e-5", "model=vit", "+note='a b'", "+flag=true"]
+    assert hydra_args({"lr": 0.1, "extra": 1}, None, {"extra"}) == ["lr=0.1", "+extra=1"]  # app unknown: the run's own '+'
+
+
+def test_hydra_quotes_strings_its_grammar_would_retype():
+    assert hydra_args({"name": "true", "tag": "1.0", "path": "data/x"}, frozenset({"name", "tag", "path"}), set()) == [
+        "name='true'", "tag='1.0'", "path=data/x"]
+
+
+def test_cli_styles_pass_config_keys_and_seed_only_to_scripts_that_take_one(tmp_path):
+    params = {"lr": 0.1, "seed": 3, "extra": 1}
+    without_seed = Script("argparse", "train.py", CMD, source='p.add_argument("--lr")')
+    inv = invocation(without_seed, params, {"lr", "seed"}, [], tmp_path)
+    assert inv.argv == [*CMD, "--lr", "0.1"] and inv.passed == {"lr"}
+    with_seed = Script("argparse", "train.py", CMD, source='p.add_argument("--lr")\np.add_argument("--seed")')
+    assert invocation(with_seed, params, {"lr", "seed"}, parse_overrides(["+extra=1"]), tmp_path).argv == [
+        *CMD, "--lr", "0.1", "--seed", "3", "--extra", "1"]
+
+
+def test_hydra_output_dir_is_inside_the_run_folder(tmp_path):
+    inv = invocation(Script("hydra", "train.py", CMD), {"lr": 0.1}, {"lr"}, [], tmp_path / "run")
+    assert inv.argv[-2:] == [f"hydra.run.dir='{tmp_path / 'run' / 'hydra'}'", "hydra.output_subdir=.hydra"]
+
+
+def test_template_fills_its_own_arguments_each_as_one_argument(tmp_path):
+    entry = "python train.py --lr {lr} --name {name} --opt {optim.lr} {{literal}}"
+    cmd = ["/venv/python", "train.py", "--lr", "{lr}", "--name", "{name}", "--opt", "{optim.lr}", "{{literal}}"]
+    inv = invocation(Script("template", entry, cmd), {"lr": 0.5, "name": "a b", "optim": {"lr": 2}}, set(), [], tmp_path)
+    assert inv.argv == ["/venv/python", "train.py", "--lr", "0.5", "--name", "a b", "--opt", "2", "{literal}"]
+    assert inv.passed == {"lr", "name", "optim.lr"} and template_keys(entry) == ["lr", "name", "optim.lr"]
+
+
+def test_env_style_reach_is_read_from_the_api_record_and_the_variable_hook(tmp_path):
+    inv = invocation(Script("env", "train.py", CMD), {"lr": 0.1, "bs": 2}, {"lr", "bs"}, [], tmp_path)
+    parsed = parse_overrides(["lr=0.2", "bs=4"])
+    assert unreached(inv, parsed, tmp_path, None) == []  # nothing reported: nothing claimed
+    (tmp_path / "params_env_read.txt").write_text("loaded\nread ASSAY_PARAM_LR\n")
+    assert unreached(inv, parsed, tmp_path, None) == ["bs"]
+    (tmp_path / "params_read.json").write_text('["bs"]')
+    assert unreached(inv, parsed, tmp_path, None) == []
+
+
+def test_a_shell_entry_that_names_the_variable_counts_as_reading_it(tmp_path):
+    (tmp_path / "run.sh").write_text('python train.py --lr "$ASSAY_PARAM_LR"\n')
+    (tmp_path / "params_env_read.txt").write_text("loaded\n")
+    inv = invocation(Script("env", "run.sh", ["bash", "run.sh"]), {"lr": 0.1, "bs": 2}, {"lr", "bs"}, [], tmp_path)
+    assert unreached(inv, parse_overrides(["lr=0.2", "bs=4"]), tmp_path, tmp_path / "run.sh") == ["bs"]
