@@ -97,6 +97,7 @@ def new(
     from_: Annotated[Optional[str], typer.Option("--from", help="Copy this experiment's structure.")] = None,
     entry: Annotated[Optional[str], typer.Option(help="Entry point (default train.py).")] = None,
     timeout: Annotated[Optional[str], typer.Option(help="Default timeout, e.g. 30m.")] = None,
+    from_script: Annotated[Optional[Path], typer.Option("--from-script", help="Adopt this existing script where it is (reads its params, runs nothing).")] = None,
 ) -> None:
     """Create experiments/NAME/ with its hypothesis, criteria, config and a train.py."""
     from assay.experiment import new_experiment
@@ -104,8 +105,32 @@ def new(
     if not hypothesis:
         raise AssayError("An experiment needs a hypothesis", f"assay new {name} --hypothesis \"X improves Y because Z\" ...")
     lab = _lab()
+    if from_script is not None:
+        _adopt(lab, name, from_script, hypothesis=hypothesis, metric=metric, goal=goal, success=success,
+               failure=failure, secondary=secondary, timeout=timeout)
+        return
     exp = new_experiment(lab, name, hypothesis, metric, goal, success, failure, secondary, from_, entry, timeout)
     print(f"created {exp.path.relative_to(lab.root)}/ (metric {exp.metric}, {exp.goal})")
+    print(f"next: assay run {name} baseline")
+
+
+def _adopt(lab, name: str, script: Path, **kw) -> None:  # noqa: ANN001, ANN003 - the options of `new`
+    from assay.adopt import adopt_script
+
+    exp, found = adopt_script(lab, name, script, **kw)
+    rel = exp.path.relative_to(lab.root)
+    print(f"adopted {script} ({found.kind}: {len(found.params)} params, style {found.style})")
+    for p in found.params:
+        print(f"  {p.name} = {p.default!r}" + (f"  ({p.type})" if p.type else "") + ("  required" if p.required else ""))
+    print(f"entry {exp.entry}, runs in {exp.raw.get('workdir')} (the script's folder); nothing copied")
+    if kw.get("metric") is None:
+        line = next(n for m, n in found.metrics if m == exp.metric)
+        print(f"metric {exp.metric}: the one metric the script prints ({script.name}:{line}); pass --metric to choose another")
+    if kw.get("goal") is None:
+        print(f"goal {exp.goal}: guessed from the name {exp.metric}; pass --goal to set it")
+    for note in found.notes:
+        print(f"warning: {note}", file=sys.stderr)
+    print(f"created {rel}/ (metric {exp.metric}, {exp.goal}; params in {rel}/config.yaml)")
     print(f"next: assay run {name} baseline")
 
 

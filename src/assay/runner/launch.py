@@ -69,6 +69,9 @@ def entry_command(lab: Lab, exp: Experiment, entry: str) -> list[str]:
     parts = shlex.split(entry)
     if not parts:
         raise ConfigError(f"Experiment '{exp.name}' has an empty entry point", f"Set `entry:` in {exp.file}.")
+    if not exp.workdir.is_dir():
+        raise ConfigError(f"The working directory '{exp.raw.get('workdir')}' of experiment '{exp.name}' does not exist ({exp.workdir})",
+                          f"Fix `workdir:` in {exp.file} (relative to the experiment folder).")
     first = parts[0]
     if len(parts) == 1 and first.endswith((".py", ".ipynb", ".sh")) or (exp.path / first).suffix in (".py", ".ipynb"):
         script = exp.path / first
@@ -163,7 +166,7 @@ def start_run(lab: Lab, exp: Experiment, spec: RunSpec, seed_offset: int = 0, gr
         "status": "running",
         "command": cmd,
         "entry": entry,
-        "cwd": str(exp.path),
+        "cwd": str(exp.workdir),
         "params": params,
         "overrides": [o.text for o in parsed],
         "seed": seed,
@@ -201,7 +204,7 @@ def start_run(lab: Lab, exp: Experiment, spec: RunSpec, seed_offset: int = 0, gr
     prov_thread.start()
     writer = _CaptureWriter(path, capture)
     try:
-        result = (spec.launcher or run_process)(cmd, exp.path, {**_child_env(lab, exp, path, params, seed), **spec.env},
+        result = (spec.launcher or run_process)(cmd, exp.workdir, {**_child_env(lab, exp, path, params, seed), **spec.env},
                                                 path / records.LOG_FILE, writer, timeout, follow=spec.follow,
                                                 on_start=lambda pid: _record_child(path, record, pid))
     except OSError as exc:
