@@ -170,6 +170,12 @@ def _text(node: ast.AST | None) -> str | None:
     return ast.unparse(node)
 
 
+def _code(node: ast.AST, width: int = 60) -> str:
+    """Source of a node for a message, shortened with '...'."""
+    text = ast.unparse(node)
+    return text if len(text) <= width else text[: width - 3] + "..."
+
+
 def _type_name(node: ast.AST | None) -> str | None:
     name = _dotted(node) if node is not None else ""
     name = name.rsplit(".", 1)[-1]
@@ -198,7 +204,7 @@ def _in_loop(tree: ast.AST) -> set[int]:
 def _bad_call_args(r: _Reader, call: ast.Call, what: str) -> bool:
     """Note `*args`/`**kwargs` in a declaring call: what they hold is only known at run time."""
     if any(isinstance(a, ast.Starred) for a in call.args) or any(k.arg is None for k in call.keywords):
-        r.note(call, f"{what} built from *args/**kwargs ({ast.unparse(call)[:60]}): not read")
+        r.note(call, f"{what} built from *args/**kwargs ({_code(call)}): not read")
         return True
     return False
 
@@ -233,13 +239,13 @@ def _argparse(r: _Reader, script: Path) -> list[Param] | None:
     looped = _in_loop(r.tree)
     for call in sorted(adds, key=lambda c: c.lineno):
         if id(call) in looped:
-            r.note(call, f"add_argument in a loop ({ast.unparse(call)[:60]}): its parameters were not read; add them to config.yaml by hand")
+            r.note(call, f"add_argument in a loop ({_code(call)}): its parameters were not read; add them to config.yaml by hand")
             continue
         if _bad_call_args(r, call, "add_argument"):
             continue
         names = [a.value for a in call.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
         if len(names) != len(call.args) or not names:
-            r.note(call, f"add_argument with computed option names ({ast.unparse(call)[:60]}): not read")
+            r.note(call, f"add_argument with computed option names ({_code(call)}): not read")
             continue
         if names[0] in ("-h", "--help"):
             continue
@@ -272,10 +278,10 @@ def _argparse_param(r: _Reader, call: ast.Call, names: list[str]) -> Param | Non
     action_name = _literal(action)[1] if isinstance(action, ast.Constant) else _dotted(action) if action is not None else None
     ok, default = _literal(kw.get("default"))
     if not ok:
-        r.note(kw["default"], f"default of {names[0]} is computed ({ast.unparse(kw['default'])[:50]}): left null in config.yaml")
+        r.note(kw["default"], f"default of {names[0]} is computed ({_code(kw['default'])}): left null in config.yaml")
     type_ = _type_name(kw.get("type"))
     if kw.get("type") is not None and type_ is None:
-        r.note(kw["type"], f"type of {names[0]} is {ast.unparse(kw['type'])[:40]}: its values are written as text")
+        r.note(kw["type"], f"type of {names[0]} is {_code(kw['type'])}: its values are written as text")
     if action_name == "store_true":
         type_, default = "bool", default if "default" in kw else False
     elif action_name == "store_false":
@@ -424,7 +430,7 @@ def _signature(r: _Reader, fn: ast.FunctionDef, *, typer: bool, enums: dict[str,
         ok, default = _literal(dnode)
         if not ok or isinstance(default, type(...)):
             if dnode is not None and not (isinstance(dnode, ast.Constant) and dnode.value is ...):
-                r.note(dnode, f"default of '{arg.arg}' is computed ({ast.unparse(dnode)[:50]}): left null in config.yaml")
+                r.note(dnode, f"default of '{arg.arg}' is computed ({_code(dnode)}): left null in config.yaml")
             default = None
         if type_ is None and default is not None:
             type_ = type(default).__name__ if type(default).__name__ in _TYPES else None
@@ -470,14 +476,14 @@ def _hf_field(r: _Reader, stmt: ast.AnnAssign) -> None:
             factory = _dotted(kw["default_factory"])
             value = ast.List(elts=[]) if factory == "list" else ast.Dict(keys=[], values=[]) if factory == "dict" else kw["default_factory"]
             if factory not in ("list", "dict"):
-                r.note(stmt, f"default of '{key}' comes from default_factory={ast.unparse(kw['default_factory'])[:40]}: left null")
+                r.note(stmt, f"default of '{key}' comes from default_factory={_code(kw['default_factory'])}: left null")
                 value = None
         else:
             value = kw.get("default")
             required = "default" not in kw
     ok, default = _literal(value)
     if not ok:
-        r.note(stmt, f"default of '{key}' is computed ({ast.unparse(value)[:50]}): left null in config.yaml")
+        r.note(stmt, f"default of '{key}' is computed ({_code(value)}): left null in config.yaml")
     r.add(Param(key, _typed(default, type_), type_, help_, choices, required, stmt.lineno))
 
 
@@ -497,7 +503,7 @@ def _hydra_config(r: _Reader, script: Path, dec: ast.Call) -> tuple[list[Param],
     ok_path, config_path = _literal(kw.get("config_path"))
     ok_name, config_name = _literal(kw.get("config_name"))
     if not (ok_path and ok_name) or not config_name:
-        r.note(dec, f"@hydra.main with a computed or missing config ({ast.unparse(dec)[:60]}): no config read")
+        r.note(dec, f"@hydra.main with a computed or missing config ({_code(dec)}): no config read")
         return [], None
     folder = (script.parent / config_path) if config_path else None
     if folder is None or not (folder / f"{config_name}.yaml").is_file():
@@ -554,7 +560,7 @@ def _configurator(r: _Reader, script: Path) -> list[Param] | None:
             continue  # the configurator's own bookkeeping (nanoGPT's config_keys), not a parameter
         ok, value = _literal(stmt.value)
         if not ok or not isinstance(value, (int, float, str, bool)) and value is not None:
-            r.note(stmt, f"'{name} = {ast.unparse(stmt.value)[:50]}' is not a literal: left out (the configurator only overrides int, float, bool and str)")
+            r.note(stmt, f"`{name} = {_code(stmt.value)}` is not a literal: left out (the configurator only overrides int, float, bool and str)")
             continue
         r.add(Param(name, value, type(value).__name__ if value is not None else None, r.comments.get(stmt.lineno), line=stmt.lineno))
     return list(r.params.values())
