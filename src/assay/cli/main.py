@@ -152,25 +152,31 @@ def run(
     """Run an experiment's entry point; output goes to the run's logs/, one summary line here.
 
     --timeout auto sizes the timeout from a smoke run first (time per step x steps + 30%)."""
+    from assay.cli.live import LiveRuns, wants_live_status
     from assay.runner import RunSpec, run_experiment
     from assay.runner.launch import summary_line
 
     lab = _lab()
     tags = parse_tags(tag or [])
-    spec = RunSpec(name, desc, list(overrides or []), timeout, repeat, entry, follow, tags)
-    if smoke or timeout == "auto" or oom_ladder is not False:
-        from assay.cli.sweep import run_validated
+    live = LiveRuns(lab.root, live_status=wants_live_status(follow, json_), summaries=not json_)
+    spec = RunSpec(name, desc, list(overrides or []), timeout, repeat, entry, follow, tags, observer=live)
+    try:
+        if smoke or timeout == "auto" or oom_ladder is not False:
+            from assay.cli.sweep import run_validated
 
-        results = run_validated(lab, spec, smoke, oom_ladder, approve_locked or [], quiet=json_)
-    else:
-        results = run_experiment(lab, spec)
+            results = run_validated(lab, spec, smoke, oom_ladder, approve_locked or [], quiet=json_)
+        else:
+            results = run_experiment(lab, spec)
+    finally:
+        live.stop()
     if json_:
         from assay.cli.render import emit_json
 
         emit_json([{**r.record, "path": str(r.path)} for r in results])
     else:
         for r in results:
-            print(summary_line(r, lab.root))
+            if str(r.path) not in live.printed:  # e.g. a smoke run: not reported as it ended
+                print(summary_line(r, lab.root))
     # A run the OOM ladder retried is decided by its retry: the exit code reads the final attempts.
     retried = {r.record.get("tags", {}).get("oom_retry_of") for r in results}
     raise typer.Exit(outcome_exit_code([r.status for r in results if r.record.get("id") not in retried]))

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from assay.capture import Capture
 from assay.config import Override, apply_overrides, flatten, parse_duration, parse_overrides
@@ -27,6 +27,16 @@ from assay.store import records
 from assay.store.index import Index
 
 _PEP723 = re.compile(r"^# /// script\s*$", re.M)
+
+
+class RunObserver(Protocol):
+    """Told by start_run, in the launching thread, when a run's folder exists (its record still
+    'running') and when its final record is written: `assay run`'s start line, live status and
+    per-seed summary lines. Must not raise."""
+
+    def started(self, path: Path, record: dict[str, Any]) -> None: ...
+
+    def ended(self, result: RunResult) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -44,6 +54,7 @@ class RunSpec:
     extra_params: dict[str, Any] = field(default_factory=dict)  # set by sweeps/loops, validated like overrides
     env: dict[str, str] = field(default_factory=dict)  # merged into the child's env (e.g. CUDA_VISIBLE_DEVICES per slot)
     launcher: Callable[..., Any] | None = None  # replaces run_process (same signature): executors that run elsewhere
+    observer: RunObserver | None = None  # told when each run starts and ends (the CLI's live feedback)
 
 
 @dataclass(frozen=True)
@@ -183,6 +194,8 @@ def start_run(lab: Lab, exp: Experiment, spec: RunSpec, seed_offset: int = 0, gr
     path = records.create_run_dir(exp.runs_dir, desc, record)
     with Index(lab) as index:
         index.upsert(path, record)
+    if spec.observer is not None:
+        spec.observer.started(path, record)
 
     # Provenance is captured while the script starts: it reads the same tree, and costs no wall time.
     prov: dict[str, Any] = {}
@@ -249,6 +262,8 @@ def start_run(lab: Lab, exp: Experiment, spec: RunSpec, seed_offset: int = 0, gr
     records.write_record(path, record)
     with Index(lab) as index:
         index.upsert(path, record)
+    if spec.observer is not None:
+        spec.observer.ended(RunResult(path, record))
     return RunResult(path, record)
 
 
