@@ -448,7 +448,7 @@ def _hf_dataclasses(r: _Reader, script: Path) -> list[Param] | None:
     classes = {c.name: c for c in r.tree.body if isinstance(c, ast.ClassDef)}
     for name in names:
         if name not in classes:
-            r.note(calls[0], f"{name or ast.unparse(arg)} is not defined in this file (e.g. transformers' TrainingArguments): "
+            r.note(calls[0], f"{name or ast.unparse(arg)} is not defined in this file (it comes from a library): "
                              "its fields were not read; add the ones you vary to config.yaml")
             continue
         for stmt in classes[name].body:

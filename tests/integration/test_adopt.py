@@ -175,3 +175,22 @@ def test_a_missing_workdir_fails_before_any_run_folder(adopt, lab, cli):
     ran = cli("run", "exp", "base")
     assert ran.returncode == 2 and "working directory '../../project/plain'" in ran.stderr, ran.stderr
     assert not any((exp_dir / "runs").iterdir())
+
+
+def test_docs_scripts_md_shows_the_real_output_of_each_adoption(lab):
+    """Each `$ assay new ... --from-script` block of docs/scripts.md is what the command prints today."""
+    import re
+    import shlex
+
+    docs = (Path(__file__).parents[2] / "docs" / "scripts.md").read_text()
+    blocks = re.findall(r"```console\n\$ (assay new .*?)\n(.*?)```", docs, re.S)
+    assert len(blocks) == 7
+    for folder in ("argparse_cls", "click_cls", "typer_cls", "hydra_app", "nanogpt", "hf_glue", "dynamic"):
+        shutil.copytree(FIXTURES / folder, lab.root / ("project" if folder == "argparse_cls" else folder))
+    for command, shown in blocks:
+        out = run_cli(*shlex.split(command)[1:], cwd=lab.root)
+        assert out.returncode == 0, out.stderr
+        # stderr's warnings sit before the `created` line in a terminal: they are printed before it
+        stdout = out.stdout.splitlines()
+        printed = stdout[:-2] + out.stderr.splitlines() + stdout[-2:]
+        assert printed == shown.splitlines(), command
