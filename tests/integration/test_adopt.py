@@ -69,6 +69,7 @@ def test_argparse_script_gives_defaults_types_choices_and_help_and_runs_in_its_o
     rec = json.loads((run_dir / "run.json").read_text())
     assert rec["cwd"] == str(lab.root / "project" / "argparse_cls")
     assert rec["metrics"]["val_acc"]["last"] == pytest.approx(0.753, abs=1e-3)
+    assert rec["code"]["files"] == 1  # the adopted script (listed in `code:`) is part of the code version
     assert sorted(p.name for p in (lab.root / "project" / "argparse_cls").iterdir()) == ["data", "helpers.py", "train.py"]
 
 
