@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 from dataclasses import dataclass, field
@@ -140,6 +141,13 @@ class Experiment:
         part of each run's code version, so an edit there makes a new configuration."""
         code = self.raw.get("code") or []
         return [str(p) for p in ([code] if isinstance(code, str) else code)]
+
+    @property
+    def workdir(self) -> Path:
+        """Where runs start: `workdir:` (relative to the experiment folder, or absolute), else the
+        experiment folder. An adopted script runs in its own folder, so its relative paths work."""
+        wd = self.raw.get("workdir")
+        return Path(os.path.normpath(self.path / str(wd))) if wd else self.path
 
     @property
     def config_path(self) -> Path:
@@ -329,11 +337,15 @@ def new_experiment(
     from_: str | None = None,
     entry: str | None = None,
     timeout: str | None = None,
+    *,
+    extra: dict[str, Any] | None = None,
+    files: dict[str, str] | None = None,
 ) -> Experiment:
     """Scaffold experiments/NAME/ (experiment.yaml, README.md, JOURNAL.md, config.yaml, train.py).
 
     With `from_`, copies that experiment's scripts and config ("same structure as baseline") and
-    inherits its metric, entry point and timeout unless given.
+    inherits its metric, entry point and timeout unless given. `extra` adds keys to
+    experiment.yaml; `files` replaces the scaffold's config.yaml and train.py (`--from-script`).
 
     Raises:
         ConfigError: bad name, missing metric/goal, an existing experiment, unreadable criteria.
@@ -361,6 +373,7 @@ def new_experiment(
         "timeout": timeout or (base.timeout if base else "30m"),
         "created": datetime.now().isoformat(timespec="seconds"),
     }
+    data.update(extra or {})
     if base:
         data["derived_from"] = base.name
         for key in ("capture", "smoke", "oom_ladder", "locked", "params", "hydra"):
@@ -377,6 +390,9 @@ def new_experiment(
                 shutil.copytree(item, dst, ignore=shutil.ignore_patterns("__pycache__"))
             else:
                 shutil.copy2(item, dst)
+    elif files is not None:
+        for fname, text in files.items():
+            (path / fname).write_text(text, encoding="utf-8")
     else:
         (path / "config.yaml").write_text("# Default parameters; override with key=value on `assay run`.\nseed: 0\nepochs: 5\n", encoding="utf-8")
         (path / "train.py").write_text(TRAIN_TEMPLATE.format(name=name, hypothesis=hypothesis, metric=metric), encoding="utf-8")

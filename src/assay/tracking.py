@@ -227,24 +227,43 @@ _params_cache: _ParamDict | None = None
 _seen_before_init: set[str] = set()
 
 
-def init(desc: str | None = None) -> Run:
-    """Attach to the run `assay run` launched, or start a standalone run when run by hand.
+def init(desc: str | None = None, *, experiment: str | None = None) -> Run:
+    """Attach to the run `assay run` launched, or start one when run by hand.
+
+    By hand, a script's run goes into runs/ next to the script. In an interactive session
+    (Jupyter, IPython, the Python prompt) there is no script: the run goes into the lab found from
+    the working directory, under `experiment` or the experiment folder the session runs in.
+
+    Args:
+        desc: the run's description (interactive and `experiment=` runs; part of the folder name).
+        experiment: record into this experiment of the lab found from the working directory.
 
     Returns:
-        The current Run; calling init() again returns the same one.
+        The current Run; calling init() again returns the same one (in an interactive session, a
+        new one once the previous run was finished).
+
+    Raises:
+        ConfigError: interactive (or `experiment=`) with no lab in the working directory or its
+            parents, no experiment to record into, or an unknown experiment.
 
     Example:
         >>> run = assay.init()
         >>> assay.log({"loss": 0.3}, step=1)
     """
     global _run
-    if _run is not None:
+    interactive = is_interactive()
+    if _run is not None and not (interactive and _run.finished):
         return _run
     run_dir = os.environ.get("ASSAY_RUN_DIR")
     if run_dir:
         path, attached, lab = Path(run_dir), True, os.environ.get("ASSAY_LAB")
         raw = json.loads(os.environ.get("ASSAY_PARAMS", "{}"))
         lab_root = Path(lab) if lab else None
+    elif interactive or experiment is not None:
+        from assay.store.records import create_interactive  # no script folder: the lab of the working directory
+
+        path, raw, lab_root = create_interactive(Path.cwd(), experiment, desc)
+        attached = False
     else:
         from assay.store.records import create_standalone  # a hand-run script: its own run folder
 
@@ -256,6 +275,8 @@ def init(desc: str | None = None) -> Run:
         _run.params = _params_cache
         _params_cache._seen = _run._seen
     atexit.register(_at_exit)
+    if interactive:
+        return _run  # an error in one cell does not fail the session's run: finish(status) decides
     previous_hook = sys.excepthook
 
     def _hook(*exc_info: Any) -> None:  # an uncaught exception makes a standalone run "failed"
@@ -268,6 +289,19 @@ def init(desc: str | None = None) -> Run:
 
 
 _failed = False
+
+
+def is_interactive() -> bool:
+    """True in a Python prompt, IPython or a Jupyter kernel: code with no script file whose folder
+    could hold the run (a `python -c` one-liner is not one: it keeps today's behaviour)."""
+    if hasattr(sys, "ps1"):
+        return True
+    ipython = sys.modules.get("IPython")
+    get = getattr(ipython, "get_ipython", None)
+    if get is not None and get() is not None:
+        return True
+    main = sys.modules.get("__main__")
+    return main is not None and not hasattr(main, "__file__") and (sys.argv[:1] or [""])[0] not in ("-c",)
 
 
 def _at_exit() -> None:
@@ -301,7 +335,10 @@ def _write_reads() -> None:
 
 
 def _read_local_config() -> dict[str, Any]:
-    cfg = Path(sys.argv[0]).resolve().parent / "config.yaml" if sys.argv and sys.argv[0] else None
+    if is_interactive():  # a notebook in an experiment folder reads that experiment's defaults
+        cfg: Path | None = Path.cwd() / "config.yaml"
+    else:
+        cfg = Path(sys.argv[0]).resolve().parent / "config.yaml" if sys.argv and sys.argv[0] else None
     if cfg and cfg.is_file():
         import yaml
 

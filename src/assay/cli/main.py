@@ -97,6 +97,7 @@ def new(
     from_: Annotated[Optional[str], typer.Option("--from", help="Copy this experiment's structure.")] = None,
     entry: Annotated[Optional[str], typer.Option(help="Entry point (default train.py).")] = None,
     timeout: Annotated[Optional[str], typer.Option(help="Default timeout, e.g. 30m.")] = None,
+    from_script: Annotated[Optional[Path], typer.Option("--from-script", help="Adopt this existing script where it is (reads its params, runs nothing).")] = None,
 ) -> None:
     """Create experiments/NAME/ with its hypothesis, criteria, config and a train.py."""
     from assay.experiment import new_experiment
@@ -104,8 +105,32 @@ def new(
     if not hypothesis:
         raise AssayError("An experiment needs a hypothesis", f"assay new {name} --hypothesis \"X improves Y because Z\" ...")
     lab = _lab()
+    if from_script is not None:
+        _adopt(lab, name, from_script, hypothesis=hypothesis, metric=metric, goal=goal, success=success,
+               failure=failure, secondary=secondary, timeout=timeout)
+        return
     exp = new_experiment(lab, name, hypothesis, metric, goal, success, failure, secondary, from_, entry, timeout)
     print(f"created {exp.path.relative_to(lab.root)}/ (metric {exp.metric}, {exp.goal})")
+    print(f"next: assay run {name} baseline")
+
+
+def _adopt(lab, name: str, script: Path, **kw) -> None:  # noqa: ANN001, ANN003 - the options of `new`
+    from assay.adopt import adopt_script
+
+    exp, found = adopt_script(lab, name, script, **kw)
+    rel = exp.path.relative_to(lab.root)
+    print(f"adopted {script} ({found.kind}: {len(found.params)} params, style {found.style})")
+    for p in found.params:
+        print(f"  {p.name} = {p.default!r}" + (f"  ({p.type})" if p.type else "") + ("  required" if p.required else ""))
+    print(f"entry {exp.entry}, runs in {exp.raw.get('workdir')} (the script's folder); nothing copied")
+    if kw.get("metric") is None:
+        line = next(n for m, n in found.metrics if m == exp.metric)
+        print(f"metric {exp.metric}: the one metric the script prints ({script.name}:{line}); pass --metric to choose another")
+    if kw.get("goal") is None:
+        print(f"goal {exp.goal}: guessed from the name {exp.metric}; pass --goal to set it")
+    for note in found.notes:
+        print(f"warning: {note}", file=sys.stderr)
+    print(f"created {rel}/ (metric {exp.metric}, {exp.goal}; params in {rel}/config.yaml)")
     print(f"next: assay run {name} baseline")
 
 
@@ -127,25 +152,31 @@ def run(
     """Run an experiment's entry point; output goes to the run's logs/, one summary line here.
 
     --timeout auto sizes the timeout from a smoke run first (time per step x steps + 30%)."""
+    from assay.cli.live import LiveRuns, wants_live_status
     from assay.runner import RunSpec, run_experiment
     from assay.runner.launch import summary_line
 
     lab = _lab()
     tags = parse_tags(tag or [])
-    spec = RunSpec(name, desc, list(overrides or []), timeout, repeat, entry, follow, tags)
-    if smoke or timeout == "auto" or oom_ladder is not False:
-        from assay.cli.sweep import run_validated
+    live = LiveRuns(lab.root, live_status=wants_live_status(follow, json_), summaries=not json_)
+    spec = RunSpec(name, desc, list(overrides or []), timeout, repeat, entry, follow, tags, observer=live)
+    try:
+        if smoke or timeout == "auto" or oom_ladder is not False:
+            from assay.cli.sweep import run_validated
 
-        results = run_validated(lab, spec, smoke, oom_ladder, approve_locked or [], quiet=json_)
-    else:
-        results = run_experiment(lab, spec)
+            results = run_validated(lab, spec, smoke, oom_ladder, approve_locked or [], quiet=json_)
+        else:
+            results = run_experiment(lab, spec)
+    finally:
+        live.stop()
     if json_:
         from assay.cli.render import emit_json
 
         emit_json([{**r.record, "path": str(r.path)} for r in results])
     else:
         for r in results:
-            print(summary_line(r, lab.root))
+            if str(r.path) not in live.printed:  # e.g. a smoke run: not reported as it ended
+                print(summary_line(r, lab.root))
     # A run the OOM ladder retried is decided by its retry: the exit code reads the final attempts.
     retried = {r.record.get("tags", {}).get("oom_retry_of") for r in results}
     raise typer.Exit(outcome_exit_code([r.status for r in results if r.record.get("id") not in retried]))

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from assay.capture import Capture
 from assay.config import Override, apply_overrides, flatten, parse_duration, parse_overrides
@@ -28,6 +28,16 @@ from assay.store import records
 from assay.store.index import Index
 
 _PEP723 = re.compile(r"^# /// script\s*$", re.M)
+
+
+class RunObserver(Protocol):
+    """Told by start_run, in the launching thread, when a run's folder exists (its record still
+    'running') and when its final record is written: `assay run`'s start line, live status and
+    per-seed summary lines. Must not raise."""
+
+    def started(self, path: Path, record: dict[str, Any]) -> None: ...
+
+    def ended(self, result: RunResult) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -45,6 +55,7 @@ class RunSpec:
     extra_params: dict[str, Any] = field(default_factory=dict)  # set by sweeps/loops, validated like overrides
     env: dict[str, str] = field(default_factory=dict)  # merged into the child's env (e.g. CUDA_VISIBLE_DEVICES per slot)
     launcher: Callable[..., Any] | None = None  # replaces run_process (same signature): executors that run elsewhere
+    observer: RunObserver | None = None  # told when each run starts and ends (the CLI's live feedback)
 
 
 @dataclass(frozen=True)
@@ -73,6 +84,9 @@ def entry_command(lab: Lab, exp: Experiment, entry: str) -> list[str]:
         raise ConfigError(f"Cannot read the entry point '{entry}': {exc}", "Close the quote, e.g. --entry \"python train.py\".") from None
     if not parts:
         raise ConfigError(f"Experiment '{exp.name}' has an empty entry point", f"Set `entry:` in {exp.file}.")
+    if not exp.workdir.is_dir():
+        raise ConfigError(f"The working directory '{exp.raw.get('workdir')}' of experiment '{exp.name}' does not exist ({exp.workdir})",
+                          f"Fix `workdir:` in {exp.file} (relative to the experiment folder).")
     first = parts[0]
     if len(parts) == 1 and first.endswith((".py", ".ipynb", ".sh")) or (exp.path / first).suffix in (".py", ".ipynb"):
         script = exp.path / first
@@ -170,7 +184,7 @@ def start_run(lab: Lab, exp: Experiment, spec: RunSpec, seed_offset: int = 0, gr
         "status": "running",
         "command": cmd,
         "entry": entry,
-        "cwd": str(exp.path),
+        "cwd": str(exp.workdir),
         "params": params,
         "overrides": [o.text for o in parsed],
         "seed": seed,
@@ -191,6 +205,8 @@ def start_run(lab: Lab, exp: Experiment, spec: RunSpec, seed_offset: int = 0, gr
         records.write_record(path, record)
     with Index(lab) as index:
         index.upsert(path, record)
+    if spec.observer is not None:
+        spec.observer.started(path, record)
 
     # Provenance is captured while the script starts: it reads the same tree, and costs no wall time.
     prov: dict[str, Any] = {}
@@ -212,7 +228,7 @@ def start_run(lab: Lab, exp: Experiment, spec: RunSpec, seed_offset: int = 0, gr
     prov_thread.start()
     writer = _CaptureWriter(path, capture)
     try:
-        result = (spec.launcher or run_process)(cmd, exp.path, {**_child_env(lab, exp, path, params, seed), **inv.env, **spec.env},
+        result = (spec.launcher or run_process)(cmd, exp.workdir, {**_child_env(lab, exp, path, params, seed), **inv.env, **spec.env},
                                                 path / records.LOG_FILE, writer, timeout, follow=spec.follow,
                                                 on_start=lambda pid: _record_child(path, record, pid))
     except OSError as exc:
@@ -233,7 +249,7 @@ def start_run(lab: Lab, exp: Experiment, spec: RunSpec, seed_offset: int = 0, gr
     ended = time.time()
     from assay.integrations.trackers import import_trackers
 
-    tracker_warnings = import_trackers(path, exp.path, started=started)
+    tracker_warnings = import_trackers(path, exp.workdir, started=started)  # where the script ran
 
     summary = records.summarize(path, exp.goal_of)
     tail = records.log_tail(path)
@@ -269,6 +285,8 @@ def start_run(lab: Lab, exp: Experiment, spec: RunSpec, seed_offset: int = 0, gr
     records.write_record(path, record)
     with Index(lab) as index:
         index.upsert(path, record)
+    if spec.observer is not None:
+        spec.observer.ended(RunResult(path, record))
     return RunResult(path, record)
 
 

@@ -376,6 +376,56 @@ def create_standalone(script: Path) -> tuple[Path, dict[str, Any], Path | None]:
     return path, params, lab.root if lab else None
 
 
+def create_interactive(cwd: Path, experiment: str | None, desc: str | None) -> tuple[Path, dict[str, Any], Path]:
+    """Make a run folder for `assay.init()` in a notebook or REPL (or with `experiment=`): in the lab
+    found from the working directory, under the named experiment, else the one whose folder holds
+    the working directory. Returns (folder, params, lab root).
+
+    Raises:
+        ConfigError: no lab there, no experiment named and none holding the working directory,
+            or an unknown experiment.
+    """
+    from assay.errors import ConfigError
+    from assay.experiment import list_experiments, load_experiment
+    from assay.lab import maybe_find_lab
+
+    here = cwd.resolve()
+    lab = maybe_find_lab(here)
+    if lab is None:
+        raise ConfigError(f"assay.init() found no assay lab in {here} or its parents: an interactive session records into the lab it runs in",
+                          "Start Jupyter/IPython inside your lab (or os.chdir('path/to/lab')), or make this folder one: assay init")
+    if experiment is None:
+        exps = lab.experiments_dir.resolve()
+        if not (here.is_relative_to(exps) and here != exps):
+            known = list_experiments(lab)
+            raise ConfigError(f"assay.init() in {here} is not inside an experiment folder of the lab {lab.root}",
+                              f"Name the experiment: assay.init(experiment='{known[0] if known else 'NAME'}') "
+                              f"(known: {', '.join(known) or 'none yet; create one with `assay new`'}).")
+        experiment = here.relative_to(exps).parts[0]
+    exp = load_experiment(lab, experiment)
+    params = exp.default_params()
+    desc = desc or "interactive"
+    path = create_run_dir(exp.runs_dir, desc, {
+        "record_version": RECORD_VERSION,
+        "experiment": exp.name,
+        "desc": desc,
+        "status": "running",
+        "standalone": True,
+        "interactive": True,
+        "command": [sys.executable, *sys.argv],
+        "cwd": str(here),
+        "params": params,
+        "overrides": [],
+        "primary_metric": exp.metric,
+        "goal": exp.goal,
+        "started": time.time(),
+        "owner_pid": os.getpid(),
+        "owner_started": process_start_time(os.getpid()),
+        "host": HOST,
+    })
+    return path, params, lab.root
+
+
 def finalize_standalone(path: Path, status: str, lab_root: Path | None) -> None:
     record = read_record(path)
     goal_of = goal_lookup(lab_root, record.get("experiment"))
