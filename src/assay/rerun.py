@@ -153,9 +153,9 @@ def rerun(lab: Lab, ref: str, value: str = "last", confidence: float = 0.95) -> 
         spec = RunSpec(name, f"rerun-{path.name[20:] or path.name}"[:60], entry=entry, tags={"rerun_of": rid})
         res = start_run(lab, wt_exp_def, spec, resolved=(params, []))
         new_path = exp.runs_dir.resolve() / res.path.name
-        new_record = records.read_record(new_path)
-        new_record["rerun_of"] = rid
-        records.write_record(new_path, new_record)
+        rec = records.RunRecord.from_dict(records.read_record(new_path)).with_(rerun_of=rid)
+        records.write_record(new_path, rec)
+        new_record = rec.to_dict()
         with Index(lab) as index:  # the launcher indexed it under the worktree path; point it home
             index.upsert(new_path, new_record)
     finally:

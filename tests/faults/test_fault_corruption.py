@@ -114,7 +114,7 @@ def test_a_lost_run_with_a_truncated_metrics_file_is_summarized_from_its_complet
     for key in ("ended", "duration", "metrics", "exit_code"):
         rec.pop(key, None)
     rec.update(status="running", owner_pid=2**22 + 17, owner_started=1.0)  # a launcher that no longer exists
-    records.write_record(path, rec)
+    records.write_record(path, records.RunRecord.from_dict(rec))
     data = (path / records.METRICS_FILE).read_bytes()
     lines = data.split(b"\n")
     (path / records.METRICS_FILE).write_bytes(b"\n".join(lines[:50]) + b"\n" + lines[50][:10])

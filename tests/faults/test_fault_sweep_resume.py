@@ -72,9 +72,10 @@ class PlannedExecutor:
         params = self.sf.trials()[n].params
         status = "interrupted" if self.submitted in self.interrupted else _status(params)
         self.submitted += 1
-        record = {"status": status, "tags": dict(spec.tags), "params": params, "started": time.time(),
-                  "duration": 0.01, "metrics": {"m": {"best": _value(params), "last": _value(params)}}}
-        path = records.create_run_dir(self.exp.runs_dir, spec.desc, record)
+        rec = records.RunRecord.from_dict({"status": status, "tags": dict(spec.tags), "params": params, "started": time.time(),
+                                           "duration": 0.01, "metrics": {"m": {"best": _value(params), "last": _value(params)}}})
+        path, rec = records.create_run_dir(self.exp.runs_dir, spec.desc, rec)
+        record = rec.to_dict()
         if self.after_record:
             self.tick()
         fut: Future = Future()

@@ -186,7 +186,7 @@ def test_default_output_is_terse_one_line_per_run_and_bounded_listings(lab, make
         shutil.copytree(run_dir, copy)
         rec = records.read_record(copy)
         rec["id"] = records.run_id(copy)
-        records.write_record(copy, rec)
+        records.write_record(copy, records.RunRecord.from_dict(rec))
     assert _json(cli, "reindex", "--json")["runs"] == 25
     listing = cli("runs").stdout.splitlines()
     assert len(listing) <= 22 and listing[-1] == "(5 more; --limit 0 shows all)"

@@ -232,8 +232,9 @@ def _refuse_run(lab: Lab, st: LoopState, repo: Repo, result: RunResult, problems
     moved = guards.quarantine(repo.root, problems, tracked, dest)
     reason = (f"the run changed files a run may not change: {guards.listing(problems)}"
               + (f"; moved {len(moved)} file(s) it wrote to {dest}" if moved else ""))
-    record = {**result.record, "status": "failed", "reason": reason}
-    records.write_record(result.path, record)
+    rec = records.RunRecord.from_dict(result.record).with_(status=records.Status.FAILED, reason=reason)
+    records.write_record(result.path, rec)
+    record = rec.to_dict()
     with Index(lab) as index:
         index.upsert(result.path, record)
     return RunResult(result.path, record)

@@ -176,37 +176,21 @@ def start_run(lab: Lab, exp: Experiment, spec: RunSpec, seed_offset: int = 0, gr
 
     desc = spec.desc if spec.repeat <= 1 else f"{spec.desc}-seed{seed}"
     started = time.time()
-    record: dict[str, Any] = {
-        "record_version": records.RECORD_VERSION,
-        "id": None,  # set by create_run_dir, once the folder's name is claimed
-        "experiment": exp.name,
-        "desc": desc,
-        "status": "running",
-        "command": cmd,
-        "entry": entry,
-        "cwd": str(exp.workdir),
-        "params": params,
-        "overrides": [o.text for o in parsed],
-        "seed": seed,
-        "timeout": timeout,
-        "primary_metric": exp.metric,
-        "goal": exp.goal,
-        "group": group,
-        "tags": dict(spec.tags),
-        "started": started,
-        "owner_pid": os.getpid(),
-        "owner_started": records.process_start_time(os.getpid()),
-        "host": records.HOST,
-    }
-    path = records.create_run_dir(exp.runs_dir, desc, record)
+    rec = records.RunRecord(
+        experiment=exp.name, desc=desc, started=started, command=cmd, entry=entry, cwd=str(exp.workdir), params=params,
+        overrides=[o.text for o in parsed], seed=seed, timeout=timeout, primary_metric=exp.metric, goal=exp.goal,
+        group=group, tags=dict(spec.tags), owner_pid=os.getpid(), owner_started=records.process_start_time(os.getpid()),
+        host=records.HOST)
+    path, rec = records.create_run_dir(exp.runs_dir, desc, rec)
     inv = styles.invocation(script, params, set(flatten(exp.default_params())), parsed, path)
     if inv.argv != cmd:  # the params' arguments name the run folder (Hydra's output dir)
-        record["command"] = cmd = inv.argv
-        records.write_record(path, record)
+        rec = rec.with_(command=inv.argv)
+        cmd = inv.argv
+        records.write_record(path, rec)
     with Index(lab) as index:
-        index.upsert(path, record)
+        index.upsert(path, rec.to_dict())
     if spec.observer is not None:
-        spec.observer.started(path, record)
+        spec.observer.started(path, rec.to_dict())
 
     # Provenance is captured while the script starts: it reads the same tree, and costs no wall time.
     prov: dict[str, Any] = {}
@@ -227,22 +211,23 @@ def start_run(lab: Lab, exp: Experiment, spec: RunSpec, seed_offset: int = 0, gr
     prov_thread = threading.Thread(target=_provenance, daemon=True)
     prov_thread.start()
     writer = _CaptureWriter(path, capture)
+    child: list[records.RunRecord] = []  # the record once the script's pid is in it
     try:
         result = (spec.launcher or run_process)(cmd, exp.workdir, {**_child_env(lab, exp, path, params, seed), **inv.env, **spec.env},
                                                 path / records.LOG_FILE, writer, timeout, follow=spec.follow,
-                                                on_start=lambda pid: _record_child(path, record, pid))
+                                                on_start=lambda pid: child.append(_record_child(path, rec, pid)))
     except OSError as exc:
-        started_ok = "child_pid" in record  # else Popen itself failed
+        started_ok = bool(child)  # else Popen itself failed
         reason = f"writing the run's output failed: {exc}" if started_ok else f"could not start {cmd[0]}: {exc}"
         with contextlib.suppress(OSError):  # the same full disk; the record below says what happened
             writer.close()
-        record.update(status="failed", reason=reason, ended=time.time())
-        record["duration"] = record["ended"] - started
-        records.write_record(path, record)
+        now = time.time()
+        rec = (child[-1] if child else rec).with_(status=records.Status.FAILED, reason=reason, ended=now, duration=now - started)
+        records.write_record(path, rec)
         with Index(lab) as index:
-            index.upsert(path, record)
+            index.upsert(path, rec.to_dict())
         if started_ok:
-            raise RunError(f"Run {record['id']} stopped: {reason}", "Free disk space (df -h), then run it again.") from None
+            raise RunError(f"Run {rec.id} stopped: {reason}", "Free disk space (df -h), then run it again.") from None
         raise RunError(f"Could not start '{' '.join(cmd)}': {exc}", f"Check `entry:` in {exp.file}.") from None
     writer.close()
     prov_thread.join()
@@ -257,32 +242,31 @@ def start_run(lab: Lab, exp: Experiment, spec: RunSpec, seed_offset: int = 0, gr
     status, reason = classify(result.returncode, result.stopped_by, tail, exp.metric, pm.get("last"),
                               oom_kills=getattr(result, "oom_kills", None),
                               seen={k: m.get("last") for k, m in summary["metrics"].items()})
-    record.update(
-        status=status, reason=reason, exit_code=result.returncode, ended=ended, duration=ended - started,
-        peak_rss=result.peak_rss, peak_gpu_mem=result.peak_gpu_mem, metrics=summary["metrics"],
-        artifacts=summary["artifacts"], log_tail=tail, git=prov.get("git"), code=prov.get("code"), env=prov.get("env"),
-    )
-    record["tags"] = {**record["tags"], **summary["tags"]}
-    if prov.get("data"):
-        record["data"] = _flag_rewritten(exp.path, prov["data"])
-    if summary["logged_params"]:
-        record["logged_params"] = summary["logged_params"]
+    params_after = params
     if exp.params_style == "hydra":
         from assay.runner.hydra_app import read_back
 
-        record["params"] = read_back(path, params) or params
+        params_after = read_back(path, params) or params
     warnings = list(tracker_warnings)
+    unreached = None
     # Only a run that ended by itself is judged: a killed one never wrote its record of reads.
     if status == "ok" and (lost := styles.unreached(inv, parsed, path, script.entry_file)):
-        record["params_unreached"] = lost
+        unreached = lost
         warnings.append(styles.unreached_warning(lost, exp.params_style))
     if getattr(result, "leftovers", ()):
         warnings.append(f"ended processes the script left running: {', '.join(result.leftovers)}")
     if prov.get("error"):
         warnings.append(f"provenance capture failed: {prov['error']}")
-    if warnings:
-        record["warnings"] = warnings
-    records.write_record(path, record)
+    rec = (child[-1] if child else rec).with_(
+        status=status, reason=reason, exit_code=result.returncode, ended=ended, duration=ended - started,
+        peak_rss=result.peak_rss, peak_gpu_mem=result.peak_gpu_mem, metrics=summary["metrics"],
+        artifacts=summary["artifacts"], log_tail=tail, git=prov.get("git"), code=prov.get("code"), env=prov.get("env"),
+        tags={**rec.tags, **summary["tags"]}, params=params_after, params_unreached=unreached,
+        data=_flag_rewritten(exp.path, prov["data"]) if prov.get("data") else None,
+        logged_params=summary["logged_params"] or None, warnings=warnings or None,
+    )
+    records.write_record(path, rec)
+    record = rec.to_dict()
     with Index(lab) as index:
         index.upsert(path, record)
     if spec.observer is not None:
@@ -304,10 +288,11 @@ def _flag_rewritten(exp_path: Path, data: dict[str, dict[str, Any]]) -> dict[str
     return data
 
 
-def _record_child(path: Path, record: dict[str, Any], pid: int) -> None:
+def _record_child(path: Path, rec: records.RunRecord, pid: int) -> records.RunRecord:
     """Re-write the 'running' record with the script's pid, so a lost run names its process."""
-    record["child_pid"] = pid
-    records.write_record(path, record)
+    rec = rec.with_(child_pid=pid)
+    records.write_record(path, rec)
+    return rec
 
 
 def run_experiment(lab: Lab, spec: RunSpec) -> list[RunResult]:

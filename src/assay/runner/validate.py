@@ -55,11 +55,11 @@ def smoke_run(lab: Lab, exp: Experiment, desc: str, overrides: list[str] | None 
     spec = RunSpec(exp.name, desc, list(overrides or []), f"{s.limit}s", entry=entry,
                    tags={**(tags or {}), "smoke": "true"}, extra_params={**(extra or {}), **s.params})
     res = start_run(lab, exp, spec)
-    record = dict(res.record)
-    record["smoke"] = measure_throughput(res, exp.metric, s)
+    rec = records.RunRecord.from_dict(res.record).with_(smoke=measure_throughput(res, exp.metric, s))
     if res.status == "timeout":
-        record["reason"] = f"the smoke run did not finish under {format_duration(s.limit)}: scale `smoke.params` down in {exp.file}"
-    records.write_record(res.path, record)
+        rec = rec.with_(reason=f"the smoke run did not finish under {format_duration(s.limit)}: scale `smoke.params` down in {exp.file}")
+    records.write_record(res.path, rec)
+    record = rec.to_dict()
     from assay.store.index import Index
 
     with Index(lab) as index:

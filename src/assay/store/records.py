@@ -15,6 +15,7 @@ import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
@@ -49,6 +50,99 @@ FINISHED = frozenset(STATUSES) - {Status.RUNNING.value}
 HOST = socket.gethostname()
 
 
+@dataclass(frozen=True)
+class RunRecord:
+    """run.json: what ran, how it was asked for, and how it ended.
+
+    Every writer builds or amends one of these (`with_`), and `write_record` is the only way to
+    disk, so a record has one shape wherever it is made: the launcher, a standalone or interactive
+    run, a lost-run mark, a smoke run's throughput, a sweep's pruning, the loop's refusal, a rerun.
+    Readers get the JSON form (`read_record`, `RunResult.record`). Keys a newer assay wrote are
+    kept in `extra` and written back unchanged.
+    """
+
+    experiment: str | None
+    desc: str
+    started: float
+    status: Status = Status.RUNNING
+    id: str | None = None  # `<experiment>/<folder>`, set when the folder's name is claimed
+    record_version: int = RECORD_VERSION
+    reason: str | None = None
+    command: list[str] = field(default_factory=list)
+    entry: str | None = None
+    cwd: str | None = None
+    params: dict[str, Any] = field(default_factory=dict)
+    overrides: list[str] = field(default_factory=list)  # as typed
+    seed: Any = None
+    timeout: float | None = None
+    primary_metric: str | None = None
+    goal: str | None = None
+    group: str | None = None  # the runs of one --repeat
+    tags: dict[str, str] = field(default_factory=dict)
+    ended: float | None = None
+    duration: float | None = None
+    exit_code: int | None = None
+    peak_rss: int | None = None
+    peak_gpu_mem: int | None = None
+    metrics: dict[str, dict[str, Any]] | None = None  # per metric: last, last_step, best, best_step, count
+    artifacts: list[str] | None = None
+    log_tail: str | None = None
+    git: dict[str, Any] | None = None
+    code: dict[str, Any] | None = None  # the code version (identity.code_fingerprint)
+    env: dict[str, Any] | None = None
+    data: dict[str, dict[str, Any]] | None = None
+    logged_params: dict[str, Any] | None = None
+    warnings: list[str] | None = None
+    params_unreached: list[str] | None = None
+    smoke: dict[str, Any] | None = None
+    rerun_of: str | None = None
+    owner_pid: int | None = None
+    owner_started: float | None = None
+    child_pid: int | None = None
+    host: str | None = None
+    standalone: bool | None = None
+    interactive: bool | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def with_(self, **changes: Any) -> RunRecord:
+        """A copy with `changes` (the record is frozen: an amendment is a new record)."""
+        import dataclasses
+
+        return dataclasses.replace(self, **changes)
+
+    @property
+    def finished(self) -> bool:
+        return self.status != Status.RUNNING
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form: every field set, and a finished run's outcome fields even when empty."""
+        out: dict[str, Any] = {}
+        for f in _FIELDS:
+            v = getattr(self, f)
+            if v is not None or f in _ALWAYS or (f in _OUTCOME and self.finished):
+                out[f] = v
+        return {**out, **self.extra}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunRecord:
+        """The record of a run.json (or of its JSON form); unknown keys go to `extra`."""
+        known = {k: v for k, v in data.items() if k in _FIELD_SET}
+        status = known.get("status", Status.RUNNING)
+        known["status"] = Status(status) if status in STATUSES else status
+        known.setdefault("experiment", None)
+        known.setdefault("desc", "")
+        known.setdefault("started", 0.0)
+        return cls(**known, extra={k: v for k, v in data.items() if k not in _FIELD_SET and k != "extra"})
+
+
+_FIELDS = tuple(f for f in RunRecord.__dataclass_fields__ if f != "extra")
+_FIELD_SET = frozenset(_FIELDS)
+_ALWAYS = frozenset({"record_version", "id", "experiment", "desc", "status", "command", "entry", "cwd", "params",
+                     "overrides", "seed", "timeout", "primary_metric", "goal", "group", "tags", "started"})
+_OUTCOME = frozenset({"reason", "exit_code", "ended", "duration", "peak_rss", "peak_gpu_mem", "metrics", "artifacts",
+                      "log_tail", "git", "code", "env"})
+
+
 def slug(text: str) -> str:
     s = re.sub(r"[^\w.\-]+", "-", text.strip()).strip("-.")
     return s[:60] or "run"
@@ -70,8 +164,9 @@ def unique_dir(parent: Path, base: str) -> Path:
 STAGING_PREFIX = ".new-"  # a run folder being built; hidden from every listing
 
 
-def create_run_dir(runs_dir: Path, desc: str, record: dict[str, Any], when: datetime | None = None) -> Path:
-    """Create a fresh run folder holding `record` as its run.json (its "id" set); never reuses one.
+def create_run_dir(runs_dir: Path, desc: str, record: RunRecord, when: datetime | None = None) -> tuple[Path, RunRecord]:
+    """Create a fresh run folder holding `record` as its run.json; never reuses one. Returns the
+    folder and the record with its id (`<experiment>/<folder>`) set.
 
     The folder is built under a hidden staging name and renamed into place, and a rename is
     atomic: a kill at any point leaves a complete run or a hidden `.new-*` folder (which
@@ -91,7 +186,7 @@ def create_run_dir(runs_dir: Path, desc: str, record: dict[str, Any], when: date
         path = runs_dir / (base if n == 1 else f"{base}-{n}")
         if path.exists():
             continue
-        record["id"] = run_id(path)
+        record = record.with_(id=run_id(path))
         write_record(staging, record)
         try:
             os.rename(staging, path)
@@ -99,7 +194,7 @@ def create_run_dir(runs_dir: Path, desc: str, record: dict[str, Any], when: date
             if exc.errno in (errno.EEXIST, errno.ENOTEMPTY):
                 continue  # taken between the check and the rename
             raise
-        return path
+        return path, record
     raise StoreError(f"Could not create a folder for '{base}' in {runs_dir}", f"Clean up {runs_dir}.")
 
 
@@ -134,8 +229,9 @@ def run_id(path: Path) -> str:
     return f"{path.parent.parent.name}/{path.name}"
 
 
-def write_record(path: Path, record: dict[str, Any]) -> None:
-    write_atomic(path / RECORD_FILE, json.dumps(record, indent=1, default=str, allow_nan=True) + "\n")
+def write_record(path: Path, record: RunRecord) -> None:
+    """Write run.json atomically (readers see the old or the new record, never a torn one)."""
+    write_atomic(path / RECORD_FILE, json.dumps(record.to_dict(), indent=1, default=str, allow_nan=True) + "\n")
 
 
 def read_record(path: Path) -> dict[str, Any]:
@@ -328,17 +424,14 @@ def mark_lost_if_dead(path: Path, record: dict[str, Any], goal_of: Callable[[str
         return record
     if record.get("host") not in (None, HOST):
         return record  # launched on another machine sharing this folder: its pid means nothing here
-    record = dict(record)
-    record["status"] = "lost"
-    record["reason"] = "the process that ran it is gone and left no final record (killed or machine lost)"
-    summary = summarize(path, goal_of or (lambda k: "max"))
-    record["metrics"] = summary["metrics"]
-    record["log_tail"] = log_tail(path)
+    lost = RunRecord.from_dict(record).with_(
+        status=Status.LOST, reason="the process that ran it is gone and left no final record (killed or machine lost)",
+        metrics=summarize(path, goal_of or (lambda k: "max"))["metrics"], log_tail=log_tail(path))
     if os.access(path, os.W_OK):  # a read-only lab shows the run as lost without recording it
         for tmp in path.glob(f".{RECORD_FILE}.*.tmp"):  # a write its dead owner never finished (never read)
             tmp.unlink(missing_ok=True)
-        write_record(path, record)
-    return record
+        write_record(path, lost)
+    return lost.to_dict()
 
 
 # ------------------------------------------------------------------ standalone runs (script run by hand)
@@ -358,21 +451,10 @@ def create_standalone(script: Path) -> tuple[Path, dict[str, Any], Path | None]:
 
         loaded = load_yaml(cfg) or {}
         params = loaded if isinstance(loaded, dict) else {}
-    now = time.time()
-    path = create_run_dir(runs_dir, f"{script.stem}-manual", {
-        "record_version": RECORD_VERSION,
-        "experiment": script.parent.name if lab else None,
-        "desc": f"{script.stem}-manual",
-        "status": "running",
-        "standalone": True,
-        "command": [sys.executable, *sys.argv],
-        "params": params,
-        "overrides": [],
-        "started": now,
-        "owner_pid": os.getpid(),
-        "owner_started": process_start_time(os.getpid()),
-        "host": HOST,
-    })
+    path, _ = create_run_dir(runs_dir, f"{script.stem}-manual", RunRecord(
+        experiment=script.parent.name if lab else None, desc=f"{script.stem}-manual", started=time.time(),
+        standalone=True, command=[sys.executable, *sys.argv], params=params,
+        owner_pid=os.getpid(), owner_started=process_start_time(os.getpid()), host=HOST))
     return path, params, lab.root if lab else None
 
 
@@ -405,36 +487,22 @@ def create_interactive(cwd: Path, experiment: str | None, desc: str | None) -> t
     exp = load_experiment(lab, experiment)
     params = exp.default_params()
     desc = desc or "interactive"
-    path = create_run_dir(exp.runs_dir, desc, {
-        "record_version": RECORD_VERSION,
-        "experiment": exp.name,
-        "desc": desc,
-        "status": "running",
-        "standalone": True,
-        "interactive": True,
-        "command": [sys.executable, *sys.argv],
-        "cwd": str(here),
-        "params": params,
-        "overrides": [],
-        "primary_metric": exp.metric,
-        "goal": exp.goal,
-        "started": time.time(),
-        "owner_pid": os.getpid(),
-        "owner_started": process_start_time(os.getpid()),
-        "host": HOST,
-    })
+    path, _ = create_run_dir(exp.runs_dir, desc, RunRecord(
+        experiment=exp.name, desc=desc, started=time.time(), standalone=True, interactive=True,
+        command=[sys.executable, *sys.argv], cwd=str(here), params=params, primary_metric=exp.metric, goal=exp.goal,
+        owner_pid=os.getpid(), owner_started=process_start_time(os.getpid()), host=HOST))
     return path, params, lab.root
 
 
 def finalize_standalone(path: Path, status: str, lab_root: Path | None) -> None:
-    record = read_record(path)
-    goal_of = goal_lookup(lab_root, record.get("experiment"))
-    summary = summarize(path, goal_of)
+    rec = RunRecord.from_dict(read_record(path))
+    summary = summarize(path, goal_lookup(lab_root, rec.experiment))
     now = time.time()
-    record.update(status=status, ended=now, duration=now - record["started"], metrics=summary["metrics"],
-                  tags=summary["tags"], artifacts=summary["artifacts"])
-    record["params"] = {**record.get("params", {}), **summary["logged_params"]}
-    write_record(path, record)
+    rec = rec.with_(status=Status(status) if status in STATUSES else status, ended=now, duration=now - rec.started,
+                    metrics=summary["metrics"], tags=summary["tags"], artifacts=summary["artifacts"],
+                    params={**rec.params, **summary["logged_params"]})
+    write_record(path, rec)
+    record = rec.to_dict()
     if lab_root is not None and record.get("experiment"):
         from assay.lab import find_lab
         from assay.store.index import Index
