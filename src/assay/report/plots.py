@@ -93,7 +93,10 @@ def _save(fig: Any, folder: Path, stem: str, fmt: str, meta: dict[str, Any], exp
     folder.mkdir(parents=True, exist_ok=True)
     image = folder / f"{stem}.{fmt}"
     sidecar = folder / f"{stem}.json"
-    fig.savefig(image, format=fmt, metadata={"Date": None} if fmt in ("svg", "pdf") else None)
+    import matplotlib
+
+    with matplotlib.rc_context({"svg.fonttype": "none"}):  # SVG text stays text: searchable, editable
+        fig.savefig(image, format=fmt, metadata={"Date": None} if fmt in ("svg", "pdf") else None)
     meta = {"figure": rel(image, exp.path), "generated": datetime.now().isoformat(timespec="seconds"), **meta}
     from assay.config import write_atomic
 
@@ -318,7 +321,7 @@ def _intervals(exp: Experiment, cs: Configs, metric: str, value: str, excluded: 
     ax.set_title(title, fontsize=8)
     return _save(fig, folder, f"compare_intervals_{records.slug(metric)}", fmt,
                  {"kind": "intervals", "title": title, "x": metric, "y": "configuration", "value": value,
-                  "better": exp.goal_of(metric), "varying": cs.varying,
+                  "better": exp.goal_of(metric), "varying": cs.varying, "value_axis": list(ax.get_xlim()),
                   "sources": [s for r in rows for s in r["sources"]], "configurations": rows,
                   "thresholds": drawn, "excluded": excluded}, exp)
 
@@ -490,6 +493,7 @@ def _sweep(exp: Experiment, cs: Configs, param: str, metric: str, value: str,
         legend_outside(ax, len(handles), handles=handles, title=", ".join(others))
     return _save(fig, folder, f"sweep_{records.slug(param)}_{records.slug(metric)}", fmt,
                  {"kind": "sweep", "title": title, "x": param, "y": metric, "value": value, "better": exp.goal_of(metric),
+                  "value_axis": list(ax.get_ylim()),
                   "held_fixed": not others, "mixed": others,
                   "sources": [p["source"] for p in points], "points": points, "excluded": excluded}, exp)
 
