@@ -315,8 +315,7 @@ def _intervals(exp: Experiment, cs: Configs, metric: str, value: str, excluded: 
         handles.append(Line2D([], [], ls="", marker="o", mfc="none", mec="0.3", ms=6))
         labels.append("seed run again (not in the mean)")
     keep = [(h, lab) for h, lab in zip(handles, labels) if lab != "_dup"]
-    ax.legend(*zip(*keep), loc="upper center", bbox_to_anchor=(0.5, -0.13 if len(rows) > 3 else -0.22),
-              ncols=min(4, len(keep)), fontsize=7, frameon=False)
+    fig.legend(*zip(*keep), loc="outside lower center", ncols=min(4, len(keep)), fontsize=7, frameon=False)
     title = f"{exp.name}: {metric} per configuration (mean and 95% CI over seeds; dots: runs)"
     ax.set_title(title, fontsize=8)
     return _save(fig, folder, f"compare_intervals_{records.slug(metric)}", fmt,
