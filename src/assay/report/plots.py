@@ -170,12 +170,10 @@ class Configs:
     colors: list[str]
     duplicates: dict[str, int]  # run id -> index of its configuration
     duplicate_runs: list[RunView]
+    owner: dict[str, int]  # run id (counted or duplicate) -> index of its configuration
 
     def index(self, run_id: str) -> int | None:
-        for i, c in enumerate(self.configs):
-            if any(r.id == run_id for r in c.runs):
-                return i
-        return self.duplicates.get(run_id)
+        return self.owner.get(run_id)
 
     def label(self, i: int) -> str:
         return self.configs[i].label(self.varying)
@@ -213,7 +211,8 @@ def ordered_configs(ok: list[RunView]) -> Configs:
     index_of_key = {c.runs[0].config_key(): i for i, c in enumerate(configs)}
     kept = {r.id for c in configs for r in c.runs}
     duplicates = {r.id: index_of_key[r.config_key()] for r in ok if r.id not in kept and r.config_key() in index_of_key}
-    return Configs(configs, varying, palette(len(configs)), duplicates, [r for r in ok if r.id in duplicates])
+    owner = {r.id: i for i, c in enumerate(configs) for r in c.runs} | duplicates
+    return Configs(configs, varying, palette(len(configs)), duplicates, [r for r in ok if r.id in duplicates], owner)
 
 
 def plot_experiment(lab: Lab, name: str, metric: str | None = None, fmt: str = "png", value: str = "last") -> list[Figure]:
@@ -300,10 +299,13 @@ def _intervals(exp: Experiment, cs: Configs, metric: str, value: str, excluded: 
         ci = f" [{row['ci95'][0]:.{digits}f}, {row['ci95'][1]:.{digits}f}]" if row["ci95"] else " (no CI: 1 seed)"
         ax.annotate(f"{row['mean']:.{digits}f}{ci}  n={row['n']}", (1.01, y), xycoords=("axes fraction", "data"),
                     va="center", fontsize=7, annotation_clip=False)
+    if not rows:
+        ax.text(0.5, 0.5, f"no run finished ok with a value of {metric}", transform=ax.transAxes, ha="center",
+                color="0.4")
     _group_separators(ax, cs, rows)
     ax.set_yticks(range(len(rows)), [r["label"] for r in rows], fontsize=8)
     band = 0.5 * len(thresholds)  # a strip above the first row for the thresholds' labels
-    ax.set_ylim(len(rows) - 0.5, -0.5 - band)  # first configuration on top
+    ax.set_ylim(max(len(rows), 1) - 0.5, -0.5 - band)  # first configuration on top
     ax.margins(x=0.08)
     drawn = _draw_thresholds(ax, thresholds, rows)
     ax.set_xlabel(_axis_label(exp, metric) + f" ({value} value per run)")
@@ -315,7 +317,8 @@ def _intervals(exp: Experiment, cs: Configs, metric: str, value: str, excluded: 
         handles.append(Line2D([], [], ls="", marker="o", mfc="none", mec="0.3", ms=6))
         labels.append("seed run again (not in the mean)")
     keep = [(h, lab) for h, lab in zip(handles, labels) if lab != "_dup"]
-    fig.legend(*zip(*keep), loc="outside lower center", ncols=min(4, len(keep)), fontsize=7, frameon=False)
+    if keep:
+        fig.legend(*zip(*keep), loc="outside lower center", ncols=min(4, len(keep)), fontsize=7, frameon=False)
     title = f"{exp.name}: {metric} per configuration (mean and 95% CI over seeds; dots: runs)"
     ax.set_title(title, fontsize=8)
     return _save(fig, folder, f"compare_intervals_{records.slug(metric)}", fmt,
@@ -332,6 +335,8 @@ def _jitter(j: int) -> float:
 
 def _decimals(rows: list[dict[str, Any]]) -> int:
     """Decimals that resolve the narrowest interval (or the spread of the means): one figure finer."""
+    if not rows:
+        return 4
     widths = [r["ci95"][1] - r["ci95"][0] for r in rows if r["ci95"] and r["ci95"][1] > r["ci95"][0]]
     means = [r["mean"] for r in rows]
     widths = widths or ([max(means) - min(means)] if len(means) > 1 and max(means) > min(means) else [abs(means[0]) or 1.0])
