@@ -69,8 +69,8 @@ def verdict(
 def plot(
     target: Annotated[str, typer.Argument(metavar="RUN|NAME", help="A run, or an experiment with --compare.")],
     metric: Annotated[Optional[str], typer.Option(help="Metrics, comma-separated (run: default all; --compare: the primary).")] = None,
-    compare: Annotated[bool, typer.Option("--compare", help="Compare an experiment's runs: curves, bars, sweeps.")] = False,
-    format_: Annotated[str, typer.Option("--format", help="png or webp.")] = "png",
+    compare: Annotated[bool, typer.Option("--compare", help="Compare an experiment's runs: intervals, curves, sweeps.")] = False,
+    format_: Annotated[str, typer.Option("--format", help="png, svg, pdf or webp.")] = "png",
     value: ValueOpt = "last",
     json_: JsonOpt = False,
 ) -> None:
@@ -96,7 +96,7 @@ def plot(
 
 def report(
     name: str,
-    format_: Annotated[str, typer.Option("--format", help="Figure format: png or webp.")] = "png",
+    format_: Annotated[str, typer.Option("--format", help="Figure format: png, svg or webp.")] = "png",
     value: ValueOpt = "last",
     json_: JsonOpt = False,
 ) -> None:

@@ -162,7 +162,7 @@ def run(
 
 @loop_app.command("plot")
 def plot(tag: Annotated[Optional[str], typer.Argument()] = None) -> None:
-    """The progress plot from results.tsv: kept green, discarded grey, running best, kept labelled."""
+    """The progress plot from results.tsv: every try; kept green (labelled), discarded grey, crashes as red crosses."""
     from assay.loop.plot import progress_plot
     from assay.loop.ratchet import current
     from assay.loop.state import find_by_tag

@@ -19,7 +19,7 @@ from assay.experiment import load_experiment
 from assay.lab import Lab, require_writable
 from assay.report import sections
 from assay.report.evidence import check_value, load_runs
-from assay.report.plots import Figure, plot_experiment
+from assay.report.plots import Figure, check_format, plot_experiment
 from assay.report.verdict import verdict
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 REPORT = "REPORT.md"
 HTML = "REPORT.html"
 PROMPT = "> **TO WRITE (a person):**"
+REPORT_FORMATS = ("png", "svg", "webp")  # what REPORT.html can embed as an image: no pdf"
 _BLOCK = re.compile(r"(<!-- assay:begin:([\w-]+) -->\n)(.*?)(\n<!-- assay:end:\2 -->)", re.S)
 
 
@@ -103,8 +104,10 @@ def write_report(lab: Lab, name: str, fmt: str = "png", value: str = "last") -> 
     `assay verdict`'s. Hand-written text outside the generated blocks is kept as it is.
 
     Raises:
-        ConfigError: unknown experiment, bad format or value. StoreError: an unreadable run record.
+        ConfigError: unknown experiment, bad format (pdf cannot be embedded in REPORT.html) or value.
+        StoreError: an unreadable run record.
     """
+    fmt = check_format(fmt, REPORT_FORMATS)
     check_value(value)
     exp = load_experiment(lab, name)
     require_writable(exp.path / "REPORT.md", "write the report")
