@@ -153,6 +153,25 @@ def test_start_warns_without_confirm_and_confirm_says_how_to_declare_it(lab, spl
     assert out.returncode == 2 and "declares no `confirm:`" in out.stderr
 
 
+def test_resume_after_lost_state_and_run_folders_reports_looks_as_a_lower_bound(lab, split_lab):
+    import shutil
+
+    exp = split_lab()
+    assert run_cli("loop", "start", "exp", "--tag", "lb", "--edit", "train.py", "--decision", "greedy",
+                   cwd=lab.root).returncode == 0
+    edit(exp, LR=0.5)
+    assert try_candidate(lab, "lower lr").decision == "keep"
+    assert status(lab)["looks"] == 3
+    baseline_run = results.read(exp.path / "results.tsv")[0].runs.split()[0]
+    shutil.rmtree(exp.path / "runs" / baseline_run.split("/", 1)[1])
+    (exp.path / "loops" / "lb" / "state.json").unlink()
+    out = run_cli("loop", "resume", "lb", cwd=lab.root)
+    assert out.returncode == 0 and "at least 3 looks" in out.stdout, out.stdout + out.stderr
+    s = status(lab)
+    assert (s["looks"], s["looks_lower_bound"]) == (3, True)
+    assert "at least 3 looks" in run_cli("loop", "status", cwd=lab.root).stdout
+
+
 def test_confirm_refuses_a_loop_that_kept_nothing(lab, split_lab):
     split_lab()
     assert run_cli("loop", "start", "exp", "--tag", "z", "--edit", "train.py", "--decision", "greedy",

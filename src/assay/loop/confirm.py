@@ -17,7 +17,7 @@ import json
 import os
 import statistics
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -315,7 +315,7 @@ def loop_confirmations(lab: Lab, exp: Experiment) -> list[dict[str, Any]]:
         if done:
             c = done[-1]
             note.update({k: c[k] for k in ("confirmed_gain", "ci", "confidence", "shrinkage", "split", "survives", "number")})
-            note["text"] = f"loop {st.tag}: {Confirmation(**{k: v for k, v in c.items() if k != 'survives'}).summary()}"
+            note["text"] = f"loop {st.tag}: {Confirmation(**{f.name: c.get(f.name) for f in fields(Confirmation)}).summary()}"
         else:
             how = (f"assay loop confirm {st.tag}" if "confirm" in exp.raw
                    else f"declare `confirm:` in {exp.file.name}, then assay loop confirm {st.tag}")
