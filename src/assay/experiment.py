@@ -411,7 +411,7 @@ def new_experiment(
 # Every section of the experiment file is read here, so a reader of the file learns its schema in one
 # module: smoke (a scaled-down run), oom_ladder (remedies tried while a run ends 'oom'), locked (keys a
 # remedy may not change without approval), units (axis labels), code (paths that are part of the code
-# version) and the core fields above.
+# version), confirm (the held-out evaluation of a loop's result) and the core fields above.
 
 SMOKE_LIMIT = "60s"
 DEFAULT_MARGIN = 0.3
@@ -538,3 +538,67 @@ def parse_ladder(exp: Experiment, defaults: dict[str, Any]) -> list[Remedy]:
                                   f"Fix the name, or add '{k}' to {exp.config_path.name}.")
         rungs.append(r)
     return rungs
+
+
+_CONFIRM_FIELDS = {"params", "entry", "seeds"}
+_CONFIRM_EXAMPLE = "confirm:\n    params: {split: test}\n    seeds: 5"
+DEFAULT_CONFIRM_SEEDS = 5
+
+
+@dataclass(frozen=True)
+class ConfirmSettings:
+    """How to evaluate on a split the loop never sees: these params and/or this entry point, `seeds` times."""
+
+    params: dict[str, Any]
+    entry: str | None
+    seeds: int
+
+    def describe(self) -> str:
+        parts = [" ".join(f"{k}={v}" for k, v in self.params.items())] if self.params else []
+        parts += [f"entry {self.entry}"] if self.entry else []
+        return f"{', '.join(parts)}, {self.seeds} seeds"
+
+
+def confirm_settings(exp: Experiment) -> ConfirmSettings | None:
+    """The experiment's `confirm:` section; None when it declares none.
+
+    Its params must be keys of config.yaml (where their defaults, e.g. `split: val`, are what the
+    loop's own runs use), so a typo cannot quietly evaluate on the validation split again.
+
+    Raises:
+        ConfigError: a malformed section: unknown fields, neither params nor entry, seeds < 2.
+    """
+    raw = exp.raw.get("confirm")
+    if raw is None:
+        return None
+    where = _where(exp.file, "confirm")
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError(f"`confirm` in {where} must be a mapping, got {raw!r}", f"Write it as\n  {_CONFIRM_EXAMPLE}")
+    if unknown := sorted(set(map(str, raw)) - _CONFIRM_FIELDS):
+        raise ConfigError(f"Unknown field '{unknown[0]}' in `confirm` in {where} (known: {', '.join(sorted(_CONFIRM_FIELDS))})."
+                          + did_you_mean(unknown[0], _CONFIRM_FIELDS), f"Write it as\n  {_CONFIRM_EXAMPLE}")
+    params = raw.get("params") or {}
+    entry = raw.get("entry")
+    seeds = raw.get("seeds", DEFAULT_CONFIRM_SEEDS)
+    if not isinstance(params, dict):
+        raise ConfigError(f"`confirm.params` in {where} must be a mapping, got {params!r}", f"Write it as\n  {_CONFIRM_EXAMPLE}")
+    if entry is not None and (not isinstance(entry, str) or not entry.strip()):
+        raise ConfigError(f"`confirm.entry` in {where} must be a script or command, got {entry!r}",
+                          "Write e.g. `confirm: {entry: evaluate.py}`.")
+    if not params and entry is None:
+        raise ConfigError(f"`confirm` in {where} names neither params nor an entry point: it would re-run the validation split",
+                          f"Write it as\n  {_CONFIRM_EXAMPLE}")
+    if not isinstance(seeds, int) or isinstance(seeds, bool) or seeds < 2:
+        raise ConfigError(f"`confirm.seeds` in {where} must be an integer >= 2 (an interval needs repeats), got {seeds!r}",
+                          "Write e.g. `seeds: 5`.")
+    params = flatten(params)
+    defaults = flatten(exp.default_params())
+    if missing := sorted(k for k in params if k not in defaults):
+        raise ConfigError(f"Unknown parameter '{missing[0]}' in `confirm.params` in {where} (not in {exp.config_path.name}; "
+                          f"known: {', '.join(sorted(defaults)) or 'none'})." + did_you_mean(missing[0], list(defaults)),
+                          f"Add it to {exp.config_path.name} with the value the loop uses, e.g. {missing[0]}: val.")
+    if entry is None and all(defaults[k] == v for k, v in params.items()):
+        raise ConfigError(f"`confirm.params` in {where} ({', '.join(f'{k}={v}' for k, v in params.items())}) equal the defaults "
+                          f"in {exp.config_path.name}: that is the split the loop already decides on",
+                          "Name the held-out split, e.g. `confirm: {params: {split: test}}`.")
+    return ConfirmSettings(params, entry, seeds)

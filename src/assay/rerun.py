@@ -13,6 +13,8 @@ import os
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -69,6 +71,38 @@ def _git(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
                           env={**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"})
 
 
+@contextmanager
+def worktree_at(root: Path, commit: str) -> Iterator[Path]:
+    """A detached git worktree of `commit` in a temporary folder, removed afterwards: code from
+    any commit runs there while the user's work tree, index and branches stay untouched.
+
+    Raises:
+        GitError: the worktree cannot be created (a stale one registered: `git worktree prune`).
+    """
+    tmp = Path(tempfile.mkdtemp(prefix="assay-rerun-"))
+    wt = tmp / "tree"
+    try:
+        add = _git(root, "worktree", "add", "--detach", str(wt), commit)
+        if add.returncode != 0:
+            raise GitError(f"Could not check out {commit[:12]} into a worktree: {add.stderr.strip()}", "Run `git worktree prune` and retry.")
+        yield wt
+    finally:
+        if wt.exists():
+            _git(root, "worktree", "remove", "--force", str(wt))
+        shutil.rmtree(tmp, ignore_errors=True)
+        _git(root, "worktree", "prune")
+
+
+def link_runs(tree_exp: Path, exp_runs: Path) -> None:
+    """Make the worktree's copy of the experiment write its run folders into the real runs/."""
+    if (tree_exp / "runs").is_symlink() or (tree_exp / "runs").is_file():
+        (tree_exp / "runs").unlink()
+    elif (tree_exp / "runs").exists():
+        shutil.rmtree(tree_exp / "runs")  # a committed runs/ in our temporary tree: replaced by the real one
+    exp_runs.mkdir(parents=True, exist_ok=True)
+    (tree_exp / "runs").symlink_to(exp_runs.resolve(), target_is_directory=True)
+
+
 def _noise(lab: Lab, name: str, record: dict[str, Any], metric: str, value: str) -> tuple[float | None, int, str]:
     """Seed noise: the original's own repeats (same group) if any, else pooled over all configurations."""
     from assay.experiment import load_experiment
@@ -122,13 +156,8 @@ def rerun(lab: Lab, ref: str, value: str = "last", confidence: float = 0.95) -> 
         raise GitError(f"Experiment folder {exp.path} is outside the recorded repository {root}",
                        "Rerun from the lab that produced the run.") from None
 
-    tmp = Path(tempfile.mkdtemp(prefix="assay-rerun-"))
-    wt = tmp / "tree"
     warnings: list[str] = []
-    try:
-        add = _git(root_path, "worktree", "add", "--detach", str(wt), commit)
-        if add.returncode != 0:
-            raise GitError(f"Could not check out {commit[:12]} into a worktree: {add.stderr.strip()}", "Run `git worktree prune` and retry.")
+    with worktree_at(root_path, commit) as wt:
         patch = path / records.PATCH_FILE
         patched = bool(git.get("patch")) and patch.is_file()
         if git.get("dirty") and not patched:
@@ -145,9 +174,7 @@ def rerun(lab: Lab, ref: str, value: str = "last", confidence: float = 0.95) -> 
         if not (wt_exp / entry.split()[0]).exists():
             raise GitError(f"Entry point {entry.split()[0]} of {name} is not in commit {commit[:12]} (it was untracked)",
                            "Commit the experiment's files before the runs you want to be able to rerun.")
-        if (wt_exp / "runs").exists():
-            shutil.rmtree(wt_exp / "runs")  # a committed runs/ in our temporary tree: replaced by the real one
-        (wt_exp / "runs").symlink_to(exp.runs_dir.resolve(), target_is_directory=True)
+        link_runs(wt_exp, exp.runs_dir)
         wt_exp_def = load_experiment(Lab(wt / lab_rel, lab.settings), name)
         params = dict(record.get("params") or {})
         spec = RunSpec(name, f"rerun-{path.name[20:] or path.name}"[:60], entry=entry, tags={"rerun_of": rid})
@@ -158,11 +185,6 @@ def rerun(lab: Lab, ref: str, value: str = "last", confidence: float = 0.95) -> 
         new_record = rec.to_dict()
         with Index(lab) as index:  # the launcher indexed it under the worktree path; point it home
             index.upsert(new_path, new_record)
-    finally:
-        if wt.exists():
-            _git(root_path, "worktree", "remove", "--force", str(wt))
-        shutil.rmtree(tmp, ignore_errors=True)
-        _git(root_path, "worktree", "prune")
     if record.get("seed") != new_record.get("seed"):
         raise RunError(f"Rerun {new_record['id']} used seed {new_record.get('seed')}, not {record.get('seed')}")
     metric = str(record.get("primary_metric") or exp.metric)

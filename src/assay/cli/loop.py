@@ -34,8 +34,14 @@ def start(
     value: Annotated[str, typer.Option(help="Which value of each run counts: last (when training ended) or best.")] = "last",
 ) -> None:
     """Create branch assay/TAG, fix the protected files, run the unmodified baseline."""
+    import sys
+
+    from assay.experiment import confirm_settings, load_experiment
     from assay.loop.ratchet import start as do_start
 
+    if confirm_settings(load_experiment(_lab(), name)) is None:
+        print(f"warning: experiment '{name}' declares no `confirm:` in experiment.yaml: every decision looks at the validation "
+              "split and no held-out split can check the result (add e.g. `confirm: {params: {split: test}}`)", file=sys.stderr)
     out = do_start(_lab(), name, tag, edit, protect or [], decision, repeats, max_repeats, min_delta, confidence,
                    lines_per_delta, timeout, max_retries, value)
     print(out.line())
@@ -68,16 +74,23 @@ def status(tag: Annotated[Optional[str], typer.Argument(help="Loop tag (default:
     """Best so far, noise estimate, counts, a pending crash."""
     from assay.cli.render import emit_json, fmt
     from assay.loop.ratchet import status as do_status
-    from assay.loop.results import show
+    from assay.loop.results import show, show_delta
 
     s = do_status(_lab(), tag)
     if json_:
         emit_json(s)
         return
     c = s["counts"]
+    looks = f"{'at least ' if s['looks_lower_bound'] else ''}{s['looks']}"
     print(f"loop {s['tag']} on {s['branch']}: best {s['label']}={show(s['best']) or '-'} (n={s['best_n']}, {s['goal']}) "
           f"at {(s['best_commit'] or '-')[:8]}, σ={fmt(s['sigma'])} (df {s['sigma_df']}), {s['decision']}")
     print(f"{s['iterations']} tried: {c.get('keep', 0)} kept (baseline included), {c.get('discard', 0)} discarded, {c.get('crash', 0)} crashed")
+    conf = s["confirmation"]
+    if conf and conf["best_commit"] == s["best_commit"]:
+        held = f"confirm {conf['number']}: gain {show_delta(conf['confirmed_gain'])} [{show(conf['ci'][0])}, {show(conf['ci'][1])}] on the held-out split"
+    else:
+        held = f"the best is unconfirmed (assay loop confirm {s['tag']})"
+    print(f"{looks} looks at the validation metric (runs read to decide or re-measure); {s['confirms']} confirm(s); {held}")
     if s["pending_crash"]:
         print(f"pending crash: {s['pending_crash']['description']} (assay try --retry ... or assay loop drop {s['tag']})")
 
@@ -110,6 +123,22 @@ def resume(tag: str) -> None:
     for n in out["notes"]:
         print(n)
     print(f"loop {tag}: best {(out['best_commit'] or '-')[:8]}, {out['iterations']} tried; next: assay try \"...\"")
+
+
+@loop_app.command("confirm")
+def confirm(tag: str,
+            force: Annotated[bool, typer.Option(help="Confirm a best commit that was confirmed before (one more look).")] = False,
+            json_: JsonOpt = False) -> None:
+    """Run the baseline and the best on the held-out split (`confirm:`), once: confirmed vs claimed gain."""
+    from assay.loop.confirm import confirm as do_confirm
+
+    out = do_confirm(_lab(), tag, force)
+    if json_:
+        from assay.cli.render import emit_json
+
+        emit_json(out.to_json())
+    else:
+        print(out.line())
 
 
 @loop_app.command("drop")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from assay.errors import ConfigError, GitError, RunError, StoreError
-from assay.experiment import Experiment, load_experiment
+from assay.experiment import Experiment, confirm_settings, load_experiment
 from assay.lab import Lab
 from assay.loop import guards, results
 from assay.loop.decisions import Decided, Decision, Evidence, Settings, make_decision, pooled_sigma
@@ -117,6 +117,7 @@ def start(lab: Lab, name: str, tag: str, edit: list[str], protect: list[str], de
         raise ConfigError(f"--value must be one of {', '.join(VALUES)}, got '{value}'",
                           "Pass --value last (the value when training ended) or --value best.")
     exp = load_experiment(lab, name)
+    confirm_settings(exp)  # a malformed `confirm:` fails now, not when the loop's result is due
     repo = Repo(exp.path)
     if not edit:
         raise ConfigError("The loop needs at least one editable file", f"assay loop start {name} --tag {tag} --edit train.py")
@@ -275,6 +276,7 @@ def _measure(lab: Lab, st: LoopState, desc: str, commit: str, runs: list[RunResu
         runs.append(run)
         if run_value(run.record, st.value) is None:
             return _crash_reason(run)
+        st.looks += 1  # its value is read to decide or to re-measure: one more look at the validation split
     return None
 
 
@@ -492,7 +494,15 @@ def status(lab: Lab, tag: str | None = None) -> dict[str, Any]:
         "counts": {str(d): sum(r.status == d for r in rows) for d in results.RECORDED},  # crashes included
         "pending_crash": st.pending_crash, "editable": st.editable, "protected": list(st.protected),
         "results": str(_results_path(lab, st)), "last": [r.to_json() for r in rows[-5:]],
+        "looks": st.looks, "looks_lower_bound": st.looks_lower_bound, "confirms": st.confirms,
+        "confirmation": _latest_confirmation(lab, st),
     }
+
+
+def _latest_confirmation(lab: Lab, st: LoopState) -> dict[str, Any] | None:
+    from assay.loop.confirm import latest
+
+    return latest(lab, st)
 
 
 def _incumbent_values(lab: Lab, row: results.Row, which: str) -> list[float]:
@@ -517,6 +527,18 @@ def _row_values(lab: Lab, row: results.Row, which: str) -> tuple[list[float], li
         if v is not None:
             found.append(("-confirm" in str(rec.get("desc", "")), v))
     return [v for c, v in found if not c], [v for c, v in found if c]
+
+
+def _recount_looks(lab: Lab, st: LoopState, rows: list[results.Row], notes: list[str]) -> None:
+    """The looks and confirms, from the run folders and confirms.jsonl: never fewer than state.json says."""
+    from assay.loop.confirm import count_looks, read_confirms
+
+    looks, lower = count_looks(lab, st, rows)
+    if looks > st.looks or (lower and looks >= st.looks):
+        st.looks, st.looks_lower_bound = looks, lower
+        if lower:
+            notes.append(f"some run folders of loop {st.tag} are gone: at least {looks} looks at the validation metric")
+    st.confirms = max(st.confirms, len(read_confirms(lab, st)))
 
 
 def resume(lab: Lab, tag: str) -> dict[str, Any]:
@@ -549,6 +571,7 @@ def _resume(lab: Lab, tag: str) -> dict[str, Any]:
         elif last_keep.mean and not st.best_values:
             st.best_values = [float(last_keep.mean)] * max(1, int(last_keep.n or 1))
     st.counts = {str(d): sum(r.status == d for r in rows) for d in results.RECORDED}
+    _recount_looks(lab, st, rows, notes)
     if not st.noise_groups:  # a lost state.json: the seeds' spread is still in the run folders
         for r in rows:
             if r.status in (Decision.KEEP, Decision.DISCARD):

@@ -48,6 +48,9 @@ class LoopState:
     pending_crash: dict[str, Any] | None = None  # {"commit", "hash", "attempts", "description"}
     counts: dict[str, int] = field(default_factory=lambda: {"keep": 0, "discard": 0, "crash": 0})
     outputs: list[str] = field(default_factory=list)  # untracked files the runs wrote (not a proposer's)
+    looks: int = 0  # runs whose validation value the loop read, to decide or to re-measure (baseline included)
+    looks_lower_bound: bool = False  # rebuilt after run folders were deleted: at least this many
+    confirms: int = 0  # `loop confirm` attempts: each one used the held-out split (confirms.jsonl)
 
     @property
     def branch(self) -> str:

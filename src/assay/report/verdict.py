@@ -87,6 +87,7 @@ class Verdict:
     excluded: list[dict[str, Any]]
     hint: str | None = None
     comparisons: list[Judged] = field(default_factory=list)  # comparative criteria, judged once
+    confirmation: list[dict[str, Any]] | None = None  # per loop of a loop experiment: its held-out confirmation
 
     def to_dict(self) -> dict[str, Any]:
         return {"experiment": self.experiment, "hypothesis": self.hypothesis, "verdict": self.verdict,
@@ -94,7 +95,8 @@ class Verdict:
                 "per_config_confidence": self.per_config_confidence, "value": self.value,
                 "criteria": {"success": self.success, "failure": self.failure},
                 "configurations": [c.to_dict() for c in self.configurations], "decided_by": self.decided_by,
-                "comparisons": [j.to_dict() for j in self.comparisons], "excluded": self.excluded}
+                "comparisons": [j.to_dict() for j in self.comparisons], "excluded": self.excluded,
+                "confirmation": self.confirmation}
 
 
 def _pooled(configs_values: list[list[float]]) -> tuple[float | None, int]:
@@ -302,9 +304,9 @@ def verdict(lab: Lab, name: str, confidence: float = 0.95, value: str = "last", 
     base = dict(experiment=name, hypothesis=exp.hypothesis, confidence=confidence, value=value,
                 success=[c.text for c in all_succ], failure=[c.text for c in all_fail], excluded=excluded)
     if not all_succ and not all_fail:
-        return Verdict(**base, verdict="inconclusive", reason="the experiment declares no success or failure criteria",
+        return _with_loops(lab, exp, Verdict(**base, verdict="inconclusive", reason="the experiment declares no success or failure criteria",
                        per_config_confidence=confidence, configurations=[], decided_by=[],
-                       hint=f"Add e.g. `success: {exp.metric} {'>=' if exp.goal == 'max' else '<='} <target>` to {exp.file}.")
+                       hint=f"Add e.g. `success: {exp.metric} {'>=' if exp.goal == 'max' else '<='} <target>` to {exp.file}."))
     configs, varying = group_configs(good)
     metrics = sorted({c.metric for c in (*all_succ, *all_fail)})
     # Noise pooled per metric over every configuration's repeats: the same seeds-only spread, whatever the params.
@@ -348,8 +350,24 @@ def verdict(lab: Lab, name: str, confidence: float = 0.95, value: str = "last", 
             rerun_hint(exp, side[0], next_seed) if len(side) == 1 else
             f"assay run {exp.name} repeats {' '.join(f'{k}={v}' for k, v in sel.items())} seed={next_seed} --repeat 3"
             for side, sel in zip(sides, (c.left or {}, c.right or {})))
-    return Verdict(**base, verdict=overall, reason=reason, per_config_confidence=per, configurations=out,
-                   decided_by=decided, hint=hint, comparisons=comps)
+    return _with_loops(lab, exp, Verdict(**base, verdict=overall, reason=reason, per_config_confidence=per,
+                                         configurations=out, decided_by=decided, hint=hint, comparisons=comps))
+
+
+def _with_loops(lab: Lab, exp: Experiment, v: Verdict) -> Verdict:
+    """A loop experiment's verdict says whether each loop's gain survived the held-out split
+    (`assay loop confirm`), or that it is unconfirmed and how many looks at validation produced it."""
+    from assay.loop.confirm import loop_confirmations, overturned_by
+
+    if notes := loop_confirmations(lab, exp):
+        v.confirmation = notes
+        v.reason = "; ".join([v.reason, *(n["text"] for n in notes)])
+        support = [r for i in v.decided_by for r in v.configurations[i].runs] if v.verdict == "supported" else []
+        if n := overturned_by(lab, exp, notes, support):
+            v.verdict = "inconclusive"
+            v.reason = (f"supported only by runs loop {n['tag']} selected on the validation split, and its gain does not "
+                        f"survive the held-out split; {v.reason}")
+    return v
 
 
 def _overall(out: list[ConfigVerdict], exp: Experiment, next_seed: int,
