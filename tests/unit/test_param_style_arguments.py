@@ -93,3 +93,13 @@ def test_a_shell_entry_that_names_the_variable_counts_as_reading_it(tmp_path):
     (tmp_path / "params_env_read.txt").write_text("loaded\n")
     inv = invocation(Script("env", "run.sh", ["bash", "run.sh"]), {"lr": 0.1, "bs": 2}, {"lr", "bs"}, [], tmp_path)
     assert unreached(inv, parse_overrides(["lr=0.2", "bs=4"]), tmp_path, tmp_path / "run.sh") == ["bs"]
+
+
+def test_a_counted_flag_is_repeated_and_takes_no_value():
+    from assay.runner.styles import cli_args
+
+    source = 'p.add_argument("-v", "--verbose", action="count", default=0)\np.add_argument("--lr", type=float)\n'
+    assert cli_args("argparse", {"verbose": 2, "lr": 0.1}, source) == ["--verbose", "--verbose", "--lr", "0.1"]
+    assert cli_args("argparse", {"verbose": 0}, source) == []
+    click = '@click.option("-v", "--verbose", count=True)\n'
+    assert cli_args("argparse", {"verbose": 1}, click) == ["--verbose"]

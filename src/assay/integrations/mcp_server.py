@@ -126,9 +126,14 @@ def _start_detached(lab: Lab, spec: RunSpec) -> dict[str, Any]:
     from assay.store import records
 
     experiment, desc = spec.experiment, spec.desc
+    import tempfile
+
     cmd = _run_command(spec)
+    # stderr to a file, not a pipe: the detached run outlives this server, and its later lines (each
+    # run's start line) must not hit a pipe nobody reads any more (EPIPE would kill it mid-repeat).
+    err_file = tempfile.TemporaryFile()
     proc = subprocess.Popen(cmd, cwd=lab.root, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, start_new_session=True)
+                            stderr=err_file, start_new_session=True)
     runs_dir = lab.experiment_dir(experiment) / "runs"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -141,7 +146,8 @@ def _start_detached(lab: Lab, spec: RunSpec) -> dict[str, Any]:
             if record.get("owner_pid") == proc.pid:
                 return {**_run_summary(record, path), "pid": proc.pid}
         if proc.poll() is not None:
-            err = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
+            err_file.seek(0)
+            err = err_file.read().decode(errors="replace").strip()
             raise RunError(f"assay run {experiment} {desc} stopped before starting: {err or f'exit {proc.returncode}'}",
                            "Fix the experiment or params named above and start it again.")
         time.sleep(0.05)  # waiting for another process's first write; bounded by the deadline

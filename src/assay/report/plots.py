@@ -67,14 +67,19 @@ def _axis_label(exp: Experiment, metric: str) -> str:
     return f"{metric}" + (f" [{units}]" if units else "") + f"  ({arrow})"
 
 
-def new_figure(width: float = 7.0, height: float = 4.2):  # noqa: ANN201 - matplotlib types stay lazy
-    """A matplotlib Figure (Agg, no pyplot state) and its one Axes."""
+def require_matplotlib() -> None:
+    """Import matplotlib (Agg, no display) before any drawing, or say which extra installs it."""
     try:
         import matplotlib
     except ImportError:
         raise ConfigError("Plots and reports draw with matplotlib, which is not installed",
                           "pip install 'assay[plots]'") from None
     matplotlib.use("Agg")
+
+
+def new_figure(width: float = 7.0, height: float = 4.2):  # noqa: ANN201 - matplotlib types stay lazy
+    """A matplotlib Figure (Agg, no pyplot state) and its one Axes."""
+    require_matplotlib()
     from matplotlib.figure import Figure as MplFigure
 
     fig = MplFigure(figsize=(width, height), dpi=110, layout="constrained")
@@ -181,6 +186,7 @@ class Configs:
 
 def palette(n: int) -> list[str]:
     """n distinct colours (hex): tab10 up to 10 configurations, tab20 beyond (cycling past 20)."""
+    require_matplotlib()
     from matplotlib import colormaps
     from matplotlib.colors import to_hex
 

@@ -180,13 +180,16 @@ def _related(key: str, keys: set[str] | frozenset[str]) -> bool:
 def cli_args(style: str, params: dict[str, Any], source: str | None) -> list[str]:
     """`--key value` (argparse) or `--key=value` (equals) for each param; None is left out."""
     declared = set(_OPTION.findall(source)) if source else set()
+    counted = {f for call in _COUNTED.findall(source or "") for f in _OPTION.findall(call)}
     dashes = bool(source and re.search(r"^\s*(import typer|from typer\b)", source, re.M))
     out: list[str] = []
     for key, value in params.items():
         if value is None or value == {}:
             continue
         flag = _flag(key, declared, dashes)
-        if style == "equals":
+        if flag in counted and isinstance(value, int) and not isinstance(value, bool):
+            out += [flag] * max(value, 0)  # `-vv`: a counted flag is repeated, it takes no value
+        elif style == "equals":
             out.append(f"{flag}={value if isinstance(value, str) else repr(value)}")
         elif isinstance(value, bool):
             out += _bool_flag(flag, value, declared, source)
@@ -195,6 +198,11 @@ def cli_args(style: str, params: dict[str, Any], source: str | None) -> list[str
         else:
             out += [flag, _plain(value)]
     return out
+
+
+# An argparse `action="count"` or a click `count=True` option: its call's text, to find its flags.
+_COUNTED = re.compile(r"(?:add_argument|option)\((?:[^()]|\([^()]*\))*?(?:action\s*=\s*['\"]count['\"]|count\s*=\s*True)"
+                      r"(?:[^()]|\([^()]*\))*\)")
 
 
 def _flag(key: str, declared: set[str], dashes: bool) -> str:
@@ -335,11 +343,13 @@ def unreached(inv: Invocation, parsed: list[Override], run_dir: Path, entry_file
         if "ASSAY_PARAMS" in variables:
             return []  # the script read them all at once
         read |= {k for k in keys if any(v == env_var(k) or v.startswith(env_var(k) + "__") for v in variables)}
+        if "ASSAY_SEED" in variables:  # the seed also arrives as ASSAY_SEED (what most scripts read)
+            read.add("seed")
     if entry_file is not None and entry_file.suffix != ".py" and entry_file.is_file():
         text = entry_file.read_text(errors="replace")
         if "ASSAY_PARAMS" in text:
             return []
-        read |= {k for k in keys if env_var(k) in text}
+        read |= {k for k in keys if env_var(k) in text} | ({"seed"} if "ASSAY_SEED" in text else set())
         known = True
     if not known:
         return []

@@ -1,4 +1,4 @@
-"""Notes which ASSAY_PARAM* variables a run's Python processes read, so that assay can tell a param
+"""Notes which ASSAY_PARAM* variables (and ASSAY_SEED) a run's Python processes read, so that assay can tell a param
 that never reached the script (a silent no-op sweep) from one that did.
 
 Python imports this at start when `assay run` puts its folder first on PYTHONPATH (env and
@@ -41,8 +41,8 @@ def _install() -> None:
     class _Watched(base):  # type: ignore[valid-type,misc]
         def __getitem__(self, key):
             value = base.__getitem__(self, key)
-            if (not bulk[0] and isinstance(key, str) and key.startswith("ASSAY_PARAM") and key not in seen
-                    and not from_assay_api()):
+            if (not bulk[0] and isinstance(key, str) and (key.startswith("ASSAY_PARAM") or key == "ASSAY_SEED")
+                    and key not in seen and not from_assay_api()):
                 seen.add(key)
                 note("read " + key)
             return value
