@@ -199,6 +199,14 @@ def _key(node: ast.AST) -> str | None:
     return None
 
 
+def _root_key(node: ast.AST) -> str | None:
+    """The variable a subscript or an indexer writes into: `df` for df.loc[m, "a"] or df["a"]."""
+    while isinstance(node, ast.Subscript) or (isinstance(node, ast.Attribute) and node.attr in (
+            "loc", "iloc", "at", "iat", "values", "str")):
+        node = node.value
+    return _key(node)
+
+
 def _const(node: ast.AST | None) -> float | None | str:
     """A slice bound: a number, None when absent, '?' when computed."""
     if node is None:
@@ -345,15 +353,14 @@ class _Flow:
             for t, x in zip(target.elts, vals):
                 self.bind(t.value if isinstance(t, ast.Starred) else t, x)
         elif isinstance(target, ast.Attribute | ast.Subscript):
-            base = target
-            while isinstance(base, ast.Subscript) or (isinstance(base, ast.Attribute) and base.attr in (
-                    "loc", "iloc", "at", "iat", "values", "str")):
-                base = base.value
-            if isinstance(target, ast.Attribute) and base is target and (k := _key(target)):
-                self.env[k] = v  # self.scaler = StandardScaler()
-                base = target.value
-            if (k := _key(base)) and (k in self.env or isinstance(target, ast.Subscript)):
-                self.env[k] = join(self.env.get(k, EMPTY), v)
+            if isinstance(target, ast.Attribute) and target.attr not in ("loc", "iloc", "at", "iat", "values", "str"):
+                if k := _key(target):
+                    self.env[k] = v  # self.scaler = StandardScaler()
+                base_key = _key(target.value)
+            else:
+                base_key = _root_key(target)
+            if base_key and (base_key in self.env or isinstance(target, ast.Subscript)):
+                self.env[base_key] = join(self.env.get(base_key, EMPTY), v)
 
     def element(self, v: Val) -> Val:
         """What a for loop over `v` binds each time."""
@@ -683,6 +690,12 @@ class _Flow:
             elif m != "fit":
                 self.evaluate(node, model, loaders, scoring=True)
             return EMPTY
+        if m in ("partial_fit", "train_on_batch") and args:  # one more step: the fitted rows accumulate
+            prev = recv.fitted.data if recv.fitted else EMPTY
+            new = replace(recv, fitted=Fit(line, join(prev, *args), _text(node)))
+            if key:
+                self.env[key] = new
+            return new
         if m == "fit" and (obj or recv.kind in ("none", "data")) and (args or kws):
             return self.fit(node, recv, args, kws, key)
         if m in ("fit_transform", "fit_resample", "fit_sample") and args:
@@ -730,8 +743,9 @@ class _Flow:
         out = join(recv, *args, *kws.values())
         inplace = any(k.arg == "inplace" and isinstance(k.value, ast.Constant) and k.value.value is True
                       for k in node.keywords)
-        if inplace and key:
-            self.env[key] = out
+        root = _root_key(node.func.value) if isinstance(node.func, ast.Attribute) else None
+        if inplace and root:  # df["Age"].fillna(m, inplace=True) changes df
+            self.env[root] = join(self.env.get(root, EMPTY), out) if root != key else out
         return out
 
     def sample(self, node: ast.Call, recv: Val, key: str | None) -> Val:
