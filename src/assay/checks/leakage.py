@@ -280,9 +280,11 @@ class _Flow:
             self.emit(OVERLAP, r, f"rows are oversampled before `{what}` (line {line}) splits them into folds: "
                                   "copies of the same rows land in training and evaluation folds")
 
-    def cut(self, src: Val, part: Part, line: int, what: str) -> Val:
+    def cut(self, src: Val, part: Part, line: int, what: str, *, check: bool = True) -> Val:
+        """One side of a split of `src`. A slice (`check=False`) is only taken for an evaluation split once a
+        model scores it: `X[n:]` is also how a block of rows is taken for other reasons."""
         out = replace(src, kind="data", sides=frozenset({part}), items=None, elem=None)
-        if part.side == "test":
+        if part.side == "test" and check:
             self.taint_check(src, line, f"the evaluation split cut by `{what}`")
         return out
 
@@ -466,7 +468,7 @@ class _Flow:
         if lo != "?" and hi != "?" and (lo is None or lo >= 0) and (hi is None or hi >= 0):
             rng = (float(lo or 0), float("inf") if hi is None else float(hi))
         part = Part(("slice", base.tokens, base.sides), side, node.lineno, base.sides, rng)
-        out = self.cut(base, part, node.lineno, _text(node))
+        out = self.cut(base, part, node.lineno, _text(node), check=False)
         return replace(out, kind=base.kind)
 
     def compare(self, node: ast.Compare) -> Val:
@@ -696,7 +698,7 @@ class _Flow:
             if key:
                 self.env[key] = new
             return new
-        if m == "fit" and (obj or recv.kind in ("none", "data")) and (args or kws):
+        if m == "fit" and (obj or any(a.tokens for a in [*args, *kws.values()])):
             return self.fit(node, recv, args, kws, key)
         if m in ("fit_transform", "fit_resample", "fit_sample") and args:
             return self.fit_transform(node, recv, m, args, key)
@@ -818,6 +820,8 @@ class _Flow:
     def evaluate(self, node: ast.Call, model: Val, data: Val, *, scoring: bool) -> Val:
         """A model predicts or scores `data`: check what it was fitted and chosen on."""
         line, tests = node.lineno, _tests(data)
+        if tests:
+            self.taint_check(data, line, f"`{_text(node)}` scores the evaluation split")
         for t in model.taints:  # Keras layers adapted on all rows
             if tests and data.tokens & t.tokens:
                 self.emit(PREPROCESSING, t.line, f"`{t.what}` learns from all rows; the model using it scores the "
@@ -834,7 +838,7 @@ class _Flow:
                 r = min(data.resampled & fit.data.resampled)
                 self.emit(OVERLAP, r, f"rows are oversampled at line {r} before the split: copies of them are in "
                                       f"`{fit.text}` (line {fit.line}) and in `{_text(node)}` (line {line})")
-            elif scoring and not tests and not fit.data.sides and node.args and fit.text and \
+            elif scoring and not tests and not fit.data.sides and fit.data.tokens & data.tokens and \
                     _same_args(fit.text, node):
                 self.emit(OVERLAP, line, f"`{_text(node)}` scores the rows `{fit.text}` (line {fit.line}) fitted on")
         if scoring and tests:
