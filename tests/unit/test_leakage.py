@@ -100,6 +100,16 @@ def test_transform_fitted_on_the_test_split_itself(tmp_path):
         """) == [(PREPROCESSING, 12)]
 
 
+def test_rows_updated_in_place_or_sliced_for_other_reasons_are_no_split(tmp_path):
+    assert leaks(tmp_path, """
+        A = np.random.default_rng(0).normal(size=(100, 3))
+        A[10:20] += 5
+        A = (A - A.mean(axis=0)) / A.std(axis=0)
+        head = A[5:]
+        pca_input = StandardScaler().fit_transform(A)
+        """) == []
+
+
 def test_preprocessing_inside_a_helper_function_is_followed(tmp_path):
     assert leaks(tmp_path, """
         def prepare(frame):

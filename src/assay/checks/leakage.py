@@ -14,14 +14,48 @@ Processes" (ASE 2022), without a datalog engine:
 - overlap-leakage: rows the model was fitted on (or oversampled copies of them) are scored;
 - multi-test-leakage: the evaluation split is scored repeatedly to pick a model or hyperparameters
   and nothing is scored on a separate split afterwards, or a search is scored on the rows it chose on.
+
+The values and the library names they follow live in assay.checks.leakage_values.
 """
 
 from __future__ import annotations
 
 import ast
-from dataclasses import dataclass, replace
+from dataclasses import replace
 
 from assay.checks.finding import Finding
+from assay.checks.leakage_values import (
+    CV_FUNCS,
+    EMPTY,
+    MUTATORS,
+    NEUTRAL_FNS,
+    NONDATA_ATTRS,
+    OBJECTS,
+    PIPELINES,
+    PREDICT,
+    SCORE,
+    SELECT_FNS,
+    SELECT_METHODS,
+    SELECTING_CALLBACKS,
+    STATS,
+    Fit,
+    Look,
+    Part,
+    Taint,
+    Val,
+    const,
+    declared_tests,
+    eval_sides,
+    is_metric,
+    join,
+    key_of,
+    lineage_of,
+    object_kind,
+    root_key,
+    same_rows,
+    source_of,
+    trains,
+)
 from assay.checks.repro import dotted
 
 PREPROCESSING, OVERLAP, MULTI_TEST = "preprocessing-leakage", "overlap-leakage", "multi-test-leakage"
@@ -43,209 +77,6 @@ _FIX = {
     MULTI_TEST: "Choose on a validation split or by cross-validation on the training split (GridSearchCV fitted "
                 "on X_train), then score the chosen model once on a test split kept aside.",
 }
-
-_TRANSFORMS = {
-    "StandardScaler", "MinMaxScaler", "RobustScaler", "MaxAbsScaler", "QuantileTransformer", "PowerTransformer",
-    "SimpleImputer", "KNNImputer", "IterativeImputer", "OneHotEncoder", "OrdinalEncoder", "TargetEncoder",
-    "WOEEncoder", "CatBoostEncoder", "LeaveOneOutEncoder", "JamesSteinEncoder", "MEstimateEncoder", "CountEncoder",
-    "GLMMEncoder", "BinaryEncoder", "PCA", "TruncatedSVD", "KernelPCA", "FastICA", "NMF", "IncrementalPCA",
-    "SelectKBest", "SelectPercentile", "SelectFpr", "SelectFdr", "SelectFwe", "GenericUnivariateSelect",
-    "VarianceThreshold", "RFE", "RFECV", "SelectFromModel", "SequentialFeatureSelector", "TfidfVectorizer",
-    "CountVectorizer", "TfidfTransformer", "DictVectorizer", "KBinsDiscretizer", "SplineTransformer",
-    "LinearDiscriminantAnalysis", "Isomap", "UMAP", "TSNE", "Normalization", "TextVectorization", "Discretization",
-    "StringLookup", "IntegerLookup",
-    # neighbour-based cleaning undersamplers learn from every row they see
-    "TomekLinks", "EditedNearestNeighbours", "RepeatedEditedNearestNeighbours", "AllKNN", "NearMiss",
-    "CondensedNearestNeighbour", "OneSidedSelection", "NeighbourhoodCleaningRule", "InstanceHardnessThreshold",
-    "ClusterCentroids",
-}
-_OVERSAMPLERS = {"SMOTE", "ADASYN", "BorderlineSMOTE", "SVMSMOTE", "KMeansSMOTE", "SMOTENC", "SMOTEN",
-                 "RandomOverSampler", "SMOTETomek", "SMOTEENN"}
-_NEUTRAL_RESAMPLERS = {"RandomUnderSampler"}  # drops rows at random: learns nothing from them
-_SEARCHES = {"GridSearchCV", "RandomizedSearchCV", "HalvingGridSearchCV", "HalvingRandomSearchCV", "BayesSearchCV"}
-_PIPELINES = {"Pipeline", "make_pipeline", "ColumnTransformer", "make_column_transformer", "FeatureUnion",
-              "make_union", "TransformedTargetRegressor"}
-_SPLITTERS = {"KFold", "StratifiedKFold", "GroupKFold", "ShuffleSplit", "StratifiedShuffleSplit", "GroupShuffleSplit",
-              "TimeSeriesSplit", "RepeatedKFold", "RepeatedStratifiedKFold", "LeaveOneOut", "LeavePOut",
-              "LeaveOneGroupOut", "LeavePGroupsOut", "StratifiedGroupKFold", "PredefinedSplit"}
-_CV_FUNCS = {"cross_val_score", "cross_validate", "cross_val_predict", "learning_curve", "validation_curve",
-             "permutation_test_score"}
-_STATS = {"mean", "std", "median", "var", "min", "max", "mode", "quantile", "nanmean", "nanstd", "nanmedian",
-          "percentile", "sem", "mad"}
-_PREDICT = {"predict", "predict_proba", "predict_log_proba", "decision_function", "predict_classes"}
-_SCORE = {"score", "evaluate"}
-_MUTATORS = {"append", "extend", "insert", "add", "update", "setdefault", "appendleft"}
-_SELECT_FNS = {"max", "min", "sorted", "argmax", "argmin", "nanargmax", "nanargmin", "amax", "amin", "argsort"}
-_SELECT_METHODS = {"idxmax", "idxmin", "argmax", "argmin", "max", "min", "sort_values", "nlargest", "nsmallest",
-                   "sort", "index", "argsort"}
-_NEUTRAL_FNS = {"print", "len", "range", "int", "float", "str", "bool", "round", "isinstance", "type", "repr",
-                "format", "open", "getattr", "hasattr", "setattr", "id", "vars", "dir", "super", "abs", "hash",
-                "input", "callable", "iter", "next"}
-_NONDATA_ATTRS = {"shape", "columns", "dtypes", "dtype", "size", "ndim", "classes_", "n_features_in_",
-                  "feature_names_in_", "best_score_", "cv_results_", "history", "device", "name"}
-_SELECTING_CALLBACKS = ("EarlyStopping", "ModelCheckpoint", "ReduceLROnPlateau")
-
-
-@dataclass(frozen=True)
-class Part:
-    """One side of one split; `parent` holds the sides the split was cut from."""
-
-    split: object
-    side: str  # "train" | "test" (the evaluation side: a validation or a test split)
-    line: int
-    parent: frozenset[Part] = frozenset()
-    rng: tuple[float, float] | None = None  # constant row range of a slice
-
-
-@dataclass(frozen=True)
-class Taint:
-    """Statistics learned on unsplit data (by a fit, or a pandas mean), baked into a value."""
-
-    line: int
-    what: str
-    tokens: frozenset[int]
-
-
-@dataclass(frozen=True)
-class Look:
-    """A score computed on an evaluation split."""
-
-    line: int
-    repeated: bool  # inside a loop over candidates (not over the folds or batches of that split)
-    keys: frozenset[Part]
-
-
-@dataclass(frozen=True, eq=False)
-class Fit:
-    line: int
-    data: Val
-    text: str
-
-
-@dataclass(frozen=True, eq=False)
-class Val:
-    """What an expression holds, as far as leakage goes."""
-
-    kind: str = "none"  # none | data | index | stat | score | estimator | transform | oversampler | resampler
-    #                     | search | pipeline | splitter | trainer | params
-    cls: str = ""
-    tokens: frozenset[int] = frozenset()  # data sources it derives from
-    sides: frozenset[Part] = frozenset()  # split sides it lies in (empty: unsplit)
-    taints: frozenset[Taint] = frozenset()
-    resampled: frozenset[int] = frozenset()  # lines of oversampling applied before a split
-    looks: frozenset[Look] = frozenset()
-    fitted: Fit | None = None
-    chosen: Fit | None = None  # hyperparameters chosen by a search fitted on this data
-    items: tuple[Val, ...] | None = None
-    elem: Val | None = None
-    text: str = ""
-
-
-EMPTY = Val()
-_OBJECTS = {"estimator", "transform", "oversampler", "resampler", "search", "pipeline", "splitter", "trainer"}
-
-
-def join(*vals: Val) -> Val:
-    """The value of an expression built from several (a concat, arithmetic, a container)."""
-    vs = [v for v in vals if v is not EMPTY and (v.kind != "none" or v.looks or v.tokens or v.taints)]
-    if not vs:
-        return EMPTY
-    if len(vs) == 1:
-        return replace(vs[0], items=None) if vs[0].items is not None else vs[0]
-    kinds = [v.kind for v in vs]
-    kind = "data" if "data" in kinds else next((k for k in kinds if k != "none"), "none")
-    union = lambda attr: frozenset().union(*(getattr(v, attr) for v in vs))  # noqa: E731
-    return Val(kind=kind, cls=next((v.cls for v in vs if v.cls), ""), tokens=union("tokens"), sides=union("sides"),
-               taints=union("taints"), resampled=union("resampled"), looks=union("looks"),
-               fitted=next((v.fitted for v in vs if v.fitted), None), chosen=next((v.chosen for v in vs if v.chosen), None),
-               elem=next((v.elem for v in vs if v.elem), None), text=vs[0].text)
-
-
-def _tests(v: Val) -> frozenset[Part]:
-    return frozenset(p for p in v.sides if p.side == "test")
-
-
-def _lineage(parts: frozenset[Part]) -> frozenset[Part]:
-    out, todo = set(), list(parts)
-    while todo:
-        p = todo.pop()
-        if p not in out:
-            out.add(p)
-            todo += p.parent
-    return frozenset(out)
-
-
-def _same_rows(data: Val, w: Val) -> bool:
-    """Whether rows of `w` are among the rows of `data` (fitted on, or chosen on)."""
-    if not data.sides:
-        return bool(data.tokens & w.tokens)
-    if data.sides & _lineage(w.sides):
-        return True
-    return any(d.split == p.split and d.rng and p.rng and d.rng[0] < p.rng[1] and p.rng[0] < d.rng[1]
-               for d in data.sides for p in w.sides)
-
-
-def _text(node: ast.AST, limit: int = 70) -> str:
-    s = ast.unparse(node)
-    return s if len(s) <= limit else s[: limit - 3] + "..."
-
-
-def _key(node: ast.AST) -> str | None:
-    """`x` or `self.scaler`: a name an assignment can update."""
-    if isinstance(node, ast.Name):
-        return node.id
-    if isinstance(node, ast.Attribute) and (base := _key(node.value)):
-        return f"{base}.{node.attr}"
-    return None
-
-
-def _root_key(node: ast.AST) -> str | None:
-    """The variable a subscript or an indexer writes into: `df` for df.loc[m, "a"] or df["a"]."""
-    while isinstance(node, ast.Subscript) or (isinstance(node, ast.Attribute) and node.attr in (
-            "loc", "iloc", "at", "iat", "values", "str")):
-        node = node.value
-    return _key(node)
-
-
-def _const(node: ast.AST | None) -> float | None | str:
-    """A slice bound: a number, None when absent, '?' when computed."""
-    if node is None:
-        return None
-    if isinstance(node, ast.Constant) and isinstance(node.value, int | float):
-        return node.value
-    if isinstance(node, ast.UnaryOp) and isinstance(node.op, ast.USub) and isinstance(node.operand, ast.Constant):
-        return -node.operand.value
-    return "?"
-
-
-def _trains(node: ast.AST) -> bool:
-    """A loop or function that steps an optimiser: a model called inside it is being fitted."""
-    return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Attribute) and n.func.attr == "backward"
-               for n in ast.walk(node))
-
-
-def _object_kind(cls: str) -> str:
-    if cls in _TRANSFORMS:
-        return "transform"
-    if cls in _OVERSAMPLERS:
-        return "oversampler"
-    if cls in _NEUTRAL_RESAMPLERS:
-        return "resampler"
-    if cls in _SEARCHES:
-        return "search"
-    if cls in _PIPELINES:
-        return "pipeline"
-    if cls in _SPLITTERS:
-        return "splitter"
-    if cls == "Trainer":
-        return "trainer"
-    return "estimator"
-
-
-def _is_metric(name: str, last: str) -> bool:
-    return (".metrics." in f".{name}" or last.endswith(("_score", "_error")) or last in (
-        "log_loss", "classification_report", "confusion_matrix", "accuracy", "hamming_loss", "zero_one_loss"))
-
 
 class _Flow:
     def __init__(self, aliases: dict[str, str], file: str) -> None:
@@ -301,14 +132,15 @@ class _Flow:
                 self.bind(t, v)
         elif isinstance(s, ast.AnnAssign) and s.value is not None:
             self.bind(s.target, self.ev(s.value))
-        elif isinstance(s, ast.AugAssign):
-            self.bind(s.target, join(self.ev(s.target), self.ev(s.value)))
+        elif isinstance(s, ast.AugAssign):  # X[10:20] += 1 changes X, it does not cut it
+            v = self.ev(s.value)
+            self.bind(s.target, join(self.ev(s.target), v) if isinstance(s.target, ast.Name) else v)
         elif isinstance(s, ast.Expr):
             self.ev(s.value)
         elif isinstance(s, ast.For | ast.AsyncFor):
             it = self.ev(s.iter)
             self.loops.append((s.lineno, s.end_lineno or s.lineno, it))
-            self.training.append(_trains(s))
+            self.training.append(trains(s))
             self.bind(s.target, self.element(it))
             self.block(s.body)
             self.training.pop()
@@ -317,7 +149,7 @@ class _Flow:
         elif isinstance(s, ast.While):
             self.ev(s.test)
             self.loops.append((s.lineno, s.end_lineno or s.lineno, EMPTY))
-            self.training.append(_trains(s))
+            self.training.append(trains(s))
             self.block(s.body)
             self.training.pop()
             self.loops.pop()
@@ -356,13 +188,15 @@ class _Flow:
                 self.bind(t.value if isinstance(t, ast.Starred) else t, x)
         elif isinstance(target, ast.Attribute | ast.Subscript):
             if isinstance(target, ast.Attribute) and target.attr not in ("loc", "iloc", "at", "iat", "values", "str"):
-                if k := _key(target):
+                if k := key_of(target):
                     self.env[k] = v  # self.scaler = StandardScaler()
-                base_key = _key(target.value)
+                base_key = key_of(target.value)
             else:
-                base_key = _root_key(target)
+                base_key = root_key(target)
             if base_key and (base_key in self.env or isinstance(target, ast.Subscript)):
-                self.env[base_key] = join(self.env.get(base_key, EMPTY), v)
+                old = self.env.get(base_key, EMPTY)
+                new = join(old, v)
+                self.env[base_key] = replace(new, sides=old.sides) if old.tokens else new
 
     def element(self, v: Val) -> Val:
         """What a for loop over `v` binds each time."""
@@ -385,7 +219,7 @@ class _Flow:
         if isinstance(node, ast.Constant):
             return EMPTY
         if isinstance(node, ast.Attribute):
-            k = _key(node)
+            k = key_of(node)
             if k and k in self.env:
                 return self.env[k]
             return self.attribute(self.ev(node.value), node.attr)
@@ -426,7 +260,7 @@ class _Flow:
         return EMPTY
 
     def attribute(self, base: Val, attr: str) -> Val:
-        if attr in _NONDATA_ATTRS:
+        if attr in NONDATA_ATTRS:
             return EMPTY
         if attr == "index":
             return replace(base, kind="index", items=None) if base.tokens else EMPTY
@@ -434,7 +268,7 @@ class _Flow:
             return replace(base, kind="estimator", chosen=base.chosen)
         if attr == "best_params_":
             return Val(kind="params", chosen=base.chosen)
-        if attr.endswith("_") and base.kind in _OBJECTS:
+        if attr.endswith("_") and base.kind in OBJECTS:
             return EMPTY  # fitted attributes: coef_, feature_importances_
         return replace(base, items=None)
 
@@ -454,27 +288,27 @@ class _Flow:
                 self.ev(e)
         if idx.sides and base.tokens and idx.sides != base.sides and base.kind in ("data", "index"):
             out = replace(base, kind="data", sides=idx.sides, items=None, elem=None)
-            if _tests(out):
-                self.taint_check(base, node.lineno, f"the evaluation rows `{_text(node)}`")
+            if eval_sides(out):
+                self.taint_check(base, node.lineno, f"the evaluation rows `{source_of(node)}`")
             return out
         if isinstance(base.kind, str) and base.kind == "params":
             return base
         return join(replace(base, items=None), Val(taints=idx.taints)) if idx.taints else replace(base, items=None)
 
     def slice_rows(self, base: Val, s: ast.Slice, node: ast.Subscript) -> Val:
-        lo, hi = _const(s.lower), _const(s.upper)
+        lo, hi = const(s.lower), const(s.upper)
         side = "train" if s.lower is None else "test"  # X[:n] trains, X[n:] and X[a:b] are held out
         rng = None
         if lo != "?" and hi != "?" and (lo is None or lo >= 0) and (hi is None or hi >= 0):
             rng = (float(lo or 0), float("inf") if hi is None else float(hi))
         part = Part(("slice", base.tokens, base.sides), side, node.lineno, base.sides, rng)
-        out = self.cut(base, part, node.lineno, _text(node), check=False)
+        out = self.cut(base, part, node.lineno, source_of(node), check=False)
         return replace(out, kind=base.kind)
 
     def compare(self, node: ast.Compare) -> Val:
         vals = [self.ev(node.left), *(self.ev(c) for c in node.comparators)]
         j = join(*vals)
-        if any(isinstance(op, ast.Eq | ast.NotEq) for op in node.ops) and _tests(j):
+        if any(isinstance(op, ast.Eq | ast.NotEq) for op in node.ops) and eval_sides(j):
             return self.look(node.lineno, j)  # (pred == y_test).mean()
         if any(isinstance(op, ast.Gt | ast.Lt | ast.GtE | ast.LtE) for op in node.ops):
             self.select(j, node.lineno)
@@ -497,7 +331,7 @@ class _Flow:
 
     def repeated(self, keys: frozenset[Part]) -> bool:
         """Inside a loop that is not over the folds or the batches of the evaluation data itself."""
-        lineage = _lineage(keys)
+        lineage = lineage_of(keys)
         for lo, hi, it in self.loops:
             if any(lo <= p.line <= hi for p in keys) or (it.sides & lineage):
                 continue
@@ -505,7 +339,7 @@ class _Flow:
         return False
 
     def look(self, line: int, data: Val) -> Val:
-        keys = _tests(data)
+        keys = eval_sides(data)
         lk = Look(line, self.repeated(keys), keys)
         self.looks.append(lk)
         return Val(kind="score", looks=data.looks | {lk})
@@ -519,7 +353,7 @@ class _Flow:
     def finish_selections(self) -> None:
         for line, keys, look_line, needs_report in self.selections:
             after = [lk for lk in self.looks if lk.line > line]
-            held_out = [lk for lk in after if not (_lineage(lk.keys) & keys)]
+            held_out = [lk for lk in after if not (lineage_of(lk.keys) & keys)]
             reported = [lk for lk in after if lk.keys & keys]
             if held_out or (needs_report and not reported):
                 continue
@@ -539,14 +373,14 @@ class _Flow:
         last = name.rsplit(".", 1)[-1] if name else (f.attr if isinstance(f, ast.Attribute) else "")
         if isinstance(f, ast.Name) and f.id in self.funcs and f.id not in self.env:
             return self.call_local(f.id, node)
-        if last in _SELECT_FNS and not isinstance(f, ast.Attribute) or name.startswith("numpy.") and last in _SELECT_FNS:
+        if last in SELECT_FNS and not isinstance(f, ast.Attribute) or name.startswith("numpy.") and last in SELECT_FNS:
             return self.selection_call(node)
         args = [self.ev(a) for a in node.args]
         kws = {k.arg: self.ev(k.value) for k in node.keywords}
         if isinstance(f, ast.Attribute) and not self.is_module(f):
-            return self.method(node, self.ev(f.value), f.attr, args, kws, _key(f.value))
+            return self.method(node, self.ev(f.value), f.attr, args, kws, key_of(f.value))
         callee = self.env.get(f.id) if isinstance(f, ast.Name) else None
-        if callee is not None and callee.kind in _OBJECTS and args:
+        if callee is not None and callee.kind in OBJECTS and args:
             return self.model_call(node, callee, f.id, args)
         return self.function(node, name, last, args, kws)
 
@@ -579,7 +413,7 @@ class _Flow:
         self.env = local
         self.active.append(fname)
         self.returns.append([])
-        self.training.append(_trains(fn))
+        self.training.append(trains(fn))
         self.block(fn.body)
         self.training.pop()
         rets = self.returns.pop()
@@ -588,7 +422,7 @@ class _Flow:
         for k, v in local.items():  # a fitted model or a filled list passed in (or global) comes back changed
             if k in initial:
                 i = params.index(k) if k in params else -1
-                if 0 <= i < len(arg_nodes) and (ck := _key(arg_nodes[i])) and v is not initial[k]:
+                if 0 <= i < len(arg_nodes) and (ck := key_of(arg_nodes[i])) and v is not initial[k]:
                     saved[ck] = v
             elif k in saved and v is not saved[k]:
                 saved[k] = v
@@ -632,7 +466,7 @@ class _Flow:
             rep = kws.get("replace") is not None and any(
                 k.arg == "replace" and isinstance(k.value, ast.Constant) and k.value.value is True for k in node.keywords)
             return replace(j, resampled=j.resampled | {line}) if rep and not j.sides else j
-        if last in _CV_FUNCS:
+        if last in CV_FUNCS:
             data = args[1] if len(args) > 1 else kws.get("X", EMPTY)
             self.cv_use(data, line, last)
             return Val(kind="score")
@@ -640,36 +474,36 @@ class _Flow:
             elems = [self.element(a) for a in args]
             el = Val(items=(EMPTY, elems[0] if elems else EMPTY)) if last == "enumerate" else Val(items=tuple(elems))
             return replace(join(*args), elem=el)
-        if last in _NEUTRAL_FNS and "." not in name:
+        if last in NEUTRAL_FNS and "." not in name:
             return EMPTY
-        if _is_metric(name, last):
+        if is_metric(name, last):
             j = join(*args, *kws.values())
-            return self.look(line, j) if _tests(j) else Val(kind="score", looks=j.looks)
-        if name.startswith("numpy.") and last in _STATS and args:
+            return self.look(line, j) if eval_sides(j) else Val(kind="score", looks=j.looks)
+        if name.startswith("numpy.") and last in STATS and args:
             return self.stat(args[0], node)
         everything = [*args, *kws.values()]
-        if last in _PIPELINES or (last[:1].isupper() and not any(a.tokens for a in everything)):
+        if last in PIPELINES or (last[:1].isupper() and not any(a.tokens for a in everything)):
             j = join(*everything)
-            return Val(kind=_object_kind(last), cls=last, chosen=j.chosen, taints=j.taints, looks=j.looks, text=last)
-        if any(a.tokens or a.looks or a.kind in _OBJECTS for a in everything):
+            return Val(kind=object_kind(last), cls=last, chosen=j.chosen, taints=j.taints, looks=j.looks, text=last)
+        if any(a.tokens or a.looks or a.kind in OBJECTS for a in everything):
             return join(*everything)
         self.tokens += 1
-        return Val(kind="data", tokens=frozenset({self.tokens}), text=_text(node))
+        return Val(kind="data", tokens=frozenset({self.tokens}), text=source_of(node))
 
     def stat(self, recv: Val, node: ast.Call) -> Val:
         """A statistic of data; learned on unsplit rows, it taints whatever it fills or scales."""
         if recv.kind == "data" and recv.tokens and not recv.sides:
-            return Val(kind="stat", taints=recv.taints | {Taint(node.lineno, _text(node), recv.tokens)})
+            return Val(kind="stat", taints=recv.taints | {Taint(node.lineno, source_of(node), recv.tokens)})
         return Val(kind="stat", taints=recv.taints)
 
     def model_call(self, node: ast.Call, model: Val, key: str, args: list[Val]) -> Val:
         """`model(x)`: a training step inside a loop that calls backward(), else a prediction."""
         data = join(*args)
-        if data.kind in _OBJECTS:
+        if data.kind in OBJECTS:
             return model  # a layer applied to a layer (Keras functional API)
         if self.training and self.training[-1]:
             old = model.fitted.data if model.fitted else EMPTY
-            self.env[key] = replace(model, fitted=Fit(node.lineno, join(old, data), _text(node)))
+            self.env[key] = replace(model, fitted=Fit(node.lineno, join(old, data), source_of(node)))
             return replace(data, kind="data")
         self.evaluate(node, model, data, scoring=False)
         return replace(data, kind="data")
@@ -677,7 +511,7 @@ class _Flow:
     def method(self, node: ast.Call, recv: Val, m: str, args: list[Val], kws: dict[str, Val],  # noqa: C901
                key: str | None) -> Val:
         line = node.lineno
-        obj = recv.kind in _OBJECTS or recv.fitted is not None
+        obj = recv.kind in OBJECTS or recv.fitted is not None
         if recv.kind == "splitter" and m == "split" and args:
             data = args[0]
             sid = ("folds", line)
@@ -686,15 +520,15 @@ class _Flow:
             return Val(kind="data", elem=Val(items=tuple(idx)))
         if recv.kind == "trainer" and m in ("fit", "test", "validate") and args:
             model, loaders = args[0], join(*args[1:2], kws.get("train_dataloaders", EMPTY), kws.get("dataloaders", EMPTY))
-            mk = _key(node.args[0]) if node.args else None
+            mk = key_of(node.args[0]) if node.args else None
             if m == "fit" and mk:
-                self.env[mk] = replace(model, fitted=Fit(line, loaders, _text(node)))
+                self.env[mk] = replace(model, fitted=Fit(line, loaders, source_of(node)))
             elif m != "fit":
                 self.evaluate(node, model, loaders, scoring=True)
             return EMPTY
         if m in ("partial_fit", "train_on_batch") and args:  # one more step: the fitted rows accumulate
             prev = recv.fitted.data if recv.fitted else EMPTY
-            new = replace(recv, fitted=Fit(line, join(prev, *args), _text(node)))
+            new = replace(recv, fitted=Fit(line, join(prev, *args), source_of(node)))
             if key:
                 self.env[key] = new
             return new
@@ -704,39 +538,39 @@ class _Flow:
             return self.fit_transform(node, recv, m, args, key)
         if m == "adapt" and args:  # Keras preprocessing layers learn here
             data = args[0]
-            taint = {Taint(line, _text(node), data.tokens)} if data.tokens and not data.sides else set()
+            taint = {Taint(line, source_of(node), data.tokens)} if data.tokens and not data.sides else set()
             new = replace(recv, kind="transform", taints=recv.taints | taint)
             if key:
                 self.env[key] = new
             return EMPTY
         if m == "transform" and obj and args:
             return self.transform(node, recv, args[0])
-        if m in _PREDICT and args:
+        if m in PREDICT and args:
             self.evaluate(node, recv, args[0], scoring=False)
             return replace(args[0], kind="data", items=None)
-        if m in _SCORE and (args or "x" in kws):
+        if m in SCORE and (args or "x" in kws):
             data = args[0] if args else kws["x"]
             return self.evaluate(node, recv, data, scoring=True)
-        if m in _MUTATORS:
+        if m in MUTATORS:
             if key:
                 self.env[key] = join(recv, *args, *kws.values())
             return EMPTY
-        if recv.looks and m in _SELECT_METHODS:
+        if recv.looks and m in SELECT_METHODS:
             j = join(recv, *args)
             self.select(j, line)
             return j
         if obj:
             return recv  # model.eval(), model.to(device), pipe.set_params(...)
-        if m in _STATS or (m in ("transform", "agg", "aggregate") and node.args and isinstance(node.args[0], ast.Constant)
-                           and node.args[0].value in _STATS):
+        if m in STATS or (m in ("transform", "agg", "aggregate") and node.args and isinstance(node.args[0], ast.Constant)
+                           and node.args[0].value in STATS):
             return self.stat(recv, node)
         if m == "sample" and recv.tokens:
             return self.sample(node, recv, key)
         if m == "drop" and args and args[0].kind == "index" and args[0].sides:
             flipped = frozenset(replace(p, side="test" if p.side == "train" else "train") for p in args[0].sides)
             out = replace(recv, sides=flipped)
-            if _tests(out):
-                self.taint_check(recv, line, f"the evaluation rows `{_text(node)}`")
+            if eval_sides(out):
+                self.taint_check(recv, line, f"the evaluation rows `{source_of(node)}`")
             return out
         if m == "isin" and args and args[0].kind == "index":
             return replace(args[0], tokens=recv.tokens | args[0].tokens)
@@ -745,7 +579,7 @@ class _Flow:
         out = join(recv, *args, *kws.values())
         inplace = any(k.arg == "inplace" and isinstance(k.value, ast.Constant) and k.value.value is True
                       for k in node.keywords)
-        root = _root_key(node.func.value) if isinstance(node.func, ast.Attribute) else None
+        root = root_key(node.func.value) if isinstance(node.func, ast.Attribute) else None
         if inplace and root:  # df["Age"].fillna(m, inplace=True) changes df
             self.env[root] = join(self.env.get(root, EMPTY), out) if root != key else out
         return out
@@ -757,21 +591,21 @@ class _Flow:
             return replace(recv, resampled=recv.resampled | ({node.lineno} if not recv.sides else set()))
         if isinstance(frac, int | float) and frac >= 1:
             return recv  # a shuffle
-        return self.cut(recv, Part(("sample", node.lineno), "train", node.lineno, recv.sides), node.lineno, _text(node))
+        return self.cut(recv, Part(("sample", node.lineno), "train", node.lineno, recv.sides), node.lineno, source_of(node))
 
     def fit(self, node: ast.Call, recv: Val, args: list[Val], kws: dict[str, Val], key: str | None) -> Val:
         line = node.lineno
         data = join(*args) if args else join(kws.get("X", EMPTY), kws.get("x", EMPTY), kws.get("y", EMPTY))
-        text = _text(node)
-        if recv.kind == "transform" and _tests(data):
+        text = source_of(node)
+        if recv.kind == "transform" and declared_tests(data):
             self.emit(PREPROCESSING, line, f"`{text}` is fitted on rows of the evaluation split")
         new = replace(recv, fitted=Fit(line, data, text))
         if recv.kind == "search":
             self.cv_use(data, line, text)
             new = replace(new, chosen=Fit(line, data, text))
         vd = kws.get("validation_data")
-        if vd is not None and _tests(vd) and self.selecting_callbacks(node):
-            self.selections.append((line, _tests(vd), line, True))
+        if vd is not None and eval_sides(vd) and self.selecting_callbacks(node):
+            self.selections.append((line, eval_sides(vd), line, True))
         if key:
             self.env[key] = new
         return new
@@ -782,16 +616,16 @@ class _Flow:
             return False
         for n in ast.walk(cb):
             name = dotted(n.func, self.aliases) if isinstance(n, ast.Call) else None
-            if name and name.endswith(_SELECTING_CALLBACKS):
+            if name and name.endswith(SELECTING_CALLBACKS):
                 return True
-            if isinstance(n, ast.Name) and self.env.get(n.id, EMPTY).cls.endswith(_SELECTING_CALLBACKS):
+            if isinstance(n, ast.Name) and self.env.get(n.id, EMPTY).cls.endswith(SELECTING_CALLBACKS):
                 return True
         return False
 
     def fit_transform(self, node: ast.Call, recv: Val, m: str, args: list[Val], key: str | None) -> Val:
         line = node.lineno
         data = args[0]
-        text = _text(node)
+        text = source_of(node)
         if key:
             self.env[key] = replace(recv, fitted=Fit(line, join(*args), text))
         if recv.kind == "oversampler" or (m != "fit_transform" and recv.kind not in ("transform", "resampler")):
@@ -799,7 +633,7 @@ class _Flow:
         elif recv.kind in ("resampler", "estimator"):  # LabelEncoder, a clusterer: learns no feature statistics
             outs = list(args)
         else:
-            if _tests(data):
+            if declared_tests(data):
                 self.emit(PREPROCESSING, line, f"`{text}` is fitted on rows of the evaluation split")
             taint = {Taint(line, text, data.tokens)} if data.tokens and not data.sides else set()
             outs = [replace(a, taints=a.taints | taint) for a in args]
@@ -812,35 +646,35 @@ class _Flow:
         fit = recv.fitted
         if fit is None or fit.data.sides or not fit.data.tokens:
             return replace(data, kind="data", items=None)
-        if _tests(data) and data.tokens & fit.data.tokens:
-            self.emit(PREPROCESSING, fit.line, f"`{fit.text}` learns from all rows; `{_text(node)}` (line {node.lineno}) "
+        if declared_tests(data) and data.tokens & fit.data.tokens:
+            self.emit(PREPROCESSING, fit.line, f"`{fit.text}` learns from all rows; `{source_of(node)}` (line {node.lineno}) "
                                                "then applies it to the evaluation split cut from them")
         return replace(data, kind="data", items=None, taints=data.taints | {Taint(fit.line, fit.text, fit.data.tokens)})
 
     def evaluate(self, node: ast.Call, model: Val, data: Val, *, scoring: bool) -> Val:
         """A model predicts or scores `data`: check what it was fitted and chosen on."""
-        line, tests = node.lineno, _tests(data)
+        line, tests = node.lineno, eval_sides(data)
         if tests:
-            self.taint_check(data, line, f"`{_text(node)}` scores the evaluation split")
+            self.taint_check(data, line, f"`{source_of(node)}` scores the evaluation split")
         for t in model.taints:  # Keras layers adapted on all rows
             if tests and data.tokens & t.tokens:
                 self.emit(PREPROCESSING, t.line, f"`{t.what}` learns from all rows; the model using it scores the "
                                                  f"evaluation split at line {line}")
         fit = model.fitted
-        if model.chosen and (scoring or tests) and _same_rows(model.chosen.data, data):
-            self.emit(MULTI_TEST, line, f"`{_text(node)}` scores rows that `{model.chosen.text}` (line "
+        if model.chosen and (scoring or tests) and same_rows(model.chosen.data, data):
+            self.emit(MULTI_TEST, line, f"`{source_of(node)}` scores rows that `{model.chosen.text}` (line "
                                         f"{model.chosen.line}) used to choose the hyperparameters")
         elif fit is not None:
-            if tests and _same_rows(fit.data, data):
-                self.emit(OVERLAP, fit.line, f"`{fit.text}` trains on rows that `{_text(node)}` (line {line}) "
+            if tests and same_rows(fit.data, data):
+                self.emit(OVERLAP, fit.line, f"`{fit.text}` trains on rows that `{source_of(node)}` (line {line}) "
                                              "then scores as held out")
             elif tests and data.resampled & fit.data.resampled:
                 r = min(data.resampled & fit.data.resampled)
                 self.emit(OVERLAP, r, f"rows are oversampled at line {r} before the split: copies of them are in "
-                                      f"`{fit.text}` (line {fit.line}) and in `{_text(node)}` (line {line})")
+                                      f"`{fit.text}` (line {fit.line}) and in `{source_of(node)}` (line {line})")
             elif scoring and not tests and not fit.data.sides and fit.data.tokens & data.tokens and \
                     _same_args(fit.text, node):
-                self.emit(OVERLAP, line, f"`{_text(node)}` scores the rows `{fit.text}` (line {fit.line}) fitted on")
+                self.emit(OVERLAP, line, f"`{source_of(node)}` scores the rows `{fit.text}` (line {fit.line}) fitted on")
         if scoring and tests:
             return self.look(line, data)
         return Val(kind="score")
