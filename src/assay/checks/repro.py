@@ -3,7 +3,8 @@ from the experiment folder (never regex over text: comments and strings cannot f
 
 Checks: seeds for random / numpy / torch (and cudnn determinism), random_state of scikit-learn
 estimators, pinned dependency versions (PEP 723 block, requirements, pyproject + lock), absolute
-or user-specific paths, and outputs written to fixed paths (each run overwrites the last).
+or user-specific paths, outputs written to fixed paths (each run overwrites the last), and
+leakage between the training and evaluation splits (assay.checks.leakage).
 """
 
 from __future__ import annotations
@@ -171,6 +172,8 @@ def collect(entry: Path) -> list[_Module]:
 
 def check_file(entry: Path, lab_root: Path | None = None) -> CheckResult:
     """Run every check on `entry` and its local imports; paths in findings are relative to its folder."""
+    from assay.checks.leakage import leakage_findings
+
     if entry.suffix not in (".py", ".ipynb"):
         raise ConfigError(f"assay check reads Python files and notebooks; '{entry.name}' is neither",
                           "Pass the .py or .ipynb entry point, or an experiment name.")
@@ -182,6 +185,7 @@ def check_file(entry: Path, lab_root: Path | None = None) -> CheckResult:
     res.findings += _seed_findings(mods, base)
     for m in mods:
         res.findings += _path_findings(m, base) + _write_findings(m, base)
+        res.findings += leakage_findings(m.tree, m.aliases, _rel(m.path, base))
     res.findings += dependency_findings(entry, base, lab_root)
     res.findings = [_in_cell(f, mods, base) for f in res.findings]
     res.findings.sort(key=lambda f: (f.file, f.line, f.code))

@@ -120,7 +120,8 @@ def check(
     target: Annotated[str, typer.Argument(metavar="NAME|FILE", help="An experiment (its entry point) or a .py file.")],
     json_: JsonOpt = False,
 ) -> None:
-    """Reproducibility hygiene from the code's syntax tree: seeds, pinned deps, paths, outputs. Exit 1 on findings."""
+    """Reproducibility and leakage from the code's syntax tree: seeds, pinned deps, paths, outputs, split leakage.
+    Exit 1 on findings."""
     from assay.checks.repro import check as do_check
     from assay.lab import maybe_find_lab
 
