@@ -68,7 +68,8 @@ def build_lab(root: Path) -> RealLab:
     (exp_dir / "config.yaml").write_text(dump_yaml({"seed": 0, "lr": 0.1, "losses": BASE, "crash": False}))
     (exp_dir / "experiment.yaml").write_text(dump_yaml({
         "hypothesis": "A higher <em>lr</em> converges faster", "metric": {"name": "val_loss", "goal": "min"},
-        "success": "val_loss <= 0.2", "failure": "val_loss > 0.9", "entry": "train.py", "timeout": "60s"}))
+        "success": "val_loss <= 0.2", "failure": "val_loss > 0.9", "entry": "train.py", "timeout": "60s",
+        "units": {"loss": "nats"}}))
     (exp_dir / "JOURNAL.md").write_text("# Journal: exp\n\n")
     other = lab.experiment_dir("other")
     other.mkdir()
