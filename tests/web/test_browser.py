@@ -159,6 +159,10 @@ def test_markup_in_notes_reports_and_loop_rows_is_shown_not_run(page, server, re
     _open(page, f"{server}/#/e/exp/report")
     assert "<script>window.__pwned = 3</script>" in page.inner_text("#report")
     assert page.locator("#report table td").first.inner_text() == "base"
+    report = page.inner_text("#report")
+    assert page.inner_text("#report strong") == "a bold finding" and "**" not in report  # rendered, not raw
+    assert "assay:begin" not in page.content()  # the generated blocks' markers are not shown
+    assert page.evaluate("document.querySelector('#report img').naturalWidth") == 1  # the figure, inline
     _open(page, f"{server}/#/e/exp/loop")
     assert "bad idea <script>x</script>" in page.inner_text("#loop")
     loop = page.evaluate("window.assayCharts.loop")

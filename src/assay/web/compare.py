@@ -94,6 +94,14 @@ def band(columns: list[list[float | None]]) -> tuple[list[float | None], list[fl
     return means, lo, hi, ns
 
 
+def _pick_curve(primary: str, counts: dict[str, int]) -> str:
+    """A metric logged over steps to stand in for a primary metric printed once per run: one whose
+    name the primary's holds (`loss` for `val_loss`), else the first; counters like `epoch` never."""
+    many = sorted(k for k, n in counts.items() if n > 1 and k not in ("epoch", "step", "lr"))
+    related = [k for k in many if k in primary or primary in k]
+    return (related or many or [primary])[0]
+
+
 def compare_view(lab: Lab, name: str, cache: SeriesCache, *, value: str = "last", by: list[str] | None = None,
                  curve: str | None = None, x: str = "step", points: int = GRID, pool_code: bool = False,
                  runs: list[str] | None = None) -> dict[str, Any]:
@@ -135,8 +143,7 @@ def compare_view(lab: Lab, name: str, cache: SeriesCache, *, value: str = "last"
             for k, (xs, _) in series.items():
                 if not k.startswith("sys/"):
                     counts[k] = max(counts.get(k, 0), len(xs))
-        many = sorted(k for k, n in counts.items() if n > 1)
-        curve = exp.metric if counts.get(exp.metric, 0) > 1 else (many[0] if many else exp.metric)
+        curve = exp.metric if counts.get(exp.metric, 0) > 1 else _pick_curve(exp.metric, counts)
     picked = {rid: s.get(curve, ([], [])) for rid, s in raw.items()}
     firsts = [xs[0] for xs, _ in picked.values() if xs]
     lasts = [xs[-1] for xs, _ in picked.values() if xs]

@@ -285,10 +285,30 @@ def journal(lab: Lab, name: str) -> dict[str, Any]:
 
 
 def report(lab: Lab, name: str) -> dict[str, Any]:
-    """REPORT.md's Markdown (rendered as text-only nodes by the browser), or None when not written yet."""
+    """REPORT.md's Markdown and its HTML, rendered as REPORT.html is (raw HTML off, no markers),
+    with images inside the experiment folder served by /api/file; None for both before a report."""
+    from urllib.parse import quote, unquote, urlsplit
+
+    from assay.report.report import render_markdown
+
     exp = experiment(lab, name)
     file = exp.path / "REPORT.md"
-    return {"markdown": _text(file) if file.is_file() else None, "base": str(exp.path.relative_to(lab.root))}
+    base = str(exp.path.relative_to(lab.root))
+    if not file.is_file():
+        return {"markdown": None, "html": None, "base": base}
+    root = exp.path.resolve()
+
+    def image(token: Any) -> None:
+        src = str(token.attrGet("src") or "")
+        if urlsplit(src).scheme or src.startswith("//"):
+            token.attrSet("src", "")  # the dashboard shows only the lab's own files
+            return
+        path = (root / unquote(src)).resolve()
+        rel = path.relative_to(lab.root.resolve()) if path.is_relative_to(root) else None
+        token.attrSet("src", f"/api/file?path={quote(str(rel))}" if rel else "")
+
+    text = _text(file)
+    return {"markdown": text, "html": render_markdown(text, image=image), "base": base}
 
 
 def lab_file(lab: Lab, rel: str) -> Path:

@@ -201,7 +201,7 @@ function drawChart(box, metric, spec) {
   const u = new uPlot(opts, data, box);
   // Band edges and faded raw lines are drawn but not listed: the legend names runs, not helpers.
   const rows = u.root.querySelectorAll(".u-legend tr.u-series");
-  for (const i of aux) if (rows[i]) rows[i].hidden = true;
+  for (const i of aux) if (rows[i]) rows[i].style.display = "none";
   return u;
 }
 
@@ -561,36 +561,13 @@ async function journalPage(name) {
     h("tr", {}, h("td", {}, h("a", { href: runHref(`${name}/${f}`) }, f)), h("td", {}, why))))] : []);
 }
 
-// Markdown to DOM for REPORT.md: headings, lists, code blocks, tables, images, paragraphs.
-// Only text nodes and a fixed set of elements are made; image sources stay inside the lab.
-function markdown(text, base) {
-  const out = h("div", { class: "report", id: "report" });
-  const lines = text.split("\n");
-  for (let i = 0; i < lines.length; i++) {
-    const line = lines[i];
-    if (line.startsWith("```")) {
-      const code = [];
-      while (++i < lines.length && !lines[i].startsWith("```")) code.push(lines[i]);
-      out.append(h("pre", {}, code.join("\n")));
-    } else if (/^#{1,4} /.test(line)) {
-      const level = line.indexOf(" ");
-      out.append(h(`h${Math.min(level + 1, 4)}`, {}, line.slice(level + 1)));
-    } else if (/^\s*\|/.test(line)) {
-      const rows = [];
-      for (; i < lines.length && /^\s*\|/.test(lines[i]); i++) rows.push(lines[i]);
-      i--;
-      const cells = (r) => r.trim().replace(/^\||\|$/g, "").split("|").map((c) => c.trim());
-      out.append(h("table", {}, rows.filter((r) => !/^\s*\|[\s:|-]+\|\s*$/.test(r)).map((r, j) =>
-        h("tr", {}, cells(r).map((c) => h(j ? "td" : "th", {}, c))))));
-    } else if (/^\s*[-*] /.test(line)) {
-      out.append(h("li", {}, line.replace(/^\s*[-*] /, "")));
-    } else {
-      const img = line.match(/^!\[([^\]]*)\]\(([^)\s]+)\)/);
-      if (img && !/^[a-z]+:|^\/\//i.test(img[2])) out.append(h("img", { class: "plot", alt: img[1], src: fileUrl(`${base}/${img[2]}`) }));
-      else if (line.trim()) out.append(h("p", {}, line));
-    }
-  }
-  return out;
+// REPORT.md as the server rendered it with REPORT.html's renderer (markdown-it, raw HTML off:
+// markup in the Markdown arrives escaped), so this is the one place HTML from the server is parsed.
+function reportBody(html) {
+  const div = h("div", { class: "report", id: "report" });
+  const doc = new DOMParser().parseFromString(html, "text/html");
+  div.append(...doc.body.childNodes);
+  return div;
 }
 
 async function reportPage(name) {
@@ -599,7 +576,7 @@ async function reportPage(name) {
     api(`/api/experiments/${encodeURIComponent(name)}/report`)]);
   show(g, ...expHeader(exp), tabs(name, "report"), r.markdown === null
     ? h("p", { class: "muted" }, "No report yet: ", h("code", {}, `assay report ${name}`))
-    : markdown(r.markdown, r.base));
+    : reportBody(r.html));
 }
 
 // ---------------------------------------------------------------- router
