@@ -135,3 +135,50 @@ def test_a_filter_typo_is_shown_under_the_box_and_the_page_stays(browser, cmp_da
         assert not errors, errors
     finally:
         ctx.close()
+
+
+BUSY = """\
+import time
+import assay
+
+assay.init()
+end = time.time() + 1.5
+x = 0
+while time.time() < end:  # keeps a core busy, so sys/cpu_percent has something to measure
+    x += 1
+assay.log({"loss": 1.0}, step=0)
+assay.finish()
+"""
+
+
+def test_the_runner_samples_system_metrics_that_show_lists_and_the_run_page_charts(browser, tmp_path, monkeypatch):
+    from assay.config import dump_yaml
+    from assay.lab import init_lab
+    from assay.runner.launch import RunSpec, run_experiment
+
+    monkeypatch.setenv("ASSAY_SYS_INTERVAL", "0.3")
+    lab, _ = init_lab(tmp_path / "lab")
+    exp_dir = lab.experiment_dir("sys")
+    exp_dir.mkdir(parents=True)
+    (exp_dir / "train.py").write_text(BUSY)
+    (exp_dir / "experiment.yaml").write_text(dump_yaml({"hypothesis": "h", "metric": {"name": "loss", "goal": "min"},
+                                                        "entry": "train.py", "timeout": "60s"}))
+    (res,) = run_experiment(lab, RunSpec("sys", "busy"))
+    rid = str(res.record["id"])
+    events = [json.loads(line) for line in (exp_dir / "runs" / rid.split("/")[1] / "metrics.jsonl").read_text().splitlines()]
+    sampled = [e["m"] for e in events if e.get("src") == "sys"]
+    assert len(sampled) >= 2 and all(m["sys/rss_mb"] > 1 for m in sampled)
+    assert max(m["sys/cpu_percent"] for m in sampled) > 20  # a busy loop shows as CPU use
+    shown = _cli(tmp_path / "lab", "show", rid)
+    assert {"sys/cpu_percent", "sys/rss_mb"} <= set(shown["metrics"])  # listed by `assay show --json`
+    with serve_dashboard(tmp_path / "lab") as dash:
+        ctx, page, errors = _page(browser, dash)
+        try:
+            _open(page, f"{dash.url}/#/r/{rid}")
+            page.wait_for_selector('#sys-charts .card.chart[data-metric="sys/cpu_percent"] canvas')
+            drawn = page.evaluate("() => window.assayPlots['sys/rss_mb'].axes[1].label")
+            assert drawn == "sys/rss_mb (MB)"
+            _shot(page, "run-system")
+            assert not errors, errors
+        finally:
+            ctx.close()

@@ -250,7 +250,7 @@ async function chartsFor(runIds, keys, { labels = {}, units = {}, colors = null 
     flushCharts();
   };
   holder.append(chartControls(redraw, refetch), h("div", { class: "grid", id: "charts" }, names.map(card)),
-    sys.length ? [h("h2", {}, "System"), h("div", { class: "grid", id: "sys-charts" }, sys.map(card))] : []);
+    ...(sys.length ? [h("h2", {}, "System (sampled by the runner)"), h("div", { class: "grid", id: "sys-charts" }, sys.map(card))] : []));
   return holder;
 }
 
@@ -532,7 +532,7 @@ async function loopPage(name, query) {
   window.assayCharts.loop = { tag, tried, kept, crashed, counts };
   const metric = `${loop.metric} per try`;
   const chart = chartCard(metric, { title: `${loop.metric} per try (loop ${tag || "untagged"})`, xLabel: "try", integerX: true,
-    yLabel: axisTitle(loop.metric, exp.units), note: `${counts.crash || 0} crashes shown as ✕ points on the best line`,
+    yLabel: axisTitle(loop.metric, exp.units), note: `${counts.crash || 0} crash(es), drawn as red points on the best line`,
     lines: [{ id: "tried", label: "tried", color: COLORS[0], xs: tried.xs, ys: tried.ys, points: true },
       { id: "best kept", label: "best kept", color: COLORS[2], xs: kept.xs, ys: kept.ys },
       { id: "crash", label: `crash (${counts.crash || 0})`, color: COLORS[1], xs: crashed.xs, ys: crashed.ys, points: true }] });
