@@ -349,8 +349,6 @@ async function runsPage(name, query) {
     (location.hash = `${expHref(name, "chart")}?runs=${encodeURIComponent([...selected].join(","))}`) }, "chart selected");
   const compareCfg = h("button", { id: "compare-configs", disabled: !selected.size, onclick: () =>
     (location.hash = `${expHref(name, "compare")}?runs=${encodeURIComponent([...selected].join(","))}`) }, "compare their configurations");
-  const diff = h("button", { id: "diff", disabled: selected.size !== 2, onclick: () =>
-    (location.hash = `#/d/${[...selected].map(encodeURIComponent).join("/")}`) }, "diff two");
   const chooser = h("details", { id: "columns", class: "chooser" }, h("summary", {}, `columns (${chosen.length} of ${allCols.length})`),
     h("div", {}, allCols.map((c) => h("label", { class: "chip" }, h("input", { type: "checkbox", "data-col": c, checked: chosen.includes(c),
       onchange: () => go({ cols: [...document.querySelectorAll("input[data-col]:checked")].map((e) => e.dataset.col).join(",") }) }),
@@ -363,7 +361,6 @@ async function runsPage(name, query) {
       h("td", {}, h("input", { type: "checkbox", checked: selected.has(r.id), onchange: (ev) => {
         ev.target.checked ? selected.add(r.id) : selected.delete(r.id);
         compare.disabled = compareCfg.disabled = !selected.size;
-        diff.disabled = selected.size !== 2;
       } })),
       h("td", {}, h("a", { href: runHref(r.id) }, r.desc || r.id), h("div", { class: "muted" }, when(r.started))),
       h("td", {}, badge(r.status, `s-${r.status}`), r.ignored ? " ignored" : ""),
@@ -379,7 +376,7 @@ async function runsPage(name, query) {
           h("option", { value: st, selected: (query.get("where") || "") === `status=${st}` && st !== "" }, st || "any status"))),
       h("label", {}, h("input", { type: "checkbox", id: "all", checked: query.get("all") === "1",
         onchange: (ev) => go({ all: ev.target.checked ? "1" : "", offset: "" }) }), " show ignored"),
-      compare, compareCfg, diff),
+      compare, compareCfg),
     filterError ? h("p", { class: "error", id: "filter-error" }, filterError) : "",
     chooser,
     h("p", { class: "muted", id: "count" }, page.total ? `runs ${off + 1}–${off + page.rows.length} of ${page.total}` : "no runs match"),
@@ -398,8 +395,7 @@ async function overlayPage(name, query) {
   const ids = (query.get("runs") || "").split(",").filter(Boolean);
   show(g, ...expHeader(exp), tabs(name, "chart"), h("p", {}, `${ids.length} runs overlaid: `,
     ids.map((id, i) => [i ? ", " : "", h("a", { href: runHref(id) }, id.split("/").pop())])),
-  ids.length ? await chartsFor(ids, null, { units: exp.units }) : h("p", { class: "muted" }, "Select runs in the table first."),
-  ids.length === 2 ? h("p", {}, h("a", { id: "diff-link", href: `#/d/${ids.map(encodeURIComponent).join("/")}` }, "diff these two runs")) : "");
+  ids.length ? await chartsFor(ids, null, { units: exp.units }) : h("p", { class: "muted" }, "Select runs in the table first."));
 }
 
 // Configurations side by side: mean curves with 95% bands over seeds, and the tables of
