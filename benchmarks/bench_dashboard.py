@@ -5,7 +5,11 @@ file holds 100,000 points, serves it with `assay ui`'s app on uvicorn (a real HT
 127.0.0.1), and times the requests the pages make: median of --reps after one warm-up request,
 except the cold chart request (the first read of the 100k-point file), timed once.
 
-    python benchmarks/bench_dashboard.py [--runs 10000] [--points 100000] [--reps 7]
+A second experiment, `cmp`, holds 20 configurations x 5 seeds of 10,000 points each, for the
+compare view (mean curve and 95% band per configuration on a common grid, plus the compare and
+verdict tables); its warm answer must stay under 300 ms.
+
+    python benchmarks/bench_dashboard.py [--runs 10000] [--points 100000] [--reps 7] [--configs 20 --seeds 5 --curve 10000]
 
 Peers are not measured here: MLflow's and trackio's UIs would need the same 10,000 runs logged
 through their own trackers first (hours on MLflow's SQLite store, see bench_logging.py).
@@ -72,6 +76,41 @@ def build(root: Path, n_runs: int, n_points: int) -> tuple[object, str]:
     return lab, records.run_id(long)
 
 
+def build_compare(root: Path, configs: int, seeds: int, points: int) -> object:
+    """A second lab (so the first one's figures stay comparable) with experiment `cmp`: `configs`
+    learning rates x `seeds` seeds, each run a `points`-step loss curve."""
+    from assay.config import dump_yaml
+    from assay.lab import init_lab
+    from assay.store import records
+    from assay.store.index import Index
+
+    lab, _ = init_lab(root)
+    exp_dir = lab.experiment_dir("cmp")  # type: ignore[attr-defined]
+    exp_dir.mkdir(parents=True)
+    (exp_dir / "experiment.yaml").write_text(dump_yaml({"hypothesis": "lr matters", "metric": {"name": "loss", "goal": "min"},
+                                                        "success": "loss <= 0.5"}))
+    rng = random.Random(1)
+    rows = []
+    for c in range(configs):
+        lr = round(10 ** (-4 + 3 * c / max(1, configs - 1)), 6)
+        for seed in range(seeds):
+            path = exp_dir / "runs" / f"2026-01-03T00-00-00-c{c:02d}-s{seed}"
+            path.mkdir(parents=True)
+            with (path / records.METRICS_FILE).open("w") as fh:
+                for step in range(points):
+                    loss = (1 + c / configs) / (1 + step / 500) + rng.gauss(0, 0.02)
+                    fh.write(f'{{"t":{step:.3f},"step":{step},"m":{{"loss":{loss:.6f}}}}}\n')
+            record = {"record_version": 1, "id": records.run_id(path), "experiment": "cmp", "desc": f"c{c}-s{seed}",
+                      "status": "ok", "started": time.time() + c * seeds + seed, "duration": 60.0, "seed": seed,
+                      "params": {"lr": lr, "seed": seed}, "primary_metric": "loss",
+                      "metrics": records.summarize(path, lambda k: "min")["metrics"]}
+            records.write_record(path, record)
+            rows.append((path, record, False))
+    with Index(lab) as index:
+        index.rebuild(rows)
+    return lab
+
+
 def _kb(size: int) -> str:
     return f"{size / 1024:.1f} kB"
 
@@ -101,6 +140,9 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=10_000)
     ap.add_argument("--points", type=int, default=100_000)
     ap.add_argument("--reps", type=int, default=7)
+    ap.add_argument("--configs", type=int, default=20)
+    ap.add_argument("--seeds", type=int, default=5)
+    ap.add_argument("--curve", type=int, default=10_000, help="points per run of the compare view")
     args = ap.parse_args()
 
     import httpx
@@ -108,7 +150,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         t = time.perf_counter()
         lab, long_id = build(Path(tmp) / "lab", args.runs, args.points)
-        print(f"built {args.runs:,} runs + one of {args.points:,} points in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+        cmp_lab = build_compare(Path(tmp) / "cmp-lab", args.configs, args.seeds, args.curve)
+        print(f"built {args.runs:,} runs + one of {args.points:,} points + {args.configs * args.seeds} of {args.curve:,} "
+              f"in {time.perf_counter() - t:.1f} s", file=sys.stderr)
         base, server = serve(lab)
         client = httpx.Client(base_url=base, timeout=120)
         exp, folder = long_id.split("/")
@@ -152,6 +196,16 @@ def main() -> None:
         rows.append(["live poll: +1,000 points appended, then the chart", ms(statistics.median(polls)), "-"])
         full = client.get(f"/api/series?runs={long_id}&keys=loss&points=10000")
         server.should_exit = True
+        cmp_base, cmp_server = serve(cmp_lab)
+        client = httpx.Client(base_url=cmp_base, timeout=120)
+        url = "/api/experiments/cmp/compare?value=last"
+        cold_cmp, _ = get(url)
+        rows.append([f"compare view, first request ({args.configs * args.seeds} runs x {args.curve:,} points parsed)",
+                     ms(cold_cmp), "-"])
+        times, size = zip(*(get(url) for _ in range(args.reps)))
+        rows.append([f"compare view, {args.configs} configurations x {args.seeds} seeds x {args.curve:,} points, warm",
+                     ms(statistics.median(times)), _kb(size[0])])
+        cmp_server.should_exit = True
         table(f"Dashboard API response times ({args.runs:,} runs; median of {args.reps})", ["request", "time", "response"], rows, [
             "HTTP requests to a real uvicorn server on 127.0.0.1 (httpx client, one connection)",
             f"for scale: the chart at its 10,000-point cap is {len(full.content) / 1024:.0f} kB; the raw "

@@ -68,7 +68,8 @@ def build_lab(root: Path) -> RealLab:
     (exp_dir / "config.yaml").write_text(dump_yaml({"seed": 0, "lr": 0.1, "losses": BASE, "crash": False}))
     (exp_dir / "experiment.yaml").write_text(dump_yaml({
         "hypothesis": "A higher <em>lr</em> converges faster", "metric": {"name": "val_loss", "goal": "min"},
-        "success": "val_loss <= 0.2", "failure": "val_loss > 0.9", "entry": "train.py", "timeout": "60s"}))
+        "success": "val_loss <= 0.2", "failure": "val_loss > 0.9", "entry": "train.py", "timeout": "60s",
+        "units": {"loss": "nats"}}))
     (exp_dir / "JOURNAL.md").write_text("# Journal: exp\n\n")
     other = lab.experiment_dir("other")
     other.mkdir()
@@ -97,6 +98,7 @@ def build_lab(root: Path) -> RealLab:
         e5f6""").replace("        ", ""))
     (exp_dir / "REPORT.md").write_text(
         "# Report: exp\n\nVerdict: supported <script>window.__pwned = 3</script>\n\n"
+        "<!-- assay:begin:summary -->\n**a bold finding**\n<!-- assay:end:summary -->\n\n"
         "| run | val_loss |\n|---|---|\n| base | 0.125 |\n\n- a finding\n\n![curve](runs/"
         + base.split("/")[1] + "/plots/curve.png)\n")
     (root / "secret.txt").write_text("outside the experiments folder")
@@ -162,3 +164,57 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0))
         return s.getsockname()[1]
+
+
+CURVES = """\
+import math, random
+import assay
+
+p = assay.params()
+assay.init()
+rng = random.Random(p["seed"])
+for step in range(p["steps"]):
+    loss = p["lr"] * 10 * math.exp(-step / 10) + 0.2 + rng.gauss(0, 0.02)
+    assay.log({"loss": round(loss, 6), "epoch": step // 10}, step=step)
+print(f"val_loss: {round(loss + rng.gauss(0, 0.01), 6)}")
+assay.finish()
+"""
+
+
+@dataclass(frozen=True)
+class CompareLab:
+    lab: object
+    root: Path
+    runs: list[str]
+
+
+def build_compare_lab(root: Path) -> CompareLab:
+    """Experiment `cmp`: lr 0.1 and 0.3 over three seeds, then lr 0.1 again on a second code
+    version of train.py (an edit makes one): three configurations, each a curve of 30 steps."""
+    from assay.config import dump_yaml
+    from assay.lab import init_lab
+    from assay.runner.launch import RunSpec, run_experiment
+
+    lab, _ = init_lab(root)
+    exp_dir = lab.experiment_dir("cmp")
+    exp_dir.mkdir(parents=True)
+    (exp_dir / "train.py").write_text(CURVES)
+    (exp_dir / "config.yaml").write_text(dump_yaml({"seed": 0, "lr": 0.1, "steps": 30}))
+    (exp_dir / "experiment.yaml").write_text(dump_yaml({
+        "hypothesis": "lr 0.1 ends below 0.25", "metric": {"name": "val_loss", "goal": "min"},
+        "success": "val_loss <= 0.25", "entry": "train.py", "timeout": "60s", "units": {"loss": "nats", "val_loss": "nats"}}))
+    runs = []
+    for lr in (0.1, 0.3):
+        for seed in (0, 1, 2):
+            (res,) = run_experiment(lab, RunSpec("cmp", f"lr{lr}-s{seed}", extra_params={"lr": lr, "seed": seed}))
+            runs.append(str(res.record["id"]))
+    (exp_dir / "train.py").write_text(CURVES.replace("-step / 10", "-step / 5"))  # faster decay
+    for seed in (0, 1, 2):
+        (res,) = run_experiment(lab, RunSpec("cmp", f"v2-s{seed}", extra_params={"lr": 0.1, "seed": seed}))
+        runs.append(str(res.record["id"]))
+    return CompareLab(lab, root, runs)
+
+
+@pytest.fixture(scope="session")
+def compare_lab(tmp_path_factory: pytest.TempPathFactory) -> CompareLab:
+    return build_compare_lab(tmp_path_factory.mktemp("web-compare") / "lab")

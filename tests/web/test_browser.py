@@ -77,8 +77,16 @@ def _shot(page, name: str) -> None:
 
 
 def _chart(page, metric: str) -> dict:
-    page.wait_for_selector(f'svg.chart[data-metric="{metric}"]')
+    page.wait_for_selector(f'.card.chart[data-metric="{metric}"] canvas')
     return page.evaluate("m => window.assayCharts[m]", metric)
+
+
+def _drawn(page, metric: str) -> dict:
+    """What uPlot holds for the chart of `metric`: its x values, series labels and line data."""
+    page.wait_for_selector(f'.card.chart[data-metric="{metric}"] canvas')
+    return page.evaluate("""m => { const u = window.assayPlots[m];
+        return {x: u.data[0], labels: u.series.map(s => s.label), series: u.data.slice(1),
+                xLabel: u.axes[0].label, yLabel: u.axes[1].label}; }""", metric)
 
 
 def test_click_from_experiments_to_a_run_whose_chart_draws_the_logged_values(page, server, real_lab):
@@ -102,8 +110,9 @@ def test_click_from_experiments_to_a_run_whose_chart_draws_the_logged_values(pag
     drawn = _chart(page, "loss")[real_lab.base]
     assert drawn["steps"] == [0, 1, 2, 3] and drawn["values"] == BASE
     assert _chart(page, "acc")[real_lab.base]["values"] == [1 - v for v in BASE]
-    points = page.get_attribute(f'svg.chart[data-metric="loss"] polyline[data-run="{real_lab.base}"]', "points")
-    assert len(points.split()) == len(BASE)
+    drawn_loss = _drawn(page, "loss")
+    assert drawn_loss["x"] == [0, 1, 2, 3] and drawn_loss["series"] == [BASE]
+    assert drawn_loss["xLabel"] == "step" and drawn_loss["yLabel"] == "loss (nats)"  # units from experiment.yaml
     assert "val_loss: 0.125" in page.inner_text("#log")
     assert page.locator("img.plot").count() == 1 and page.evaluate("document.querySelector('img.plot').naturalWidth") == 1
     _shot(page, "run")
@@ -130,7 +139,9 @@ def test_runs_table_sorts_filters_and_overlays_selected_runs(page, server, real_
     page.click("#compare")
     loss = _chart(page, "loss")
     assert loss[real_lab.base]["values"] == BASE and loss[real_lab.fast]["values"] == FAST
-    assert page.locator('svg.chart[data-metric="loss"] polyline').count() == 2
+    colors = {m: page.get_attribute(f'.card.chart[data-metric="{m}"]', "data-colors") for m in ("loss", "acc")}
+    assert colors["loss"] == colors["acc"]  # one colour per run on every chart of the page
+    assert len(_drawn(page, "loss")["series"]) == 2
     _shot(page, "overlay")
 
 
@@ -148,9 +159,15 @@ def test_markup_in_notes_reports_and_loop_rows_is_shown_not_run(page, server, re
     _open(page, f"{server}/#/e/exp/report")
     assert "<script>window.__pwned = 3</script>" in page.inner_text("#report")
     assert page.locator("#report table td").first.inner_text() == "base"
+    report = page.inner_text("#report")
+    assert page.inner_text("#report strong") == "a bold finding" and "**" not in report  # rendered, not raw
+    assert "assay:begin" not in page.content()  # the generated blocks' markers are not shown
+    assert page.evaluate("document.querySelector('#report img').naturalWidth") == 1  # the figure, inline
     _open(page, f"{server}/#/e/exp/loop")
     assert "bad idea <script>x</script>" in page.inner_text("#loop")
-    assert page.locator('svg.chart polyline[data-run="tried"]').count() == 1
+    loop = page.evaluate("window.assayCharts.loop")
+    assert loop["tried"]["ys"] == [0.5, 0.6, 0.4] and loop["counts"]["crash"] == 1
+    assert len(loop["crashed"]["xs"]) == 1  # the crash is a point on the chart, and counted
     _open(page, f"{server}/{_run_hash(real_lab.crashed)}")
     assert "boom: <b>not bold</b>" in page.inner_text("#log") and page.locator("#log b").count() == 0
     assert page.inner_text(".badge") == "failed"

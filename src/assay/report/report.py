@@ -155,6 +155,23 @@ _IMAGE_TYPES = {".png": "image/png", ".webp": "image/webp", ".jpg": "image/jpeg"
 _MARKER = re.compile(r"^<!-- assay:(?:begin|end):[\w-]+ -->$", re.M)
 
 
+def render_markdown(markdown: str, image: Callable[[Token], None] | None = None) -> str:
+    """Markdown -> safe HTML, as REPORT.html and the dashboard's report tab show it.
+
+    Raw HTML is off (a `<script>` in a note is shown as text), the `assay:begin/end` markers are
+    dropped, and `image` may rewrite each image token (embed it, or point it at a file endpoint).
+    """
+    from markdown_it import MarkdownIt
+
+    md = MarkdownIt("commonmark", {"html": False}).enable("table")
+    tokens = md.parse(_MARKER.sub("", markdown))
+    for tok in tokens:
+        for child in tok.children or []:
+            if child.type == "image" and image is not None:
+                image(child)
+    return md.renderer.render(tokens, md.options, {})
+
+
 def to_html(markdown: str, base: Path, title: str) -> str:
     """Markdown -> one inert HTML file that stands alone.
 
@@ -165,16 +182,8 @@ def to_html(markdown: str, base: Path, title: str) -> str:
     import hashlib
     import html as htmlmod
 
-    from markdown_it import MarkdownIt
-
-    md = MarkdownIt("commonmark", {"html": False}).enable("table")
-    tokens = md.parse(_MARKER.sub("", markdown))
     root = base.resolve()
-    for tok in tokens:
-        for child in tok.children or []:
-            if child.type == "image":
-                _embed(child, root)
-    body = md.renderer.render(tokens, md.options, {})
+    body = render_markdown(markdown, image=lambda child: _embed(child, root))
     style = base64.b64encode(hashlib.sha256(_CSS.encode()).digest()).decode()
     csp = _CSP.format(style=style)
     return (f"<!doctype html>\n<html><head><meta charset=\"utf-8\">"

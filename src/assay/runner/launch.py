@@ -139,6 +139,28 @@ def _child_env(lab: Lab, exp: Experiment, path: Path, params: dict[str, Any], se
     return env
 
 
+def _sampling(launcher: Callable[..., Any] | None, writer: _CaptureWriter) -> dict[str, Any]:
+    """System-metric sampling for launchers that run the script here and take it (run_process and
+    the local sweep executor); ASSAY_SYS_INTERVAL sets the seconds between samples, 0 turns it off."""
+    import inspect
+
+    from assay.runner.process import SAMPLE_SECONDS
+
+    raw = os.environ.get("ASSAY_SYS_INTERVAL", "")
+    try:
+        every = float(raw) if raw else SAMPLE_SECONDS
+    except ValueError:
+        raise ConfigError(f"ASSAY_SYS_INTERVAL={raw!r} is not a number of seconds",
+                          "Set ASSAY_SYS_INTERVAL=5 (or 0 to record no sys/* metrics).") from None
+    if every <= 0:
+        return {}
+    if launcher is not None:
+        params = inspect.signature(launcher).parameters
+        if "on_sample" not in params and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
+            return {}
+    return {"on_sample": writer.system, "sample_every": every}
+
+
 class _CaptureWriter:
     """Appends metrics parsed from output lines to metrics.jsonl (the same file the API writes)."""
 
@@ -150,6 +172,11 @@ class _CaptureWriter:
         step, found = self.capture.parse(line)
         if found:
             os.write(self.fd, (json.dumps({"t": round(time.time(), 3), "step": step, "m": found, "src": "out"}) + "\n").encode())
+
+    def system(self, metrics: dict[str, float]) -> None:
+        """The runner's `sys/*` samples, marked src "sys" so readers can tell them from the script's."""
+        if metrics:
+            os.write(self.fd, (json.dumps({"t": round(time.time(), 3), "m": metrics, "src": "sys"}) + "\n").encode())
 
     def close(self) -> None:
         os.fsync(self.fd)
@@ -215,7 +242,8 @@ def start_run(lab: Lab, exp: Experiment, spec: RunSpec, seed_offset: int = 0, gr
     try:
         result = (spec.launcher or run_process)(cmd, exp.workdir, {**_child_env(lab, exp, path, params, seed), **inv.env, **spec.env},
                                                 path / records.LOG_FILE, writer, timeout, follow=spec.follow,
-                                                on_start=lambda pid: child.append(_record_child(path, rec, pid)))
+                                                on_start=lambda pid: child.append(_record_child(path, rec, pid)),
+                                                **_sampling(spec.launcher, writer))
     except OSError as exc:
         started_ok = bool(child)  # else Popen itself failed
         reason = f"writing the run's output failed: {exc}" if started_ok else f"could not start {cmd[0]}: {exc}"

@@ -133,6 +133,9 @@ class _MemoryWatch:
         self.peak_gpu: int | None = None
         self.nvml = _nvml()
         self.seen: dict[int, Any] = {}  # pid -> psutil.Process of every descendant seen (see _leftovers)
+        self.rss = 0  # bytes, at the last sample
+        self.gpu_mem: int | None = None
+        self.cpu_seconds: dict[int, float] = {}  # pid -> user+system CPU seconds at the last sample
 
     def sample(self) -> None:
         ps = self.psutil
@@ -147,11 +150,54 @@ class _MemoryWatch:
             with contextlib.suppress(ps.Error):
                 total += p.memory_info().rss
         self.peak_rss = max(self.peak_rss, total)
+        self.rss = total
         if self.nvml is not None:
             used = self.nvml({p.pid for p in procs})
+            self.gpu_mem = used
             if used is not None:
                 self.peak_gpu = max(self.peak_gpu or 0, used)
 
+    def system(self, elapsed: float) -> dict[str, float]:
+        """The `sys/*` metrics now: CPU % of the tree over the last `elapsed` seconds (100 = one
+        core), RSS and GPU memory in MB, GPU utilisation % of the devices the tree uses."""
+        ps = self.psutil
+        try:
+            procs = [self.root, *self.root.children(recursive=True)]
+        except ps.Error:
+            return {}
+        used, now = 0.0, {}
+        for p in procs:
+            with contextlib.suppress(ps.Error):
+                t = p.cpu_times()
+                now[p.pid] = t.user + t.system
+                used += now[p.pid] - self.cpu_seconds.get(p.pid, 0.0 if self.cpu_seconds else now[p.pid])
+        self.cpu_seconds = now
+        out = {"sys/cpu_percent": round(max(0.0, used) / elapsed * 100, 1) if elapsed > 0 else 0.0,
+               "sys/rss_mb": round(self.rss / 2**20, 1)}
+        if self.gpu_mem is not None:
+            out["sys/gpu_mem_mb"] = round(self.gpu_mem / 2**20, 1)
+            util = _gpu_util({p.pid for p in procs})
+            if util is not None:
+                out["sys/gpu_util"] = util
+        return out
+
+
+def _gpu_util(pids: set[int]) -> float | None:
+    """Mean utilisation % of the GPUs running one of `pids` (NVML is initialised by _nvml)."""
+    import pynvml  # type: ignore[import-not-found]
+
+    rates = []
+    try:
+        for i in range(pynvml.nvmlDeviceGetCount()):
+            h = pynvml.nvmlDeviceGetHandleByIndex(i)
+            if any(p.pid in pids for p in pynvml.nvmlDeviceGetComputeRunningProcesses(h)):
+                rates.append(pynvml.nvmlDeviceGetUtilizationRates(h).gpu)
+    except pynvml.NVMLError:
+        return None
+    return float(sum(rates) / len(rates)) if rates else None
+
+
+SAMPLE_SECONDS = 5.0  # how often the sys/* metrics of a run are written
 
 _GPU_NODES = ("/dev/nvidiactl", "/dev/dxg")  # the driver's control device; WSL2's GPU device
 
@@ -292,8 +338,13 @@ def run_process(
     follow: bool = False,
     on_start: Callable[[int], None] | None = None,
     grace: float = GRACE_SECONDS,
+    on_sample: Callable[[dict[str, float]], None] | None = None,
+    sample_every: float = SAMPLE_SECONDS,
 ) -> ProcessResult:
-    """Run `cmd` to completion; see module docstring. Ctrl-C / SIGTERM stop the child, not us."""
+    """Run `cmd` to completion; see module docstring. Ctrl-C / SIGTERM stop the child, not us.
+
+    `on_sample` gets the `sys/*` metrics (CPU %, RSS, GPU utilisation and memory) every
+    `sample_every` seconds while the script runs."""
     stop: list[str] = []
     # Trap Ctrl-C/SIGTERM before the script exists: one arriving in between would otherwise kill
     # assay and leave the run 'lost' instead of 'interrupted'.
@@ -321,6 +372,9 @@ def run_process(
         if on_start:
             on_start(proc.pid)
         watch = _MemoryWatch(proc.pid)
+        last_sample = time.monotonic()
+        if on_sample:
+            watch.system(0.0)  # the CPU-time baseline
         while True:
             try:
                 pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
@@ -332,6 +386,9 @@ def run_process(
                 break
             watch.sample()
             now = time.monotonic()
+            if on_sample and now - last_sample >= sample_every:
+                on_sample(watch.system(now - last_sample))
+                last_sample = now
             if not stop and deadline is not None and now >= deadline:
                 stop.append("timeout")
             if stop and kill_at is None:

@@ -143,12 +143,13 @@ def list_runs(
     include_ignored: bool = False,
     offset: int = 0,
     count: bool = True,
+    search: str | None = None,
 ) -> tuple[list[dict[str, Any]], int | None]:
     """Runs matching `where`, sorted (default: newest first), at most `limit`; returns (rows, total).
 
     The total counts every match, which with a filter means visiting every run (~10 ms at 10,000
     runs, 90% of a filtered page); `count=False` skips it and returns None, for callers that page
-    forward without showing "N more".
+    forward without showing "N more". `search` keeps runs whose description or id contains it.
 
     `sort` is a field; best-first by its goal for metrics, or `field:asc` / `field:desc`.
     Each row: id, experiment, status, started, duration, peak_rss, seed, params, metrics, ignored.
@@ -163,6 +164,10 @@ def list_runs(
             args.append(experiment)
         if not include_ignored:
             clauses.append("r.ignored=0")
+        if search:
+            clauses.append("(r.desc LIKE ? ESCAPE '\\' OR r.id LIKE ? ESCAPE '\\')")
+            like = "%" + search.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+            args.extend([like, like])
         for f in parse_where(where, metrics_known, params_known) if where else []:
             clauses.append(f.sql)
             args.extend(f.args)

@@ -4,12 +4,13 @@
     GET /api/health                       {"ok": true, "lab": ...}
     GET /api/experiments                  experiments with run counts, best metric, verdict
     GET /api/experiments/{name}           experiment file, README, metric and param names
-    GET /api/experiments/{name}/runs      a page of the runs table (?where ?sort ?offset ?limit ?all)
+    GET /api/experiments/{name}/runs      a page of the runs table (?where ?q ?sort ?offset ?limit ?all)
     GET /api/experiments/{name}/loop      results.tsv rows
     GET /api/experiments/{name}/journal   JOURNAL.md entries, IGNORED_RUNS.md
     GET /api/experiments/{name}/report    REPORT.md text
     GET /api/run/{experiment}/{folder}    one run: record, log tail, diff, environment, plots
-    GET /api/series                       ?runs=a,b&keys=k&points=N: metric series, LTTB-downsampled
+    GET /api/experiments/{name}/compare   configurations: compare + verdict tables, mean curves with 95% bands
+    GET /api/series                       ?runs=a,b&keys=k&points=N&x=step|epoch|time: metric series, LTTB-downsampled
     GET /api/file                         ?path=...: a file under experiments/ (images, text)
 
 Only GET and HEAD are served: nothing in the dashboard changes the lab.
@@ -65,7 +66,7 @@ def create_app(lab: Lab, token: str | None = None, allowed_hosts: list[str] | No
     from starlette.routing import Mount, Route
     from starlette.staticfiles import StaticFiles
 
-    cache = SeriesCache()
+    cache = SeriesCache(size=256)  # a compare view of 20 configurations x 5 seeds stays parsed
 
     def ok(content: Any) -> JSONResponse:
         return JSONResponse(data.json_safe(content), headers={"Cache-Control": "no-store"})
@@ -86,7 +87,7 @@ def create_app(lab: Lab, token: str | None = None, allowed_hosts: list[str] | No
         q = request.query_params
         return ok(data.runs_page(lab, request.path_params["name"], q.get("where") or None, q.get("sort") or None,
                                  _int(request, "offset", 0, 0, 10**9), _int(request, "limit", 50, 1, MAX_PAGE),
-                                 q.get("all", "") in ("1", "true", "yes")))
+                                 q.get("all", "") in ("1", "true", "yes"), q.get("q") or None))
 
     def loop(request: Request) -> JSONResponse:
         return ok(data.loop_results(lab, request.path_params["name"]))
@@ -111,7 +112,20 @@ def create_app(lab: Lab, token: str | None = None, allowed_hosts: list[str] | No
             raise ConfigError(f"{len(ids)} runs asked for; at most {MAX_RUNS} per chart", "Select fewer runs.")
         keys = [k for k in request.query_params.get("keys", "").split(",") if k] or None
         points = _int(request, "points", 1000, 2, MAX_POINTS)
-        return ok({"points": points, "runs": {rid: cache.series(data.run_dir(lab, rid), keys, points) for rid in ids}})
+        x = request.query_params.get("x") or "step"
+        return ok({"points": points, "x": x,
+                   "runs": {rid: cache.series(data.run_dir(lab, rid), keys, points, x) for rid in ids}})
+
+    def compare(request: Request) -> JSONResponse:
+        from assay.web.compare import GRID, compare_view
+
+        q = request.query_params
+        by = [k for k in (q.get("by") or "").split(",") if k] or None
+        picked = [r for r in (q.get("runs") or "").split(",") if r] or None
+        return ok(compare_view(lab, request.path_params["name"], cache, value=q.get("value") or "last", by=by,
+                               curve=q.get("curve") or None, x=q.get("x") or "step",
+                               points=_int(request, "points", GRID, 2, MAX_POINTS),
+                               pool_code=q.get("pool_code", "") in ("1", "true", "yes"), runs=picked))
 
     def file(request: Request) -> Response:
         path = data.lab_file(lab, request.query_params.get("path", ""))
@@ -136,6 +150,7 @@ def create_app(lab: Lab, token: str | None = None, allowed_hosts: list[str] | No
         Route(f"/api/experiments/{name}", experiment),
         Route(f"/api/experiments/{name}/runs", runs),
         Route(f"/api/experiments/{name}/loop", loop),
+        Route(f"/api/experiments/{name}/compare", compare),
         Route(f"/api/experiments/{name}/journal", journal),
         Route(f"/api/experiments/{name}/report", report),
         Route("/api/run/{experiment:str}/{folder:str}", run),

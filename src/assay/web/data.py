@@ -185,17 +185,24 @@ def experiment_detail(lab: Lab, name: str) -> dict[str, Any]:
             "verdict": judged["verdict"], "verdict_reason": judged["reason"], "configurations": cmp,
             "readme": _text(readme) if readme.is_file() else None,
             "metrics": sorted(set(metrics) | {exp.metric}, key=lambda k: (k != exp.metric, k)), "params": sorted(params),
+            "units": _units(exp, [*metrics, exp.metric]),
             "has_loop": (exp.path / "results.tsv").is_file(), "has_report": (exp.path / "REPORT.md").is_file(),
             "has_journal": (exp.path / "JOURNAL.md").is_file()}
 
 
+def _units(exp: Experiment, metrics: list[str]) -> dict[str, str]:
+    """{metric: unit} from experiment.yaml's `units:`, for axis titles."""
+    return {m: u for m in metrics if (u := exp.units(m))}
+
+
 def runs_page(lab: Lab, name: str, where: str | None, sort: str | None, offset: int, limit: int,
-              include_ignored: bool) -> dict[str, Any]:
-    """One page of an experiment's runs table, filtered, sorted and paged in SQL by store.query."""
+              include_ignored: bool, search: str | None = None) -> dict[str, Any]:
+    """One page of an experiment's runs table, filtered, searched (description or id), sorted and
+    paged in SQL by store.query."""
     from assay.store.query import list_runs
 
     experiment(lab, name)
-    rows, total = list_runs(lab, name, where, sort, limit, include_ignored, offset=offset)
+    rows, total = list_runs(lab, name, where, sort, limit, include_ignored, offset=offset, search=search)
     for r in rows:
         r.pop("path", None)
     return {"rows": rows, "total": total, "offset": offset, "limit": limit}
@@ -236,6 +243,11 @@ def run(lab: Lab, run_id: str) -> dict[str, Any]:
     record["plots"] = sorted(str(rel / "plots" / p.name) for p in plots.iterdir()
                              if p.suffix.lower() in IMAGE_TYPES) if plots.is_dir() else []
     record["folder"] = str(rel)
+    try:
+        exp = load_experiment(lab, path.parent.parent.name)
+        record["units"] = _units(exp, [*record.get("metrics", {}), exp.metric])
+    except ConfigError:
+        record["units"] = {}
     for private in ("owner_pid", "owner_started", "child_pid"):
         record.pop(private, None)
     return record
@@ -273,10 +285,30 @@ def journal(lab: Lab, name: str) -> dict[str, Any]:
 
 
 def report(lab: Lab, name: str) -> dict[str, Any]:
-    """REPORT.md's Markdown (rendered as text-only nodes by the browser), or None when not written yet."""
+    """REPORT.md's Markdown and its HTML, rendered as REPORT.html is (raw HTML off, no markers),
+    with images inside the experiment folder served by /api/file; None for both before a report."""
+    from urllib.parse import quote, unquote, urlsplit
+
+    from assay.report.report import render_markdown
+
     exp = experiment(lab, name)
     file = exp.path / "REPORT.md"
-    return {"markdown": _text(file) if file.is_file() else None, "base": str(exp.path.relative_to(lab.root))}
+    base = str(exp.path.relative_to(lab.root))
+    if not file.is_file():
+        return {"markdown": None, "html": None, "base": base}
+    root = exp.path.resolve()
+
+    def image(token: Any) -> None:
+        src = str(token.attrGet("src") or "")
+        if urlsplit(src).scheme or src.startswith("//"):
+            token.attrSet("src", "")  # the dashboard shows only the lab's own files
+            return
+        path = (root / unquote(src)).resolve()
+        rel = path.relative_to(lab.root.resolve()) if path.is_relative_to(root) else None
+        token.attrSet("src", f"/api/file?path={quote(str(rel))}" if rel else "")
+
+    text = _text(file)
+    return {"markdown": text, "html": render_markdown(text, image=image), "base": base}
 
 
 def lab_file(lab: Lab, rel: str) -> Path:
