@@ -458,11 +458,18 @@ def smoke_settings(exp: Experiment) -> SmokeSettings:
 
 @dataclass(frozen=True)
 class Remedy:
-    """One rung: halve some keys, double others, set others."""
+    """One rung: halve some keys, double others, set others. A rung that halves is climbed again
+    while the run still runs out of memory, until the halved keys would go below `min` (as
+    accelerate's find_executable_batch_size does), then the ladder moves on."""
 
     halve: tuple[str, ...] = ()
     double: tuple[str, ...] = ()
     set: dict[str, Any] = field(default_factory=dict)
+    min: int = 1  # floor of the halved keys
+
+    @property
+    def repeats(self) -> bool:
+        return bool(self.halve)
 
     def describe(self) -> str:
         parts = [f"halve {k}" for k in self.halve] + [f"double {k}" for k in self.double] + [f"set {k}={v}" for k, v in self.set.items()]
@@ -476,8 +483,8 @@ class Remedy:
             v = flat.get(k)
             if not isinstance(v, int) or isinstance(v, bool):
                 raise ConfigError(f"Cannot halve '{k}': its value is {v!r}, not an integer")
-            if v <= 1:
-                raise ConfigError(f"Cannot halve '{k}' below 1 (it is {v})")
+            if v // 2 < self.min:
+                raise ConfigError(f"Cannot halve '{k}' below {self.min} (it is {v})")
             out[k] = v // 2
         for k in self.double:
             v = flat.get(k)
@@ -523,14 +530,18 @@ def parse_ladder(exp: Experiment, defaults: dict[str, Any]) -> list[Remedy]:
                           "Write oom_ladder: [{halve: batch_size, double: grad_accum}, {set: {gradient_checkpointing: true}}]")
     rungs = []
     for i, step in enumerate(raw, 1):
-        if not isinstance(step, dict) or not step or set(step) - {"halve", "double", "set"}:
+        if not isinstance(step, dict) or not step or set(step) - {"halve", "double", "set", "min"}:
             raise ConfigError(f"Cannot read rung {i} of `oom_ladder` in {exp.file}: {step!r}",
-                              "Each rung is a mapping of halve: KEY, double: KEY and/or set: {KEY: VALUE}.")
+                              "Each rung is a mapping of halve: KEY, double: KEY and/or set: {KEY: VALUE} (min: N, the floor of halve).")
+        floor = step.get("min", 1)
+        if not isinstance(floor, int) or isinstance(floor, bool) or floor < 1:
+            raise ConfigError(f"`min` of rung {i} of `oom_ladder` in {exp.file} must be an integer >= 1, got {floor!r}",
+                              "Write e.g. {halve: batch_size, double: grad_accum, min: 4}.")
         sets = step.get("set") or {}
         if not isinstance(sets, dict):
             raise ConfigError(f"`set` of rung {i} of `oom_ladder` in {exp.file} must be a mapping, got {sets!r}",
                               "Write set: {gradient_checkpointing: true}.")
-        r = Remedy(_keys(step.get("halve")), _keys(step.get("double")), flatten(sets))
+        r = Remedy(_keys(step.get("halve")), _keys(step.get("double")), flatten(sets), floor)
         for k in (*r.halve, *r.double, *r.set):
             if k not in known:
                 raise ConfigError(f"Unknown parameter '{k}' in rung {i} of `oom_ladder` in {exp.file} "
