@@ -8,11 +8,14 @@ import shutil
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from assay.config import dump_yaml, flatten, load_yaml, parse_duration, write_atomic
 from assay.errors import ConfigError, did_you_mean
 from assay.lab import EXPERIMENT_NAME, Lab
+
+if TYPE_CHECKING:
+    from assay.sweep.space import SearchSpace
 
 EXPERIMENT_FILE = "experiment.yaml"
 GOALS = ("max", "min")
@@ -411,7 +414,8 @@ def new_experiment(
 # Every section of the experiment file is read here, so a reader of the file learns its schema in one
 # module: smoke (a scaled-down run), oom_ladder (remedies tried while a run ends 'oom'), locked (keys a
 # remedy may not change without approval), units (axis labels), code (paths that are part of the code
-# version), confirm (the held-out evaluation of a loop's result) and the core fields above.
+# version), confirm (the held-out evaluation of a loop's result), loop_space (where the loop's params
+# proposer may search) and the core fields above.
 
 SMOKE_LIMIT = "60s"
 DEFAULT_MARGIN = 0.3
@@ -613,3 +617,26 @@ def confirm_settings(exp: Experiment) -> ConfirmSettings | None:
                           f"in {exp.config_path.name}: that is the split the loop already decides on",
                           "Name the held-out split, e.g. `confirm: {params: {split: test}}`.")
     return ConfirmSettings(params, entry, seeds)
+
+
+_LOOP_SPACE_EXAMPLE = "loop_space:\n    max_features: interval(0.1, 1.0)\n    min_samples_leaf: range(1, 10)\n    lr: {low: 1e-5, high: 1e-2, log: true}"
+
+
+def loop_space(exp: Experiment) -> SearchSpace | None:
+    """The experiment's `loop_space:`, where `assay loop run --propose params` searches; None when
+    it declares none. The same syntax as sweep.yaml's `params:` (lists, {low, high, log, type,
+    step}, or inline `interval(a,b)`, `log(a,b)`, `range(a,b)`, `choice(...)`); every key must be
+    a param of config.yaml, checked by the proposer, which edits that file.
+
+    Raises:
+        ConfigError: not a mapping, or a malformed dimension.
+    """
+    from assay.sweep.space import space_from_mapping
+
+    raw = exp.raw.get("loop_space")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError(f"`loop_space` in {_where(exp.file, 'loop_space')} must be a mapping of params to ranges, got {raw!r}",
+                          f"Write it as\n  {_LOOP_SPACE_EXAMPLE}")
+    return space_from_mapping(raw, file=exp.file, text=exp.file.read_text(encoding="utf-8"))
