@@ -23,7 +23,7 @@ def start(
     tag: Annotated[str, typer.Option(help="Loop name; the branch is assay/TAG.")],
     edit: Annotated[list[str], typer.Option(help="A file candidates may change (repeatable).")],
     protect: Annotated[Optional[list[str]], typer.Option(help="A file nobody may change, e.g. the evaluation.")] = None,
-    decision: Annotated[str, typer.Option(help="noise-aware or greedy.")] = "noise-aware",
+    decision: Annotated[str, typer.Option(help="noise-aware, sequential or greedy.")] = "noise-aware",
     repeats: Annotated[int, typer.Option(help="Baseline seeds for the noise estimate.")] = 3,
     max_repeats: Annotated[int, typer.Option(help="Most seeds a promising candidate gets.")] = 4,
     min_delta: Annotated[float, typer.Option(help="Smallest improvement worth keeping.")] = 0.0,

@@ -194,4 +194,4 @@ def make_decision(name: str, settings: Settings) -> DecisionRule:
     from assay import plugins
 
     return plugins.factory("assay.decisions", name, DECISIONS, "decision rule",
-                           "Pass --decision noise-aware or --decision greedy.")(settings)
+                           "Pass --decision noise-aware, --decision sequential or --decision greedy.")(settings)
