@@ -1,9 +1,13 @@
-"""Decision quality of the loop: greedy (autoresearch) vs noise-aware, at equal run budgets.
+"""Decision quality of the loop: greedy (autoresearch) vs noise-aware vs sequential, at equal run budgets.
 
 A synthetic objective with a known true value plus Gaussian noise (sigma = 1, lower is better).
 Each candidate changes the true value by a drawn effect; the decision only sees noisy runs.
 Reported per scenario: false-keep rate (keeps of candidates that are truly no better), true
-improvements kept, and the final true value of the incumbent (the lower, the better).
+improvements kept, runs per try (a keep's re-measurement on fresh seeds included), power (share
+of truly better candidates kept) and the final true value of the incumbent (the lower, the better).
+
+The cost of honesty, the goal for the sequential rule: at most 2.0 runs per try on pure noise
+with at most 5% false keeps, and power on true 1-sigma improvements no lower than noise-aware's.
 
     python benchmarks/bench_loop_decisions.py [--sims 300] [--budget 120]
 """
@@ -26,7 +30,9 @@ SCENARIOS = {
     "mostly bad ideas, a few good": lambda r: r.gauss(0.3, 0.5),
     "small real gains (0.5 sigma)": lambda r: -0.5 if r.random() < 0.3 else 0.0,
     "gains and harms of 2 sigma": lambda r: r.choice((-2.0, 0.0, 0.0, 2.0, 2.0)),
+    "true 1 sigma gains (30%)": lambda r: -1.0 if r.random() < 0.3 else 0.0,
 }
+RULES = ("greedy", "noise-aware", "sequential")
 
 
 def simulate(rule: str, effect, budget: int, seed: int, sigma: float = 1.0) -> dict[str, float]:
@@ -39,8 +45,10 @@ def simulate(rule: str, effect, budget: int, seed: int, sigma: float = 1.0) -> d
     baseline_seen = statistics.fmean(incumbent)
     groups = [incumbent] if k > 1 else []
     used = k
-    false_keeps = null_candidates = good_keeps = 0
+    spent = 0
+    false_keeps = null_candidates = good_keeps = tries = 0
     while used < budget:
+        start_used = used
         cand_truth = truth + effect(r)
         sig, df = pooled_sigma(groups)
         values: list[float] = []
@@ -52,6 +60,7 @@ def simulate(rule: str, effect, budget: int, seed: int, sigma: float = 1.0) -> d
                 break
         else:
             break
+        tries += 1
         if len(values) > 1:
             groups.append(values)
         no_better = cand_truth >= truth
@@ -64,9 +73,12 @@ def simulate(rule: str, effect, budget: int, seed: int, sigma: float = 1.0) -> d
                 incumbent = [truth + r.gauss(0, sigma) for _ in range(k)]
                 used += k
                 groups.append(incumbent)
+        spent += used - start_used
+    good = tries - null_candidates
     return {"false_keep_rate": false_keeps / null_candidates if null_candidates else 0.0,
             "good_keeps": good_keeps, "final_truth": truth, "any_false_keep": float(false_keeps > 0),
-            "claimed": statistics.fmean(incumbent) - baseline_seen}
+            "claimed": statistics.fmean(incumbent) - baseline_seen, "runs_per_try": spent / tries if tries else 0.0,
+            "good": good}
 
 
 def first_decision_false_keep(rule: str, trials: int, seed: int = 0, sigma: float = 1.0) -> float:
@@ -94,18 +106,26 @@ def main() -> None:
     ap.add_argument("--budget", type=int, default=120, help="runs per loop (baseline included)")
     args = ap.parse_args()
     print(f"{args.sims} simulated loops per cell, {args.budget} runs each, noise sigma = 1, lower is better\n")
-    print(f"{'scenario':<30} {'rule':<12} {'false keeps':>12} {'loops w/ one':>13} {'true gains kept':>16} {'true change':>12} {'claimed change':>15}")
+    print(f"{'scenario':<30} {'rule':<12} {'false keeps':>12} {'loops w/ one':>13} {'true gains kept':>16} {'runs/try':>9} "
+          f"{'power':>6} {'true change':>12} {'claimed change':>15}")
+    table: dict[tuple[str, str], dict[str, float]] = {}
     for name, effect in SCENARIOS.items():
-        for rule in ("greedy", "noise-aware"):
+        for rule in RULES:
             res = [simulate(rule, effect, args.budget, s) for s in range(args.sims)]
-            fk = statistics.fmean(x["false_keep_rate"] for x in res)
-            gk = statistics.fmean(x["good_keeps"] for x in res)
-            ft = statistics.fmean(x["final_truth"] for x in res)
-            cl = statistics.fmean(x["claimed"] for x in res)
-            anyf = statistics.fmean(x["any_false_keep"] for x in res)
-            print(f"{name:<30} {rule:<12} {fk:>11.1%} {anyf:>12.0%} {gk:>16.2f} {ft:>+12.3f} {cl:>+15.3f}")
-    print("\nfirst decision on a no-op candidate against a fresh baseline (greedy: 1 baseline run; noise-aware: 3):")
-    for rule in ("greedy", "noise-aware"):
+            row = {key: statistics.fmean(x[key] for x in res) for key in res[0]}
+            row["power"] = row["good_keeps"] / row["good"] if row["good"] else 0.0  # pooled over the loops
+            table[name, rule] = row
+            power = f"{row['power']:>6.0%}" if name != "pure noise (no idea works)" else f"{'-':>6}"
+            print(f"{name:<30} {rule:<12} {row['false_keep_rate']:>11.1%} {row['any_false_keep']:>12.0%} {row['good_keeps']:>16.2f} "
+                  f"{row['runs_per_try']:>9.2f} {power} {row['final_truth']:>+12.3f} {row['claimed']:>+15.3f}")
+    noise, gains = table["pure noise (no idea works)", "sequential"], "true 1 sigma gains (30%)"
+    met = (noise["runs_per_try"] <= 2.0 and noise["false_keep_rate"] <= 0.05
+           and table[gains, "sequential"]["power"] >= table[gains, "noise-aware"]["power"])
+    print(f"\ncost of honesty (sequential): {noise['runs_per_try']:.2f} runs per try on pure noise (goal <= 2.0), "
+          f"{noise['false_keep_rate']:.1%} false keeps (goal <= 5%), power on 1 sigma gains {table[gains, 'sequential']['power']:.0%} "
+          f"vs noise-aware {table[gains, 'noise-aware']['power']:.0%}: {'goal met' if met else 'goal NOT met'}")
+    print("\nfirst decision on a no-op candidate against a fresh baseline (greedy: 1 baseline run; the others: 3):")
+    for rule in RULES:
         print(f"  {rule:<12} kept {first_decision_false_keep(rule, 20 * args.sims):.1%}")
     print("\nfalse keeps: kept candidates whose true value was no better, over all such candidates tried;")
     print("loops w/ one: share of loops that kept at least one such candidate.")

@@ -8,11 +8,14 @@ import shutil
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from assay.config import dump_yaml, flatten, load_yaml, parse_duration, write_atomic
 from assay.errors import ConfigError, did_you_mean
 from assay.lab import EXPERIMENT_NAME, Lab
+
+if TYPE_CHECKING:
+    from assay.sweep.space import SearchSpace
 
 EXPERIMENT_FILE = "experiment.yaml"
 GOALS = ("max", "min")
@@ -411,7 +414,8 @@ def new_experiment(
 # Every section of the experiment file is read here, so a reader of the file learns its schema in one
 # module: smoke (a scaled-down run), oom_ladder (remedies tried while a run ends 'oom'), locked (keys a
 # remedy may not change without approval), units (axis labels), code (paths that are part of the code
-# version), confirm (the held-out evaluation of a loop's result) and the core fields above.
+# version), confirm (the held-out evaluation of a loop's result), loop_space (where the loop's params
+# proposer may search) and the core fields above.
 
 SMOKE_LIMIT = "60s"
 DEFAULT_MARGIN = 0.3
@@ -458,11 +462,18 @@ def smoke_settings(exp: Experiment) -> SmokeSettings:
 
 @dataclass(frozen=True)
 class Remedy:
-    """One rung: halve some keys, double others, set others."""
+    """One rung: halve some keys, double others, set others. A rung that halves is climbed again
+    while the run still runs out of memory, until the halved keys would go below `min` (as
+    accelerate's find_executable_batch_size does), then the ladder moves on."""
 
     halve: tuple[str, ...] = ()
     double: tuple[str, ...] = ()
     set: dict[str, Any] = field(default_factory=dict)
+    min: int = 1  # floor of the halved keys
+
+    @property
+    def repeats(self) -> bool:
+        return bool(self.halve)
 
     def describe(self) -> str:
         parts = [f"halve {k}" for k in self.halve] + [f"double {k}" for k in self.double] + [f"set {k}={v}" for k, v in self.set.items()]
@@ -476,8 +487,8 @@ class Remedy:
             v = flat.get(k)
             if not isinstance(v, int) or isinstance(v, bool):
                 raise ConfigError(f"Cannot halve '{k}': its value is {v!r}, not an integer")
-            if v <= 1:
-                raise ConfigError(f"Cannot halve '{k}' below 1 (it is {v})")
+            if v // 2 < self.min:
+                raise ConfigError(f"Cannot halve '{k}' below {self.min} (it is {v})")
             out[k] = v // 2
         for k in self.double:
             v = flat.get(k)
@@ -523,14 +534,18 @@ def parse_ladder(exp: Experiment, defaults: dict[str, Any]) -> list[Remedy]:
                           "Write oom_ladder: [{halve: batch_size, double: grad_accum}, {set: {gradient_checkpointing: true}}]")
     rungs = []
     for i, step in enumerate(raw, 1):
-        if not isinstance(step, dict) or not step or set(step) - {"halve", "double", "set"}:
+        if not isinstance(step, dict) or not step or set(step) - {"halve", "double", "set", "min"}:
             raise ConfigError(f"Cannot read rung {i} of `oom_ladder` in {exp.file}: {step!r}",
-                              "Each rung is a mapping of halve: KEY, double: KEY and/or set: {KEY: VALUE}.")
+                              "Each rung is a mapping of halve: KEY, double: KEY and/or set: {KEY: VALUE} (min: N, the floor of halve).")
+        floor = step.get("min", 1)
+        if not isinstance(floor, int) or isinstance(floor, bool) or floor < 1:
+            raise ConfigError(f"`min` of rung {i} of `oom_ladder` in {exp.file} must be an integer >= 1, got {floor!r}",
+                              "Write e.g. {halve: batch_size, double: grad_accum, min: 4}.")
         sets = step.get("set") or {}
         if not isinstance(sets, dict):
             raise ConfigError(f"`set` of rung {i} of `oom_ladder` in {exp.file} must be a mapping, got {sets!r}",
                               "Write set: {gradient_checkpointing: true}.")
-        r = Remedy(_keys(step.get("halve")), _keys(step.get("double")), flatten(sets))
+        r = Remedy(_keys(step.get("halve")), _keys(step.get("double")), flatten(sets), floor)
         for k in (*r.halve, *r.double, *r.set):
             if k not in known:
                 raise ConfigError(f"Unknown parameter '{k}' in rung {i} of `oom_ladder` in {exp.file} "
@@ -602,3 +617,26 @@ def confirm_settings(exp: Experiment) -> ConfirmSettings | None:
                           f"in {exp.config_path.name}: that is the split the loop already decides on",
                           "Name the held-out split, e.g. `confirm: {params: {split: test}}`.")
     return ConfirmSettings(params, entry, seeds)
+
+
+_LOOP_SPACE_EXAMPLE = "loop_space:\n    max_features: interval(0.1, 1.0)\n    min_samples_leaf: range(1, 10)\n    lr: {low: 1e-5, high: 1e-2, log: true}"
+
+
+def loop_space(exp: Experiment) -> SearchSpace | None:
+    """The experiment's `loop_space:`, where `assay loop run --propose params` searches; None when
+    it declares none. The same syntax as sweep.yaml's `params:` (lists, {low, high, log, type,
+    step}, or inline `interval(a,b)`, `log(a,b)`, `range(a,b)`, `choice(...)`); every key must be
+    a param of config.yaml, checked by the proposer, which edits that file.
+
+    Raises:
+        ConfigError: not a mapping, or a malformed dimension.
+    """
+    from assay.sweep.space import space_from_mapping
+
+    raw = exp.raw.get("loop_space")
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not raw:
+        raise ConfigError(f"`loop_space` in {_where(exp.file, 'loop_space')} must be a mapping of params to ranges, got {raw!r}",
+                          f"Write it as\n  {_LOOP_SPACE_EXAMPLE}")
+    return space_from_mapping(raw, file=exp.file, text=exp.file.read_text(encoding="utf-8"))

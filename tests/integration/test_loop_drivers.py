@@ -112,3 +112,86 @@ def test_progress_plot_is_drawn_from_results_only(lab, repo_lab):
     rows = results.read(repo_lab.path / "results.tsv")
     assert [p["value"] for p in side["points"]] == [float(r.mean) for r in rows]
     assert side["running_best"] == pytest.approx([1.69, 1.24, 1.24, 1.21])
+
+
+# A random forest as the house-prices task has it: max_features above 1.0 is an error, not a worse score.
+FOREST = """
+import assay
+p = assay.params()
+if p["max_features"] > 1.0:
+    raise ValueError(f"max_features must be in (0, 1], got {p['max_features']}")
+print("val_bpb:", 1 + (p["max_features"] - 0.6) ** 2 + 0.01 * (p["min_samples_leaf"] - 3) ** 2)
+"""
+FOREST_CONFIG = "# forest\nmax_features: 0.9   # share of features per split\nmin_samples_leaf: 1\nseed: 0\n"
+
+
+def _configs(repo_root, rows):
+    from tests.integration.conftest import git
+
+    return [git(repo_root, "show", f"{r.commit}:experiments/exp/config.yaml") for r in rows]
+
+
+def test_params_proposer_stays_in_bounds_never_repeats_and_keeps_comments(lab, make_experiment):
+    exp = make_experiment(FOREST)
+    (exp.path / "config.yaml").write_text(FOREST_CONFIG)
+    commit_baseline(lab.root)
+    start(lab, "exp", "forest", ["config.yaml"], ["train.py"], decision="greedy")
+    why = run_loop(lab, "forest", make_proposer(lab, find_by_tag(lab, "forest"), "min", None, "params"),
+                   Budget(max_iterations=8, plateau=None), lambda s: None)
+    assert why == "max iterations (8)"
+    rows = results.read(exp.path / "results.tsv")
+    assert len(rows) == 9 and [r.status for r in rows].count("crash") == 0  # a fraction stays <= 1.0
+    configs = _configs(lab.root, rows)
+    assert len(set(configs)) == len(configs)  # no configuration ran twice
+    assert all(c.startswith("# forest\n") and "# share of features per split" in c for c in configs)
+    again = ParamsProposer(lab, find_by_tag(lab, "forest"), "min")  # a later session knows what was tried
+    assert len(again.tried) == 9
+
+
+class Crashing:
+    """Each call writes a new config.yaml value that makes the script crash: distinct ideas, all broken."""
+
+    def __init__(self, config) -> None:
+        self.config, self.calls = config, 0
+
+    def propose(self, brief, st):
+        self.calls += 1
+        self.config.write_text(FOREST_CONFIG.replace("max_features: 0.9", f"max_features: {1 + self.calls}"))
+        return f"max_features {1 + self.calls}"
+
+    def observe(self, description, decision, value):
+        return None
+
+
+def test_crashes_stop_the_loop_apart_from_the_plateau_and_each_is_a_new_idea(lab, make_experiment):
+    exp = make_experiment(FOREST)
+    (exp.path / "config.yaml").write_text(FOREST_CONFIG)
+    commit_baseline(lab.root)
+    start(lab, "exp", "cr", ["config.yaml"], ["train.py"], decision="greedy", max_retries=2)
+    lines: list[str] = []
+    why = run_loop(lab, "cr", Crashing(exp.path / "config.yaml"), Budget(max_iterations=10, plateau=2, max_crashes=3),
+                   lines.append)
+    assert why.startswith("max crashes: 3 crashes in a row (last: failed") and "--max-crashes" in why
+    rows = results.read(exp.path / "results.tsv")[1:]
+    assert [r.status for r in rows] == ["crash"] * 3  # plateau=2 did not stop it: crashes measure nothing
+    assert not any("dropped" in r.reason for r in rows)
+    assert all("(1/2)" in line for line in lines)  # each crash a first attempt: three ideas, none a retry
+
+
+def test_params_proposer_after_a_crash_proposes_from_the_best_config(lab, make_experiment):
+    exp = make_experiment(FOREST)
+    (exp.path / "config.yaml").write_text(FOREST_CONFIG)
+    commit_baseline(lab.root)
+    start(lab, "exp", "pc", ["config.yaml"], ["train.py"], decision="greedy")
+    st = find_by_tag(lab, "pc")
+    proposer = make_proposer(lab, st, "min", None, "params", space=["max_features=interval(0.5,2.0)"])
+    lines: list[str] = []
+    why = run_loop(lab, "pc", proposer, Budget(max_iterations=10, plateau=None, max_crashes=None), lines.append)
+    assert why == "max iterations (10)"
+    rows = results.read(exp.path / "results.tsv")
+    assert any(r.status == "crash" for r in rows) and not any("dropped" in r.reason for r in rows)
+    for row, config in zip(rows[1:], _configs(lab.root, rows)[1:]):
+        assert "min_samples_leaf: 1\n" in config and config.startswith("# forest\n")  # only the proposed key moved
+        assert row.description.startswith("max_features=")
+    crashes = [line for line in lines if line.startswith("crash")]
+    assert crashes and all("(1/2)" in line for line in crashes)  # each crash a first attempt: the next proposal a new idea

@@ -82,8 +82,9 @@ def test_preflight_passes_then_the_sweep_fans_out(lab, make_experiment, cli):
     assert sorted(r["tags"].get("trial", "pre") for r in _records(exp)) == ["1", "2", "pre"]
 
 
-def test_oom_ladder_halves_batch_and_doubles_accumulation_until_it_fits(lab, make_experiment, cli):
-    ladder = [{"halve": "batch", "double": "grad_accum"}, {"set": {"ckpt": True}}, {"halve": "batch", "double": "grad_accum"}]
+def test_oom_ladder_moves_to_the_next_rung_once_a_halving_rung_reaches_its_floor(lab, make_experiment, cli):
+    ladder = [{"halve": "batch", "double": "grad_accum", "min": 32}, {"set": {"ckpt": True}},
+              {"halve": "batch", "double": "grad_accum"}]
     exp = make_experiment(OOM, config={"seed": 0, "batch": 64, "grad_accum": 1, "ckpt": False}, metric="val_loss",
                           goal="min", oom_ladder=ladder)
     out = cli("run", "exp", "big")
@@ -94,6 +95,42 @@ def test_oom_ladder_halves_batch_and_doubles_accumulation_until_it_fits(lab, mak
         (64, 1, False, "oom"), (32, 2, False, "oom"), (32, 2, True, "oom"), (16, 4, True, "ok")]
     assert [r["tags"].get("oom_rung") for r in recs] == [None, "1", "2", "3"]
     assert recs[3]["tags"]["oom_retry_of"] == recs[2]["id"] and recs[3]["metrics"]["val_loss"]["last"] == 0.25
+
+
+MEMORY_HUNGRY = """
+import assay
+p = assay.params()
+if p["batch_size"] > 4:
+    raise MemoryError(f"batch_size {p['batch_size']} does not fit")
+print("val_loss:", 1.0 / p["grad_accum"])
+"""
+
+
+def test_halving_rung_repeats_until_the_run_fits(lab, make_experiment, cli):
+    exp = make_experiment(MEMORY_HUNGRY, config={"seed": 0, "batch_size": 64, "grad_accum": 1}, metric="val_loss",
+                          goal="min", oom_ladder=[{"halve": "batch_size", "double": "grad_accum", "min": 1}])
+    out = cli("run", "exp", "fits")
+    assert out.returncode == 0, out.stderr
+    recs = sorted(_records(exp), key=lambda r: r["started"])
+    assert [(r["params"]["batch_size"], r["params"]["grad_accum"], r["status"]) for r in recs] == [
+        (64, 1, "oom"), (32, 2, "oom"), (16, 4, "oom"), (8, 8, "oom"), (4, 16, "ok")]
+    assert [r["tags"].get("oom_rung") for r in recs] == [None, "1", "1", "1", "1"]
+    assert recs[-1]["metrics"]["val_loss"]["last"] == pytest.approx(1 / 16)
+
+
+def test_halving_rung_stops_at_its_floor(lab, make_experiment):
+    make_experiment(MEMORY_HUNGRY, config={"seed": 0, "batch_size": 64, "grad_accum": 1}, metric="val_loss",
+                    goal="min", oom_ladder=[{"halve": "batch_size", "double": "grad_accum", "min": 8}])
+    outcome = run_with_oom_ladder(lab, RunSpec("exp", "floor"))
+    assert [(r.record["params"]["batch_size"], r.status) for r in outcome.results] == [
+        (64, "oom"), (32, "oom"), (16, "oom"), (8, "oom")]  # 4 would fit, but the floor is 8
+    assert [s.skipped for s in outcome.steps] == [None, None, None]  # reaching the floor is not a skip
+
+
+def test_a_malformed_floor_is_refused_with_its_rung(lab, make_experiment):
+    exp = make_experiment("print('val_bpb: 1')", config={"seed": 0, "batch": 8}, oom_ladder=[{"halve": "batch", "min": 0}])
+    with pytest.raises(ConfigError, match="`min` of rung 1 of `oom_ladder`.*got 0"):
+        parse_ladder(load_experiment(lab, "exp"), exp.default_params())
 
 
 def test_oom_ladder_never_changes_a_locked_key_without_approval(lab, make_experiment, cli):
@@ -120,7 +157,7 @@ def test_default_ladder_comes_from_the_config_keys(lab, make_experiment):
 
 
 def test_sweep_trials_climb_the_oom_ladder_and_the_sampler_hears_the_outcome(lab, make_experiment, cli):
-    ladder = [{"halve": "batch", "double": "grad_accum"}, {"halve": "batch", "double": "grad_accum"}]
+    ladder = [{"halve": "batch", "double": "grad_accum"}]  # one rung, climbed twice per trial
     exp = make_experiment(OOM, config={"seed": 0, "batch": 64, "grad_accum": 1, "lr": 0.1}, metric="val_loss",
                           goal="min", oom_ladder=ladder)
     out = cli("sweep", "exp", "lr=0.1,0.2", "-j", "1", "--json")
@@ -131,7 +168,7 @@ def test_sweep_trials_climb_the_oom_ladder_and_the_sampler_hears_the_outcome(lab
     assert [(r["tags"]["trial"], r["params"]["batch"], r["params"]["grad_accum"], r["status"]) for r in recs] == [
         ("1", 64, 1, "oom"), ("1", 32, 2, "oom"), ("1", 16, 4, "ok"),
         ("2", 64, 1, "oom"), ("2", 32, 2, "oom"), ("2", 16, 4, "ok")]
-    assert recs[2]["tags"]["oom_retry_of"] == recs[1]["id"] and recs[2]["tags"]["oom_rung"] == "2"
+    assert recs[2]["tags"]["oom_retry_of"] == recs[1]["id"] and recs[2]["tags"]["oom_rung"] == "1"
     assert {t["run"] for t in summary["trials"]} == {recs[2]["id"], recs[5]["id"]}
     events = [json.loads(x) for x in next((exp.path / "sweeps").iterdir()).joinpath("trials.jsonl").read_text().splitlines()]
     assert [e["event"] for e in events if e["trial"] == 1] == ["start", "oom_retry", "oom_retry", "end"]

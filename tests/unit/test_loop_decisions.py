@@ -130,3 +130,31 @@ def test_a_rules_plain_string_answer_becomes_the_loops_decision():
     assert Decided("keep", "why", 0.1).decision is Decision.KEEP
     with pytest.raises(ValueError):
         Decided("perhaps", "why", 0.1)
+
+
+def test_sequential_false_keeps_at_most_five_percent_on_pure_noise_in_under_two_runs():
+    r = random.Random(11)
+    s = Settings(confidence=0.95, max_repeats=4)
+    trials, keeps, runs = 3000, 0, 0
+    for _ in range(trials):
+        base = [r.gauss(0, 1) for _ in range(3)]
+        decision, n = run_to_verdict("sequential", s, base, lambda: r.gauss(0, 1))
+        keeps += decision == "keep"
+        runs += n
+    assert keeps / trials <= 0.05 and runs / trials <= 2.0
+
+
+def test_sequential_stops_a_candidate_no_better_after_one_run_where_noise_aware_asks_for_more():
+    ev = Evidence("min", [1.0, 1.1, 0.9], [0.99], 0.1, 8)  # better by 0.01: far less than half its standard error
+    assert make_decision("noise-aware", Settings(max_repeats=4)).decide(ev).decision == "more"
+    v = make_decision("sequential", Settings(max_repeats=4)).decide(ev)
+    assert v.decision == "discard" and "futility stop after 1 run" in v.reason
+
+
+def test_sequential_gives_a_promising_candidate_more_seeds_and_keeps_a_real_gain():
+    assert make_decision("sequential", Settings(max_repeats=4)).decide(
+        Evidence("min", [1.0, 1.1, 0.9], [0.9], 0.1, 8)).decision == "more"
+    r = random.Random(5)
+    base = [1.0 + r.gauss(0, 0.05) for _ in range(3)]
+    decision, n = run_to_verdict("sequential", Settings(max_repeats=4), base, lambda: 0.85 + r.gauss(0, 0.05))
+    assert decision == "keep" and n <= 4

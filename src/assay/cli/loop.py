@@ -23,7 +23,7 @@ def start(
     tag: Annotated[str, typer.Option(help="Loop name; the branch is assay/TAG.")],
     edit: Annotated[list[str], typer.Option(help="A file candidates may change (repeatable).")],
     protect: Annotated[Optional[list[str]], typer.Option(help="A file nobody may change, e.g. the evaluation.")] = None,
-    decision: Annotated[str, typer.Option(help="noise-aware or greedy.")] = "noise-aware",
+    decision: Annotated[str, typer.Option(help="noise-aware, sequential or greedy.")] = "noise-aware",
     repeats: Annotated[int, typer.Option(help="Baseline seeds for the noise estimate.")] = 3,
     max_repeats: Annotated[int, typer.Option(help="Most seeds a promising candidate gets.")] = 4,
     min_delta: Annotated[float, typer.Option(help="Smallest improvement worth keeping.")] = 0.0,
@@ -168,9 +168,12 @@ def run(
     agent: Annotated[Optional[str], typer.Option(help="Shell command of a headless coding agent; gets $ASSAY_PROMPT.")] = None,
     propose: Annotated[Optional[str], typer.Option(help="Built-in proposer: params.")] = None,
     param: Annotated[Optional[list[str]], typer.Option(help="With --propose params: a key to tune (repeatable).")] = None,
+    space: Annotated[Optional[list[str]], typer.Option(
+        help="With --propose params: a dimension in the sweep syntax, e.g. 'max_features=interval(0.1,1.0)' (repeatable).")] = None,
     max_iterations: Annotated[Optional[int], typer.Option(help="Stop after N tries.")] = 20,
     max_time: Annotated[Optional[str], typer.Option(help="Stop after this long, e.g. 8h.")] = None,
-    plateau: Annotated[Optional[int], typer.Option(help="Stop after N tries without a keep.")] = 10,
+    plateau: Annotated[Optional[int], typer.Option(help="Stop after N measured tries without a keep (crashes do not count).")] = 10,
+    max_crashes: Annotated[Optional[int], typer.Option(help="Stop after N crashes in a row.")] = 5,
     agent_timeout: Annotated[str, typer.Option(help="Time limit of one agent call.")] = "30m",
     cost_per_hour: Annotated[Optional[float], typer.Option(help="Cost of one hour of runs.")] = None,
     max_cost: Annotated[Optional[float], typer.Option(help="Stop when the runs cost this much.")] = None,
@@ -184,8 +187,8 @@ def run(
     lab = _lab()
     st = find_by_tag(lab, tag)
     proposer = make_proposer(lab, st, load_experiment(lab, st.experiment).goal, agent, propose or (None if agent else "params"),
-                             param, agent_timeout)
-    why = run_loop(lab, tag, proposer, Budget(max_iterations, max_time, plateau, cost_per_hour, max_cost), print)
+                             param, agent_timeout, space)
+    why = run_loop(lab, tag, proposer, Budget(max_iterations, max_time, plateau, cost_per_hour, max_cost, max_crashes), print)
     print(f"stopped: {why}")
 
 

@@ -8,7 +8,7 @@ experiment.yaml:
       limit: 60s
       margin: 0.3               # --timeout auto adds this fraction on top of the estimate
     oom_ladder:                 # tried in order while a run ends 'oom'
-      - {halve: batch_size, double: grad_accum}
+      - {halve: batch_size, double: grad_accum, min: 4}   # repeated down to batch_size 4
       - {set: {gradient_checkpointing: true}}
     locked: [method, max_length]  # never changed by a remedy without approval
 """
@@ -176,18 +176,25 @@ def locked_keys(exp: Experiment, approve: Approve | None) -> Refuse:
 
 def next_remedy(ladder: list[Remedy], rung: int, params: dict[str, Any],
                 refuse: Refuse) -> tuple[int, Remedy | None, dict[str, Any], list[LadderStep]]:
-    """From rung index `rung` on, the first remedy that applies to `params` and changes no refused
-    key: (the index after it, the remedy or None when the ladder is spent, its changes (flat),
-    the rungs skipped on the way with why)."""
+    """After rung number `rung` (1-based; 0: none climbed yet), the first remedy that applies to
+    `params` and changes no refused key: (its rung number, the remedy or None when the ladder is
+    spent, its changes (flat), the rungs skipped on the way with why). A halving rung is offered
+    again until its keys reach their floor; reaching it is not a skip, the ladder just moves on."""
     skipped = []
+    again = rung > 0 and ladder[rung - 1].repeats
+    if again:
+        rung -= 1
     while rung < len(ladder):
         remedy = ladder[rung]
         rung += 1
         try:
             changes = remedy.apply(params)
         except ConfigError as exc:
-            skipped.append(LadderStep(rung, remedy.describe(), None, None, exc.message))
+            if not again:
+                skipped.append(LadderStep(rung, remedy.describe(), None, None, exc.message))
+            again = False
             continue
+        again = False
         flat = flatten(params)
         why = [w for k in changes if (w := refuse(k, flat.get(k), changes[k]))]
         if why:
@@ -199,9 +206,10 @@ def next_remedy(ladder: list[Remedy], rung: int, params: dict[str, Any],
 
 def run_with_oom_ladder(lab: Lab, spec: RunSpec, approve: Approve | None = None,
                         on_step: Callable[[LadderStep], None] | None = None) -> LadderOutcome:
-    """Run `spec`; while a run ends 'oom', retry with the next remedy of the ladder. Each retry is
-    its own run, tagged oom_rung/oom_remedy/oom_retry_of; a remedy touching a `locked:` key runs
-    only if `approve` says yes (default: never). Later seeds of --repeat start from what worked.
+    """Run `spec`; while a run ends 'oom', retry with the next remedy of the ladder (a halving rung
+    again and again, down to its floor). Each retry is its own run, tagged oom_rung/oom_remedy/
+    oom_retry_of; a remedy touching a `locked:` key runs only if `approve` says yes (default:
+    never). Later seeds of --repeat start from what worked.
 
     Raises:
         ConfigError, RunError: as run_experiment, plus a malformed ladder.
@@ -218,7 +226,7 @@ def run_with_oom_ladder(lab: Lab, spec: RunSpec, approve: Approve | None = None,
     for seed in range(spec.repeat):
         res = start_run(lab, exp, replace(spec, extra_params=extra), seed_offset=seed, group=group)
         results.append(res)
-        while res.status == "oom" and rung < len(ladder):
+        while res.status == "oom":  # next_remedy says when the ladder is spent
             current, _ = resolve_params(exp, spec.overrides, extra)
             rung, remedy, changes, skipped = next_remedy(ladder, rung, current, refuse)
             for step in skipped:
