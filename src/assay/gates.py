@@ -278,6 +278,15 @@ def artifact_path(record: dict[str, Any], artifact: str) -> Path:
     return target
 
 
+def best_summary(experiment: str, record: dict[str, Any], value: str = "last", artifact: str | None = None) -> dict[str, Any]:
+    """The keys of `assay best --json` (and the MCP `best` tool) for the best run's `record`."""
+    path = artifact_path(record, artifact) if artifact else None
+    metric = record.get("primary_metric")
+    return {"experiment": experiment, "run": record["id"], "path": record["path"], "artifact": None if path is None else str(path),
+            "metric": metric, "value": value, "score": ((record.get("metrics") or {}).get(metric) or {}).get(value),
+            "params": record.get("params")}
+
+
 def best(experiment: str, *, value: str = "last", lab: Lab | str | Path | None = None) -> dict[str, Any]:
     """The run record of the best run of `experiment` (best single run of the best configuration).
 

@@ -50,19 +50,15 @@ def best(
     json_: JsonOpt = False,
 ) -> None:
     """Print the folder of the best run (best single run of the best configuration), or one of its files."""
-    from assay.gates import artifact_path, best_run
+    from assay.gates import best_run, best_summary
 
-    record = best_run(_lab(), name, value=value)
-    path = artifact_path(record, artifact) if artifact else None
+    out = best_summary(name, best_run(_lab(), name, value=value), value, artifact)
     if json_:
         from assay.cli.render import emit_json
 
-        metric = record.get("primary_metric")
-        emit_json({"experiment": name, "run": record["id"], "path": record["path"], "artifact": None if path is None else str(path),
-                   "metric": metric, "value": value,
-                   "score": ((record.get("metrics") or {}).get(metric) or {}).get(value), "params": record.get("params")})
+        emit_json(out)
         return
-    print(path if path is not None else record["path"])
+    print(out["artifact"] or out["path"])
 
 
 def register(app: typer.Typer) -> None:
