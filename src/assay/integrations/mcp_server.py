@@ -26,6 +26,7 @@ import functools
 import json
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -120,7 +121,7 @@ class _Progress:
 
     `report(done, total, message)` may be called from any thread (a sweep's trial threads too).
     The MCP spec wants each notification's progress to grow, so repeated reports of one `done`
-    and heartbeats send done + h/(h+1): growing, never reaching done + 1.
+    and heartbeats send done + h/(h+1): growing, never reaching done + 1 (nor past the total).
     """
 
     def __init__(self, ctx: Any, total: float | None) -> None:
@@ -147,6 +148,8 @@ class _Progress:
         if item is not None:
             self.total = item[1] if item[1] is not None else self.total
             self.message = item[2] or self.message
+        if self.ticks and self.total is not None and self.done >= self.total:
+            return  # finished: nothing can grow any more, and the result follows
         elapsed = f"{time.monotonic() - self.started:.0f}s"
         await self.ctx.report_progress(self.done + self.ticks / (self.ticks + 1), self.total, f"{self.message} ({elapsed})")
 
@@ -255,12 +258,21 @@ def _run_command(spec: RunSpec) -> list[str]:
 
 def _start_detached(lab: Lab, spec: RunSpec) -> dict[str, Any]:
     """Launch `assay run` in its own session and return its (first) run as soon as its record exists."""
+    cmd = _run_command(spec)
+    # stderr to a file, not a pipe: the run outlives the server, and writing to a pipe nobody reads
+    # any more would kill it (SIGPIPE) at its next status line.
+    errors = tempfile.TemporaryFile()
+    proc = subprocess.Popen(cmd, cwd=lab.root, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=errors, start_new_session=True)
+    with errors:
+        return _first_record(lab, spec, proc, errors)
+
+
+def _first_record(lab: Lab, spec: RunSpec, proc: subprocess.Popen[bytes], errors: Any) -> dict[str, Any]:
+    """The first record the launched `assay run` writes (it carries its pid), or its error if it stops first."""
     from assay.store import records
 
     experiment, desc = spec.experiment, spec.desc
-    cmd = _run_command(spec)
-    proc = subprocess.Popen(cmd, cwd=lab.root, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, start_new_session=True)
     runs_dir = lab.experiment_dir(experiment) / "runs"
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
@@ -273,7 +285,8 @@ def _start_detached(lab: Lab, spec: RunSpec) -> dict[str, Any]:
             if record.get("owner_pid") == proc.pid:
                 return {**_run_summary(record, path), "pid": proc.pid}
         if proc.poll() is not None:
-            err = proc.stderr.read().decode(errors="replace").strip() if proc.stderr else ""
+            errors.seek(0)
+            err = errors.read().decode(errors="replace").strip()
             raise RunError(f"assay run {experiment} {desc} stopped before starting: {err or f'exit {proc.returncode}'}",
                            "Fix the experiment or params named above and start it again.")
         time.sleep(0.05)  # waiting for another process's first write; bounded by the deadline
