@@ -9,6 +9,7 @@ import pytest
 
 import assay
 from assay.runner import RunSpec, run_experiment
+from tests.integration.test_json_contract import check, documented
 
 # val_f1 = q + spread * (seed - 1): seeds 0, 1, 2 give q - spread, q, q + spread. Saves a checkpoint.
 SCRIPT = """
@@ -42,6 +43,7 @@ def test_gate_on_one_run_exits_0_when_it_holds_and_1_when_it_fails(lab, exp, cli
     assert held.returncode == 0 and held.stdout.startswith("gate holds: val_f1 >= 0.75: val_f1=0.8 (one run"), held.stdout
     assert failed.returncode == 1, failed.stderr
     out = json.loads(failed.stdout)
+    check(out, documented()["gate"], "gate")
     assert out["outcome"] == "fails" and out["holds"] is False and out["exit"] == 1 and out["run"] == run.record["id"]
     assert out["checks"][0]["ci"] is None and out["checks"][0]["values"] == {run.record["id"]: 0.8}
 
@@ -53,10 +55,11 @@ def test_gate_with_repeated_seeds_judges_the_interval_not_the_lucky_seed(lab, ex
     out = cli("gate", "exp", "val_f1 >= 0.75", "--json")
     assert out.returncode == 1, out.stderr
     res = json.loads(out.stdout)
+    check(res, documented()["gate"], "gate")
     assert res["run"] == runs[-1].record["id"] and len(res["runs"]) == 3
-    check = res["checks"][0]
-    assert res["outcome"] == "undecided" and check["n"] == 3 and check["mean"] == pytest.approx(0.8)
-    lo, hi = check["ci"]
+    judged = res["checks"][0]
+    assert res["outcome"] == "undecided" and judged["n"] == 3 and judged["mean"] == pytest.approx(0.8)
+    lo, hi = judged["ci"]
     assert lo < 0.75 < hi and "straddles 0.75" in res["reason"]
     assert "seed=3 --repeat 3" in res["hint"]
     # A tight configuration (0.79, 0.8, 0.81) decides both ways.
@@ -97,6 +100,7 @@ def test_best_is_the_best_run_of_the_best_configuration_not_the_luckiest_seed(la
     ckpt = cli("best", "exp", "--artifact", "checkpoints/model.pt")
     assert Path(ckpt.stdout.strip()).read_text() == "q=0.85 seed=2"
     js = json.loads(cli("best", "exp", "--json").stdout)
+    check(js, documented()["best"], "best")
     assert js["run"] == steady[2].record["id"] and js["score"] == pytest.approx(0.86) and js["metric"] == "val_f1"
     assert cli("gate", "exp", "val_f1 >= 0.8", "--best").returncode == 0  # steady's interval, not wide's
     missing = cli("best", "exp", "--artifact", "checkpoints/other.pt")
