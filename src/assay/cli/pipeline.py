@@ -25,8 +25,9 @@ def gate(
     confidence: Annotated[float, typer.Option(help="Confidence of the interval over repeated seeds.")] = 0.95,
     json_: JsonOpt = False,
 ) -> None:
-    """Exit 0 when the criterion holds on the run (on the interval over its seeds when repeated),
-    1 when it fails or the interval straddles it, 2 when it cannot be evaluated (no run, no metric)."""
+    """Gate a pipeline step on a run's metric: exit 0 holds, 1 fails, 2 nothing to judge (no run, no metric).
+
+    With repeated seeds the interval of their mean is judged; one that straddles the threshold exits 1."""
     from assay.gates import check_gate
 
     res = check_gate(_lab(), name, criterion, run=run, best=best, value=value, confidence=confidence)
