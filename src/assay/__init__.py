@@ -17,10 +17,25 @@ from assay.tracking import (
 
 __version__ = "0.1.0"
 
+# Pipeline steps, loaded on first use so that `import assay` in a training script stays light.
+_LAZY = {"gate": "assay.gates", "best": "assay.gates", "GateFailed": "assay.errors"}
+
+
+def __getattr__(name: str) -> object:
+    if name in _LAZY:
+        import importlib
+
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'assay' has no attribute {name!r}")
+
+
 __all__ = [
+    "GateFailed",
     "Run",
     "__version__",
+    "best",
     "finish",
+    "gate",
     "init",
     "log",
     "log_artifact",

@@ -6,6 +6,7 @@
     │   └── UnknownRunError a run reference that names no run, or several
     ├── StoreError          run records and the SQLite index
     ├── GitError            git state that assay refuses to work with
+    ├── GateFailed          a pipeline gate (`assay gate`) that does not hold
     └── PluginError         unknown executor/sampler/decision/proposer names
 
 Library code raises these; only the CLI prints them (one or two lines) and exits with the error's
@@ -15,6 +16,8 @@ Foreign exceptions (yaml, tomllib, sqlite3, OSError) are translated where they e
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 
 class AssayError(Exception):
@@ -53,6 +56,15 @@ class StoreError(AssayError):
 
 class GitError(AssayError):
     """The git repository is not in a state assay will touch."""
+
+
+class GateFailed(AssayError):
+    """A gate's criterion fails on the gated run, or its interval over seeds straddles the threshold
+    (exit 1, as a run that did not end ok). `result` is the GateResult that says which."""
+
+    def __init__(self, message: str, hint: str | None = None, *, result: Any = None) -> None:
+        super().__init__(message, hint)
+        self.result = result
 
 
 class PluginError(AssayError):

@@ -1,4 +1,4 @@
-"""MCP `show_run`, `read_log` and `read_metrics` read only the lab's run folders, links resolved."""
+"""MCP `show`, `read_log` and `read_metrics` read only the lab's run folders, links resolved."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from tests.security.mcp_session import call_tools, error_text  # noqa: E402
 
 SCRIPT = "import assay\nassay.log({'val_bpb': 0.5}, step=0)\nprint('hello from the run')\n"
 SECRET = "root:x:0:0:secret line\n"
-READERS = [("show_run", {}), ("read_log", {}), ("read_metrics", {})]
+READERS = [("show", {}), ("read_log", {}), ("read_metrics", {})]
 
 
 @pytest.fixture
@@ -47,12 +47,12 @@ def test_a_path_that_leaves_the_lab_through_dotdot_or_a_link_is_refused(lab, run
     link = lab.experiment_dir("exp") / "runs" / "linked-run"
     link.symlink_to(forged, target_is_directory=True)
     dotdot = lab.experiment_dir("exp") / "runs" / ".." / ".." / ".." / ".." / "elsewhere"
-    results = asyncio.run(call_tools(lab.root, [("read_log", {"run": str(link)}), ("show_run", {"run": str(dotdot)})]))
+    results = asyncio.run(call_tools(lab.root, [("read_log", {"run": str(link)}), ("show", {"run": str(dotdot)})]))
     assert all("not in a run folder of this lab" in error_text(r) for r in results)
 
 
 @pytest.mark.parametrize(("tool", "file"), [("read_log", "logs/output.log"), ("read_metrics", "metrics.jsonl"),
-                                            ("show_run", "run.json")])
+                                            ("show", "run.json")])
 def test_a_run_file_linked_outside_its_run_folder_is_refused(lab, run_path, secret, tool, file):
     target = run_path / file
     target.unlink()

@@ -1,4 +1,4 @@
-"""MCP `start_run` takes only key=value params checked against config.yaml: never options, never a shell."""
+"""MCP `run` takes only key=value params checked against config.yaml: never options, never a shell."""
 
 from __future__ import annotations
 
@@ -30,9 +30,9 @@ def _runs(exp) -> list:
     ["--repeat=50"],
     ["lr_max=1"],  # unknown key: refused before any launch, as on the CLI
 ])
-def test_start_run_refuses_params_that_are_not_known_key_value_overrides(lab, make_experiment, params, wait):
+def test_run_refuses_params_that_are_not_known_key_value_overrides(lab, make_experiment, params, wait):
     exp = make_experiment(SCRIPT, config={"seed": 0, "lr": 0.5})
-    [result] = asyncio.run(call_tools(lab.root, [("start_run", {"experiment": "exp", "desc": "x", "params": params,
+    [result] = asyncio.run(call_tools(lab.root, [("run", {"experiment": "exp", "desc": "x", "params": params,
                                                                 "wait": wait})]))
     text = error_text(result)
     assert "Cannot read override" in text or "Unknown parameter 'lr_max'" in text, text
@@ -40,9 +40,9 @@ def test_start_run_refuses_params_that_are_not_known_key_value_overrides(lab, ma
     assert _runs(exp) == []  # refused before anything launched
 
 
-def test_detached_start_run_reads_a_desc_and_values_starting_with_dashes_as_plain_values(lab, make_experiment):
+def test_detached_run_reads_a_desc_and_values_starting_with_dashes_as_plain_values(lab, make_experiment):
     exp = make_experiment(SCRIPT, config={"seed": 0, "lr": 0.5})
-    [result] = asyncio.run(call_tools(lab.root, [("start_run", {
+    [result] = asyncio.run(call_tools(lab.root, [("run", {
         "experiment": "exp", "desc": "--entry=id", "params": ["lr=-2", "+note=--timeout=1s"], "wait": False})]))
     assert not result.is_error, result.content[0].text
 
@@ -55,14 +55,14 @@ def test_detached_start_run_reads_a_desc_and_values_starting_with_dashes_as_plai
     assert record["command"][-1].endswith("train.py")  # the experiment's own entry point, not the desc
 
 
-def test_start_run_refuses_a_timeout_or_repeat_that_cannot_be_read(lab, make_experiment):
+def test_run_refuses_a_timeout_or_repeat_that_cannot_be_read(lab, make_experiment):
     exp = make_experiment(SCRIPT, config={"seed": 0, "lr": 0.5})
     bad_timeout, bad_repeat = asyncio.run(call_tools(lab.root, [
-        ("start_run", {"experiment": "exp", "desc": "x", "timeout": "--entry=sh", "wait": False}),
-        ("start_run", {"experiment": "exp", "desc": "x", "repeat": 0, "wait": False}),
+        ("run", {"experiment": "exp", "desc": "x", "timeout": "--entry=sh", "wait": False}),
+        ("run", {"experiment": "exp", "desc": "x", "repeat": 0, "wait": False}),
     ]))
     assert "Cannot read duration '--entry=sh'" in error_text(bad_timeout)
-    assert "repeat must be at least 1" in error_text(bad_repeat)
+    assert "run repeat must be 1 to 10, got 0" in error_text(bad_repeat)
     assert _runs(exp) == []
 
 

@@ -99,11 +99,17 @@ def test_mcp_tools_refuse_names_that_leave_the_lab(lab, make_experiment, outside
 
     make_experiment("print('val_bpb: 1.0')")
     results = asyncio.run(call_tools(lab.root, [
-        ("start_run", {"experiment": "../../outside", "desc": "x"}),
-        ("start_run", {"experiment": str(outside), "desc": "x", "wait": False}),
-        ("add_note", {"experiment": "../../outside", "text": "[HUNCH] escaped"}),
+        ("run", {"experiment": "../../outside", "desc": "x"}),
+        ("run", {"experiment": str(outside), "desc": "x", "wait": False}),
+        ("note", {"experiment": "../../outside", "text": "[HUNCH] escaped"}),
         ("verdict", {"experiment": str(outside)}),
+        ("new_experiment", {"name": "../../made-outside", "hypothesis": "h", "metric": "m", "goal": "max"}),
+        ("sweep", {"experiment": "../../outside", "space": ["lr=1,2"]}),
+        ("compare", {"experiment": str(outside)}),
+        ("gate", {"experiment": "../../outside", "criterion": "val_bpb <= 1"}),
+        ("best", {"experiment": str(outside)}),
     ]))
     for result in results:
         assert result.is_error and "Invalid experiment name" in result.content[0].text, result.content[0].text
     assert sorted(p.name for p in outside.iterdir()) == ["config.yaml", "experiment.yaml", "train.py"]
+    assert not (lab.root.parent / "made-outside").exists()

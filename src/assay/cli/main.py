@@ -395,10 +395,11 @@ def agent_guide() -> None:
 from assay.cli import ecosystem as _ecosystem  # noqa: E402
 from assay.cli import evidence as _evidence  # noqa: E402
 from assay.cli import loop as _loop  # noqa: E402
+from assay.cli import pipeline as _pipeline  # noqa: E402
 from assay.cli import sweep as _sweep  # noqa: E402
 from assay.cli import web as _web  # noqa: E402
 
-for _module in (_loop, _sweep, _evidence, _web, _ecosystem):
+for _module in (_loop, _sweep, _evidence, _web, _ecosystem, _pipeline):
     _module.register(app)
 
 

@@ -173,13 +173,7 @@ def _summary(lab: Any, name: str, outcome: Any, json_: bool) -> None:
     from assay.cli.render import emit_json, fmt
 
     if json_:
-        emit_json({"sweep": outcome.sweep_id, "status": outcome.status, "metric": outcome.metric, "goal": outcome.goal,
-                   "value": outcome.value,
-                   "path": str(outcome.path), "counts": outcome.counts(),
-                   "best": None if outcome.best is None else {"trial": outcome.best.number, "value": outcome.best.value,
-                                                              "params": outcome.best.params, "run": outcome.best.run},
-                   "trials": [{"trial": t.number, "params": t.params, "status": t.status, "value": t.value, "run": t.run}
-                              for t in outcome.trials], "warnings": list(outcome.warnings)})
+        emit_json(outcome.to_dict())
         return
     counts = ", ".join(f"{n} {s}" for s, n in sorted(outcome.counts().items()))
     print(f"sweep {outcome.sweep_id} {outcome.status}: {len(outcome.trials)} trials ({counts})")

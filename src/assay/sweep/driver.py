@@ -83,6 +83,15 @@ class SweepOutcome:
             out[t.status or "unfinished"] = out.get(t.status or "unfinished", 0) + 1
         return out
 
+    def to_dict(self) -> dict[str, Any]:
+        """The keys of `assay sweep --json` (and the MCP `sweep` tool)."""
+        best = self.best
+        return {"sweep": self.sweep_id, "status": self.status, "metric": self.metric, "goal": self.goal, "value": self.value,
+                "path": str(self.path), "counts": self.counts(),
+                "best": None if best is None else {"trial": best.number, "value": best.value, "params": best.params, "run": best.run},
+                "trials": [{"trial": t.number, "params": t.params, "status": t.status, "value": t.value, "run": t.run}
+                           for t in self.trials], "warnings": list(self.warnings)}
+
 
 def _better(a: float, b: float | None, goal: str) -> bool:
     return b is None or (a > b if goal == "max" else a < b)
