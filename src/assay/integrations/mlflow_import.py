@@ -148,10 +148,13 @@ def _target(lab: Lab, name: str, mexp: Any, runs: list[Any], metric: str | None,
     metric, goal, guessed = _pick_metric(runs, metric, goal)
     hypothesis = (mexp.tags.get("assay.hypothesis") or mexp.tags.get("mlflow.note.content")
                   or f"Imported from MLflow experiment '{mexp.name}'")
-    newest = next((r for r in reversed(runs) if r.data.params), None)
+    # config.yaml: the params of the newest run that finished (a failed run's are a poor default)
+    with_params = [r for r in runs if r.data.params]
+    newest = next((r for r in reversed(with_params) if r.info.status == "FINISHED"), with_params[-1] if with_params else None)
     config = _typed_params(newest.data.params) if newest else {}
     exp = new_experiment(lab, name, hypothesis, metric, goal, files={
-        "config.yaml": f"# Params of the newest run imported from MLflow experiment '{mexp.name}'.\n" + dump_yaml(config or {"seed": 0})})
+        "config.yaml": f"# Params of the newest finished run imported from MLflow experiment '{mexp.name}'.\n"
+                       + dump_yaml(config or {"seed": 0})})
     return exp, {"created": True, "metric": metric, "goal": goal, "metric_guessed": guessed}
 
 
@@ -167,10 +170,18 @@ def _metric_events(client: Any, run: Any) -> list[dict[str, Any]]:
 
 def _download(client: Any, run_id: str, dest: Path) -> None:
     """The run's artifacts into `dest`, except the files assay rebuilds itself."""
-    for info in client.list_artifacts(run_id):
-        if info.path in _OWN_FILES:
-            continue
-        client.download_artifacts(run_id, info.path, str(dest))
+    bar = "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    before = os.environ.get(bar)
+    os.environ[bar] = "false"  # one progress bar per run and folder would bury the command's own output
+    try:
+        for info in client.list_artifacts(run_id):
+            if info.path not in _OWN_FILES:
+                client.download_artifacts(run_id, info.path, str(dest))
+    finally:
+        if before is None:
+            os.environ.pop(bar, None)
+        else:
+            os.environ[bar] = before
 
 
 def _status(run: Any, metrics: dict[str, dict[str, Any]], primary: str) -> tuple[Status, str | None]:
