@@ -93,3 +93,18 @@ def test_a_shell_entry_that_names_the_variable_counts_as_reading_it(tmp_path):
     (tmp_path / "params_env_read.txt").write_text("loaded\n")
     inv = invocation(Script("env", "run.sh", ["bash", "run.sh"]), {"lr": 0.1, "bs": 2}, {"lr", "bs"}, [], tmp_path)
     assert unreached(inv, parse_overrides(["lr=0.2", "bs=4"]), tmp_path, tmp_path / "run.sh") == ["bs"]
+
+
+def test_notebook_runners_count_as_delivering_the_params_they_pass_themselves(tmp_path):
+    # The hook saw the runner load but no ASSAY_PARAM_* read: the notebook took its params from
+    # mo.cli_args() (marimo) or from the injected parameters cell (Jupyter), not from the environment.
+    (tmp_path / "params_env_read.txt").write_text("loaded\n")
+    parsed = parse_overrides(["lr=0.2", "opt.scale=2", "bad-key=1"])
+    params = {"lr": 0.2, "opt": {"scale": 2}, "bad-key": 1}
+    marimo = Script("env", "app.py", ["python", "-u", "-m", "assay.integrations.marimo_notebook", "app.py"])
+    inv = invocation(marimo, params, set(), parsed, tmp_path)
+    assert inv.passed == {"lr", "opt.scale", "bad-key"} and unreached(inv, parsed, tmp_path, None) == []
+    jupyter = Script("env", "train.ipynb", ["python", "-m", "assay.integrations.notebook", "train.ipynb"])
+    inv = invocation(jupyter, params, set(), parsed, tmp_path)
+    # `bad-key` is no Python name: the injected cell cannot assign it, so only the environment carries it.
+    assert inv.passed == {"lr", "opt"} and unreached(inv, parsed, tmp_path, None) == ["bad-key"]
