@@ -135,3 +135,26 @@ def test_params_read_as_notebook_variables_raise_no_never_reached_warning(lab, n
     assert res.status == "ok", res.record.get("log_tail")
     assert res.record["metrics"]["val_loss"]["last"] == pytest.approx(0.05)
     assert not res.record.get("params_unreached") and not res.record.get("warnings")
+
+
+def test_new_with_a_notebook_entry_scaffolds_a_parameters_notebook_that_refuses_to_run_until_edited(lab, cli):
+    out = cli("new", "nb", "--hypothesis", "a notebook", "--metric", "val_f1", "--goal", "max", "--entry", "train.ipynb")
+    assert out.returncode == 0, out.stderr
+    folder = lab.experiment_dir("nb")
+    assert not (folder / "train.py").exists()
+    nb = nbformat.read(str(folder / "train.ipynb"), as_version=4)
+    nbformat.validate(nb)
+    params_cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    assert "epochs = 5" in params_cell.source  # config.yaml's defaults
+
+    (res,) = run_experiment(lab, RunSpec("nb", "untouched"))
+    assert res.status == "failed" and "this is the scaffold from `assay new`: edit train.ipynb" in res.record["reason"]
+    assert "val_f1" not in (res.record.get("metrics") or {})
+
+    # Edited as the scaffold says (the refusing cell deleted, a score computed): it runs with the run's params.
+    nb.cells = [c for c in nb.cells if "scaffold" not in c.source or c.cell_type == "markdown"]
+    nb.cells[-1].source = nb.cells[-1].source.replace("score = ...", "score = 0.5 + epoch / 10")
+    nbformat.write(nb, str(folder / "train.ipynb"))
+    (res,) = run_experiment(lab, RunSpec("nb", "edited", ["epochs=2"]))
+    assert res.status == "ok", res.record.get("log_tail")
+    assert res.record["metrics"]["val_f1"]["last"] == pytest.approx(0.6) and res.record["metrics"]["val_f1"]["last_step"] == 1

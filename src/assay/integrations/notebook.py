@@ -90,6 +90,39 @@ def _echo(out: Any, stdout: TextIO, stderr: TextIO) -> None:
         stderr.flush()
 
 
+def scaffold(name: str, hypothesis: str, metric: str, file: str = "train.ipynb") -> str:
+    """The notebook `assay new NAME --entry train.ipynb` writes (nbformat 4.5 JSON; no nbformat needed).
+
+    Its `parameters` cell holds config.yaml's defaults (papermill's convention: `assay run` injects
+    the run's values after it), and a cell refuses to run until edited, as the train.py scaffold does.
+    """
+    def cell(kind: str, source: str, tags: list[str] | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {"cell_type": kind, "id": f"{kind}-{len(cells)}", "metadata": {"tags": tags} if tags else {},
+                               "source": source}
+        if kind == "code":
+            out.update(execution_count=None, outputs=[])
+        return out
+
+    cells: list[dict[str, Any]] = []
+    cells.append(cell("markdown", f"# {name}\n\n{hypothesis}\n\nRun with `assay run {name} DESC key=value ...`, or cell by cell "
+                                  "in Jupyter. Cells tagged `skip-in-run` are left out of `assay run`."))
+    cells.append(cell("code", "# Parameters: config.yaml's defaults. `assay run` injects the run's values after this cell.\n"
+                              "seed = 0\nepochs = 5", [PARAMETERS_TAG]))
+    cells.append(cell("code", "# This notebook is the scaffold `assay new` wrote: it trains nothing, so it refuses to report a\n"
+                              "# number under your metric's name. Write your training below, then delete this cell.\n"
+                              f"raise RuntimeError(\"this is the scaffold from `assay new`: edit {file} (train, evaluate, "
+                              f"log {metric}) and delete this cell\")"))
+    cells.append(cell("code", "import assay\n\nrun = assay.init()\nfor epoch in range(epochs):\n"
+                              "    # ... train one epoch, evaluate, then log what decides the hypothesis:\n"
+                              f"    score = ...\n    assay.log({{\"{metric}\": score}}, step=epoch)\n\n"
+                              f"# A `{metric}: 0.91` line is also read by any tool that greps the output.\n"
+                              f"print(f\"{metric}: {{score:.4f}}\")\nassay.finish()"))
+    nb = {"cells": cells, "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+                                       "language_info": {"name": "python"}},
+          "nbformat": 4, "nbformat_minor": 5}
+    return json.dumps(nb, indent=1) + "\n"
+
+
 def _kernel_manager(kernel: str | None, ipc_dir: str) -> Any:
     """A kernel manager for `kernel`, or for this interpreter's ipykernel when None.
 
