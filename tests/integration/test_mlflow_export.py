@@ -9,6 +9,7 @@ import pytest
 
 from assay.runner import RunSpec, run_experiment
 from assay.store import records
+from tests.integration.test_json_contract import check, documented
 
 mlflow = pytest.importorskip("mlflow")
 from mlflow import MlflowClient  # noqa: E402
@@ -175,7 +176,9 @@ def test_export_goes_to_MLFLOW_TRACKING_URI_else_the_labs_state_folder_never_the
     uri = f"sqlite:///{tmp_path / 'env.db'}"
     out = cli("export", "mlflow", "exp", "--json", env={"MLFLOW_TRACKING_URI": uri})
     assert out.returncode == 0, out.stderr
-    assert json.loads(out.stdout)["tracking_uri"] == uri
+    res = json.loads(out.stdout)
+    check(res, documented()["export mlflow"], "export mlflow")  # the keys docs/ecosystem.md lists
+    assert res["tracking_uri"] == uri and len(res["runs"]) == 2
     exp = MlflowClient(tracking_uri=uri).get_experiment_by_name("exp")
     assert exp.tags["mlflow.experimentKind"] == "custom_model_development"  # MLflow 3's UI: the classic ML view
     # A SQLite store keeps its artifacts beside the database, not in ./mlruns of the working folder.

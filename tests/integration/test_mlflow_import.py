@@ -9,6 +9,7 @@ import pytest
 
 from assay.runner import RunSpec, run_experiment
 from assay.store import records
+from tests.integration.test_json_contract import check, documented
 
 mlflow = pytest.importorskip("mlflow")
 from mlflow import MlflowClient  # noqa: E402
@@ -62,6 +63,7 @@ def test_import_brings_params_metric_histories_tags_artifacts_and_reimport_is_id
     out = cli("import", "mlflow", "--tracking-uri", uri, "--experiment", "team-runs", "--json")
     assert out.returncode == 0, out.stderr
     res = json.loads(out.stdout)
+    check(res, documented()["import mlflow"], "import mlflow")  # the keys docs/ecosystem.md lists
     assert res["experiment"] == "team-runs" and res["created"] is True
     # No --metric: the first metric in name order, and the result says it was a guess.
     assert (res["metric"], res["goal"], res["metric_guessed"]) == ("loss", "min", True)
