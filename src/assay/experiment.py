@@ -328,6 +328,31 @@ assay.finish()
 '''
 
 
+def _scaffold_file(entry: str) -> str:
+    """The file the scaffold writes for `entry`: the entry's own script when it names one in the
+    experiment folder (train.ipynb, app.py, main.py), else train.py (a command line's script)."""
+    import shlex
+
+    try:
+        first = shlex.split(entry)[0]
+    except (ValueError, IndexError):
+        return "train.py"
+    return first if first.endswith((".py", ".ipynb")) and "/" not in first else "train.py"
+
+
+def _scaffold(file: str, name: str, hypothesis: str, metric: str) -> str:
+    """A Jupyter notebook for .ipynb, a marimo app for app.py, else the train.py script (all refuse to run until edited)."""
+    if file.endswith(".ipynb"):
+        from assay.integrations.notebook import scaffold
+
+        return scaffold(name, hypothesis, metric, file)
+    if file == "app.py":
+        from assay.integrations.marimo_notebook import scaffold as marimo_scaffold
+
+        return marimo_scaffold(name, hypothesis, metric, file)
+    return TRAIN_TEMPLATE.replace("edit train.py", f"edit {file}").format(name=name, hypothesis=hypothesis, metric=metric)
+
+
 def new_experiment(
     lab: Lab,
     name: str,
@@ -345,6 +370,9 @@ def new_experiment(
     files: dict[str, str] | None = None,
 ) -> Experiment:
     """Scaffold experiments/NAME/ (experiment.yaml, README.md, JOURNAL.md, config.yaml, train.py).
+
+    The script follows `entry`: `train.ipynb` (any .ipynb) gets a Jupyter notebook with a
+    `parameters` cell, `app.py` a marimo app, another .py name the train.py script under that name.
 
     With `from_`, copies that experiment's scripts and config ("same structure as baseline") and
     inherits its metric, entry point and timeout unless given. `extra` adds keys to
@@ -398,7 +426,8 @@ def new_experiment(
             (path / fname).write_text(text, encoding="utf-8")
     else:
         (path / "config.yaml").write_text("# Default parameters; override with key=value on `assay run`.\nseed: 0\nepochs: 5\n", encoding="utf-8")
-        (path / "train.py").write_text(TRAIN_TEMPLATE.format(name=name, hypothesis=hypothesis, metric=metric), encoding="utf-8")
+        file = _scaffold_file(data["entry"])
+        (path / file).write_text(_scaffold(file, name, hypothesis, metric), encoding="utf-8")
     write_atomic(path / EXPERIMENT_FILE, dump_yaml({k: v for k, v in data.items() if v not in (None, {}, [])}))
     crit = "\n".join(f"- {k}: `{v}`" for k, v in (("Success", success), ("Failure", failure)) if v) or "- (none yet: decide them before running)"
     (path / "README.md").write_text(

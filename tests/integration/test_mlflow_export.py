@@ -9,6 +9,7 @@ import pytest
 
 from assay.runner import RunSpec, run_experiment
 from assay.store import records
+from tests.integration.test_json_contract import check, documented
 
 mlflow = pytest.importorskip("mlflow")
 from mlflow import MlflowClient  # noqa: E402
@@ -106,3 +107,88 @@ def test_cli_export_of_one_run_reports_json_and_unknown_refs_fail_clearly(lab, t
     bad = cli("export", "mlflow", "nope", "--tracking-uri", uri)
     assert bad.returncode == 1
     assert "'nope' is neither an experiment (known: exp) nor a run" in bad.stderr
+
+
+PRUNABLE = """
+import time, assay
+p = assay.params()
+for step in range(16):
+    assay.log({"score": p["q"] * (step + 1)}, step=step)
+    time.sleep(0.12)
+"""
+
+
+def test_sweep_exports_as_parent_run_with_nested_trials_and_pruned_trials_as_killed(lab, make_experiment, tmp_path):
+    from assay.integrations.mlflow_export import export_mlflow
+    from assay.sweep.driver import SweepConfig, run_sweep, start_sweep
+    from assay.sweep.optuna_sampler import OptunaSampler
+    from assay.sweep.space import space_from_args
+
+    make_experiment(PRUNABLE, config={"seed": 0, "q": 1}, metric="score", goal="max")
+    space = space_from_args(["q=1,2,6"])
+    cfg = SweepConfig("exp", space, "tpe", trials=3, parallel=1, sampler_options={"startup_trials": 1, "warmup_steps": 0})
+    sampler = OptunaSampler(space, "max", 0, startup_trials=1, warmup_steps=0)
+    for q in (6, 1, 2):  # the best trial first: the two after it are pruned for certain
+        sampler.study.enqueue_trial({"q": q})
+    sf = start_sweep(lab, cfg)
+    outcome = run_sweep(lab, sf, cfg, sampler=sampler)
+    assert [t.status for t in outcome.trials] == ["ok", "pruned", "pruned"]
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    res = export_mlflow(lab, "exp", uri, artifacts=False)
+    client = MlflowClient(tracking_uri=uri)
+    exp_id = client.get_experiment_by_name("exp").experiment_id
+    parents = client.search_runs([exp_id], filter_string="tags.`assay.kind` = 'sweep'")
+    assert len(parents) == 1 and res["sweeps"] == [{"sweep": f"exp/{sf.id}", "mlflow_run_id": parents[0].info.run_id,
+                                                    "mlflow_experiment_id": exp_id}]
+    parent = parents[0]
+    assert parent.info.status == "FINISHED" and parent.info.run_name == f"sweep {sf.id}"
+    assert parent.data.params["sampler"] == "tpe" and parent.data.params["trials"] == "3"
+    assert parent.data.params["space.params.q.values"] == "[1, 2, 6]"
+    assert parent.data.metrics["best_score"] == 96
+
+    trials = client.search_runs([exp_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
+    by_trial = {r.data.tags["trial"]: r for r in trials}
+    assert sorted(by_trial) == ["1", "2", "3"] and {r.data.tags["sweep"] for r in trials} == {sf.id}
+    assert [by_trial[n].info.status for n in ("1", "2", "3")] == ["FINISHED", "KILLED", "KILLED"]
+    assert by_trial["2"].data.tags["assay.status"] == "pruned"
+
+    again = export_mlflow(lab, "exp", uri, artifacts=False)  # the parent is found again, not duplicated
+    assert again["sweeps"][0]["mlflow_run_id"] == parent.info.run_id
+    assert len(client.search_runs([exp_id])) == 4
+    assert len(client.get_metric_history(parent.info.run_id, "best_score")) == 1
+
+
+def test_statuses_stopped_from_outside_are_killed_and_every_status_maps_to_an_mlflow_one():
+    from mlflow.entities import RunStatus
+
+    from assay.integrations.mlflow_export import STATUS
+    from assay.store.records import STATUSES
+
+    mapped = {s: STATUS.get(s, "FAILED") for s in STATUSES}
+    assert all(RunStatus.is_terminated(RunStatus.from_string(v)) or v == "RUNNING" for v in mapped.values())
+    assert {s for s, v in mapped.items() if v == "KILLED"} == {"pruned", "interrupted", "killed", "lost"}
+    assert {s for s, v in mapped.items() if v == "FAILED"} == {"failed", "timeout", "oom", "nan"}
+
+
+def test_export_goes_to_MLFLOW_TRACKING_URI_else_the_labs_state_folder_never_the_lab_root(lab, two_runs, cli, tmp_path):
+    before = sorted(p.name for p in lab.root.iterdir())
+    uri = f"sqlite:///{tmp_path / 'env.db'}"
+    out = cli("export", "mlflow", "exp", "--json", env={"MLFLOW_TRACKING_URI": uri})
+    assert out.returncode == 0, out.stderr
+    res = json.loads(out.stdout)
+    check(res, documented()["export mlflow"], "export mlflow")  # the keys docs/ecosystem.md lists
+    assert res["tracking_uri"] == uri and len(res["runs"]) == 2
+    exp = MlflowClient(tracking_uri=uri).get_experiment_by_name("exp")
+    assert exp.tags["mlflow.experimentKind"] == "custom_model_development"  # MLflow 3's UI: the classic ML view
+    # A SQLite store keeps its artifacts beside the database, not in ./mlruns of the working folder.
+    assert exp.artifact_location == (tmp_path / "mlartifacts").as_uri()
+    assert (tmp_path / "mlartifacts").is_dir()
+
+    out = cli("export", "mlflow", "exp", "--json", env={"MLFLOW_TRACKING_URI": ""})
+    assert out.returncode == 0, out.stderr
+    default = f"sqlite:///{(lab.root / '.assay' / 'mlflow.db').as_posix()}"
+    assert json.loads(out.stdout)["tracking_uri"] == default
+    assert len(MlflowClient(tracking_uri=default).search_runs([MlflowClient(tracking_uri=default).get_experiment_by_name("exp").experiment_id])) == 2
+    assert (lab.root / ".assay" / "mlartifacts").is_dir()
+    assert sorted(p.name for p in lab.root.iterdir()) == before  # no mlflow.db, mlruns/ or mlartifacts/ in the lab root

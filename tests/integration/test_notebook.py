@@ -104,3 +104,57 @@ def test_run_timeout_stops_the_kernel_too(lab, nb_experiment, tmp_path):
         time.sleep(0.1)  # polling a process's exit, bounded by the deadline above
     executed = json.loads((res.path / "train.ipynb").read_text())  # saved on the way out, outputs so far
     assert "".join(executed["cells"][1]["outputs"][0]["text"]) == "val_loss: 1.0\n"
+
+
+def test_failing_cell_is_the_runs_reason_and_the_kernel_is_shut_down_first(lab, nb_experiment):
+    # A markdown cell and a skip-in-run cell before the failing one: the cell is numbered as written.
+    nb_experiment(("print('val_loss: 0.9')", []), ("plot()", ["skip-in-run"]), ("x = {}\nx['missing_key']", []))
+    (res,) = run_experiment(lab, RunSpec("exp", "crash"))
+    assert res.status == "failed"
+    assert res.record["reason"].startswith("exit code 1: Error: KeyError: 'missing_key' (in cell 3 of ")
+    # The kernel ended before the runner did: nothing outlived the run to write after the error.
+    assert not any("left running" in w for w in res.record.get("warnings") or []), res.record["warnings"]
+    assert "Parent appears to have exited" not in (res.path / "logs" / "output.log").read_text()
+    assert res.record["log_tail"].splitlines()[-1].startswith("Error: KeyError")
+
+
+def test_skip_execution_cells_stay_in_the_notebook_but_never_run(lab, nb_experiment):
+    nb_experiment(("lr = 0.5", ["parameters"]),
+                  ("raise RuntimeError('skip-execution cell ran')", ["skip-execution"]),
+                  ("print(f'val_loss: {lr}')", []))
+    (res,) = run_experiment(lab, RunSpec("exp", "skip", ["lr=0.3"]))
+    assert res.status == "ok", res.record.get("log_tail")
+    executed = nbformat.read(str(res.path / "train.ipynb"), as_version=4)
+    kept = [c for c in executed.cells if "skip-execution" in c.metadata.get("tags", [])]
+    assert len(kept) == 1 and not kept[0].get("outputs") and kept[0].get("execution_count") is None
+
+
+def test_params_read_as_notebook_variables_raise_no_never_reached_warning(lab, nb_experiment):
+    nb_experiment(("lr = 0.5\nepochs = 2", ["parameters"]), ("print(f'val_loss: {lr / epochs}')", []))
+    (res,) = run_experiment(lab, RunSpec("exp", "vars", ["lr=0.2", "epochs=4"]))
+    assert res.status == "ok", res.record.get("log_tail")
+    assert res.record["metrics"]["val_loss"]["last"] == pytest.approx(0.05)
+    assert not res.record.get("params_unreached") and not res.record.get("warnings")
+
+
+def test_new_with_a_notebook_entry_scaffolds_a_parameters_notebook_that_refuses_to_run_until_edited(lab, cli):
+    out = cli("new", "nb", "--hypothesis", "a notebook", "--metric", "val_f1", "--goal", "max", "--entry", "train.ipynb")
+    assert out.returncode == 0, out.stderr
+    folder = lab.experiment_dir("nb")
+    assert not (folder / "train.py").exists()
+    nb = nbformat.read(str(folder / "train.ipynb"), as_version=4)
+    nbformat.validate(nb)
+    params_cell = next(c for c in nb.cells if "parameters" in c.metadata.get("tags", []))
+    assert "epochs = 5" in params_cell.source  # config.yaml's defaults
+
+    (res,) = run_experiment(lab, RunSpec("nb", "untouched"))
+    assert res.status == "failed" and "this is the scaffold from `assay new`: edit train.ipynb" in res.record["reason"]
+    assert "val_f1" not in (res.record.get("metrics") or {})
+
+    # Edited as the scaffold says (the refusing cell deleted, a score computed): it runs with the run's params.
+    nb.cells = [c for c in nb.cells if "scaffold" not in c.source or c.cell_type == "markdown"]
+    nb.cells[-1].source = nb.cells[-1].source.replace("score = ...", "score = 0.5 + epoch / 10")
+    nbformat.write(nb, str(folder / "train.ipynb"))
+    (res,) = run_experiment(lab, RunSpec("nb", "edited", ["epochs=2"]))
+    assert res.status == "ok", res.record.get("log_tail")
+    assert res.record["metrics"]["val_f1"]["last"] == pytest.approx(0.6) and res.record["metrics"]["val_f1"]["last_step"] == 1

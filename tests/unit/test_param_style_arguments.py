@@ -103,3 +103,18 @@ def test_a_counted_flag_is_repeated_and_takes_no_value():
     assert cli_args("argparse", {"verbose": 0}, source) == []
     click = '@click.option("-v", "--verbose", count=True)\n'
     assert cli_args("argparse", {"verbose": 1}, click) == ["--verbose"]
+
+
+def test_notebook_runners_count_as_delivering_the_params_they_pass_themselves(tmp_path):
+    # The hook saw the runner load but no ASSAY_PARAM_* read: the notebook took its params from
+    # mo.cli_args() (marimo) or from the injected parameters cell (Jupyter), not from the environment.
+    (tmp_path / "params_env_read.txt").write_text("loaded\n")
+    parsed = parse_overrides(["lr=0.2", "opt.scale=2", "bad-key=1"])
+    params = {"lr": 0.2, "opt": {"scale": 2}, "bad-key": 1}
+    marimo = Script("env", "app.py", ["python", "-u", "-m", "assay.integrations.marimo_notebook", "app.py"])
+    inv = invocation(marimo, params, set(), parsed, tmp_path)
+    assert inv.passed == {"lr", "opt.scale", "bad-key"} and unreached(inv, parsed, tmp_path, None) == []
+    jupyter = Script("env", "train.ipynb", ["python", "-m", "assay.integrations.notebook", "train.ipynb"])
+    inv = invocation(jupyter, params, set(), parsed, tmp_path)
+    # `bad-key` is no Python name: the injected cell cannot assign it, so only the environment carries it.
+    assert inv.passed == {"lr", "opt"} and unreached(inv, parsed, tmp_path, None) == ["bad-key"]

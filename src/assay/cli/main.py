@@ -95,7 +95,7 @@ def new(
     failure: Annotated[Optional[str], typer.Option(help='Failure criterion, e.g. "val_f1 < 0.75".')] = None,
     secondary: Annotated[Optional[list[str]], typer.Option("--secondary", help="Secondary metric (name or name:min).")] = None,
     from_: Annotated[Optional[str], typer.Option("--from", help="Copy this experiment's structure.")] = None,
-    entry: Annotated[Optional[str], typer.Option(help="Entry point (default train.py).")] = None,
+    entry: Annotated[Optional[str], typer.Option(help="Entry point (default train.py); train.ipynb scaffolds a Jupyter notebook, app.py a marimo app.")] = None,
     timeout: Annotated[Optional[str], typer.Option(help="Default timeout, e.g. 30m.")] = None,
     from_script: Annotated[Optional[Path], typer.Option("--from-script", help="Adopt this existing script where it is (reads its params, runs nothing).")] = None,
 ) -> None:

@@ -9,13 +9,27 @@ updates (new metric points, new artifacts, status, tags) and never duplicates:
 - tags: `assay.*` (run id, experiment, hypothesis, status, reason, ...), the run's own tags, and
   MLflow's `mlflow.source.git.commit` / `.branch` and `mlflow.runName`;
 - artifacts: every file of the run folder (run.json, logs, plots, checkpoints, data, patch,
-  executed notebook), skipping files already uploaded with the same size.
+  executed notebook), skipping files already uploaded with the same size;
+- status: ok is FINISHED; runs stopped from outside (pruned by a sweep, interrupted, killed, lost)
+  are KILLED; the others (failed, timeout, oom, nan) FAILED. `assay.status` keeps the exact one.
+
+A sweep becomes a parent run (tag `assay.sweep` = `<experiment>/<sweep id>`: its settings as
+params, the best trial's value as `best_<metric>`) with its trials nested under it
+(`mlflow.parentRunId`), each trial keeping its `sweep` and `trial` tags. Experiments are tagged
+`mlflow.experimentKind = custom_model_development`, so MLflow 3's UI opens its classic (model
+training) view rather than the GenAI one.
+
+Where: `--tracking-uri`, else `MLFLOW_TRACKING_URI`, else `sqlite:///<lab>/.assay/mlflow.db`;
+nothing goes to the lab root unless asked. For a SQLite store, experiments created by the export
+keep their artifacts next to the database (`<folder of the .db>/mlartifacts`), not in MLflow's
+default `./mlruns` of the working directory.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,7 +40,14 @@ from assay.lab import Lab
 from assay.store import records
 
 RUN_ID_TAG = "assay.run_id"
-STATUS = {"ok": "FINISHED", "running": "RUNNING", "interrupted": "KILLED", "lost": "KILLED"}  # others: FAILED
+SWEEP_TAG = "assay.sweep"  # on a sweep's parent run: `<experiment>/<sweep id>`
+KIND_TAG = "assay.kind"  # "sweep" on a sweep's parent run (an import skips those)
+EXPERIMENT_KIND = ("mlflow.experimentKind", "custom_model_development")  # MLflow 3's UI: the classic ML view
+# Stopped from outside (a pruner, Ctrl-C, a kill, a vanished process) is KILLED; others: FAILED.
+STATUS = {"ok": "FINISHED", "running": "RUNNING", "pruned": "KILLED", "interrupted": "KILLED", "killed": "KILLED",
+          "lost": "KILLED"}
+SWEEP_STATUS = {"running": "RUNNING", "interrupted": "KILLED", "refused": "FAILED"}  # others (done, exhausted): FINISHED
+DEFAULT_DB = "mlflow.db"  # under the lab's .assay/ when neither --tracking-uri nor MLFLOW_TRACKING_URI is set
 _MAX_VALUE = 5000  # below MLflow's limits for param (6000) and tag values (8000) in every 2.x/3.x store
 _BATCH = 900  # log_batch takes at most 1000 entities per call
 
@@ -99,8 +120,10 @@ def _metric_key(step: int, ts: int, value: float) -> tuple[int, int, str]:
     return step, ts, "nan" if math.isnan(value) else repr(float(value))
 
 
-def export_run(client: Any, experiment_id: str, path: Path, hypothesis: str, artifacts: bool = True) -> dict[str, Any]:
-    """Create or update the MLflow run of one assay run folder; returns what was sent."""
+def export_run(client: Any, experiment_id: str, path: Path, hypothesis: str, artifacts: bool = True,
+               parent_run_id: str | None = None) -> dict[str, Any]:
+    """Create or update the MLflow run of one assay run folder (nested under `parent_run_id`, a
+    sweep's run, when given); returns what was sent."""
     from mlflow.entities import Metric, Param, RunTag
 
     from assay.journal import ignored_runs
@@ -132,7 +155,10 @@ def export_run(client: Any, experiment_id: str, path: Path, hypothesis: str, art
             if _metric_key(*point) not in have:
                 new_metrics.append(Metric(key, point[2], point[1], point[0]))
 
-    tags = [RunTag(k, v) for k, v in _tags(record, hypothesis, ignored_runs(path.parent.parent).get(path.name)).items()]
+    tag_map = _tags(record, hypothesis, ignored_runs(path.parent.parent).get(path.name))
+    if parent_run_id:
+        tag_map["mlflow.parentRunId"] = parent_run_id
+    tags = [RunTag(k, v) for k, v in tag_map.items()]
     entities: list[tuple[str, Any]] = [("p", p) for p in new_params] + [("t", t) for t in tags] + [("m", m) for m in new_metrics]
     for start in range(0, len(entities), _BATCH):
         chunk = entities[start:start + _BATCH]
@@ -158,24 +184,128 @@ def export_run(client: Any, experiment_id: str, path: Path, hypothesis: str, art
             "params": len(new_params), "metrics": len(new_metrics), "artifacts": sent_files}
 
 
-def export_mlflow(lab: Lab, ref: str | None, tracking_uri: str, experiment_name: str | None = None,
+def resolve_tracking_uri(lab: Lab, given: str | None) -> str:
+    """The store to export to: `given` (--tracking-uri), else MLFLOW_TRACKING_URI, else a SQLite
+    database in the lab's .assay/ folder (never the lab root: it is the user's folder)."""
+    if given:
+        return given
+    env = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+    if env:
+        return env
+    lab.state_dir.mkdir(exist_ok=True)
+    return "sqlite:///" + (lab.state_dir / DEFAULT_DB).as_posix()
+
+
+def default_artifact_location(tracking_uri: str) -> str | None:
+    """`<folder of the database>/mlartifacts` for a SQLite store (MLflow's own default is
+    `./mlruns` of the working directory, which would litter the lab); None: the store decides."""
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    db = tracking_uri[len("sqlite:///"):].split("?", 1)[0]
+    if not db or db == ":memory:":
+        return None
+    return (Path(db).resolve().parent / "mlartifacts").as_uri()
+
+
+def _experiment_id(client: Any, name: str, artifact_location: str | None, hypothesis: str) -> str:
+    """The MLflow experiment called `name` (created when missing), tagged for MLflow 3's classic view."""
+    found = client.get_experiment_by_name(name)
+    if found is None:
+        exp_id = client.create_experiment(name, artifact_location)
+        have: dict[str, str] = {}
+    else:
+        exp_id, have = found.experiment_id, found.tags
+    if EXPERIMENT_KIND[0] not in have:  # a kind the user chose stays
+        client.set_experiment_tag(exp_id, *EXPERIMENT_KIND)
+    if hypothesis and have.get("assay.hypothesis") != _short(hypothesis):
+        client.set_experiment_tag(exp_id, "assay.hypothesis", _short(hypothesis))
+    return exp_id
+
+
+def _sweep_settings(exp_dir: Path, sweep_id: str) -> dict[str, Any]:
+    """sweep.json of a sweep ({} when the folder is gone or unreadable: its trials still nest)."""
+    from assay.sweep.state import SWEEP_FILE, sweeps_dir
+
+    try:
+        data = json.loads((sweeps_dir(exp_dir) / sweep_id / SWEEP_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _best_trial_value(exp_dir: Path, sweep_id: str, goal: str | None) -> tuple[float | None, int]:
+    """(best value among ended trials, number of ended trials) from the sweep's trials.jsonl."""
+    from assay.sweep.state import SweepFiles, sweeps_dir
+
+    ended = [t for t in SweepFiles(sweeps_dir(exp_dir) / sweep_id).trials().values() if t.status is not None]
+    values = [float(t.value) for t in ended if isinstance(t.value, (int, float)) and math.isfinite(t.value)]
+    if not values:
+        return None, len(ended)
+    return (max(values) if goal == "max" else min(values)), len(ended)
+
+
+def export_sweep(client: Any, experiment_id: str, exp_dir: Path, sweep_id: str) -> str:
+    """Create or update the parent run of one sweep; returns its MLflow run id."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    key = f"{exp_dir.name}/{sweep_id}"
+    settings = _sweep_settings(exp_dir, sweep_id)
+    found = client.search_runs([experiment_id], filter_string=f"tags.`{SWEEP_TAG}` = '{key}'", max_results=1)
+    created_ms = int(float(settings.get("created") or 0) * 1000) or None
+    if found:
+        run = found[0]
+    else:
+        run = client.create_run(experiment_id, start_time=created_ms, tags={SWEEP_TAG: key, KIND_TAG: "sweep"},
+                                run_name=f"sweep {sweep_id}")
+    rid = run.info.run_id
+    wanted = {k: v for k, v in settings.items() if k in ("sampler", "trials", "parallel", "executor", "seed", "value", "timeout")}
+    wanted.update({f"space.{k}": v for k, v in flatten(settings.get("space") or {}).items()})
+    params = [Param(k, _short(v)) for k, v in wanted.items() if k not in run.data.params and v is not None]
+    tags = {SWEEP_TAG: key, KIND_TAG: "sweep", "sweep": sweep_id, "assay.experiment": exp_dir.name,
+            "assay.status": str(settings.get("status") or ""), "mlflow.runName": f"sweep {sweep_id}",
+            "assay.primary_metric": str(settings.get("metric") or ""), "assay.goal": str(settings.get("goal") or "")}
+    metrics = []
+    best, ended = _best_trial_value(exp_dir, sweep_id, settings.get("goal"))
+    if best is not None and settings.get("metric"):
+        name = f"best_{settings['metric']}"
+        history = {(m.step, m.value) for m in client.get_metric_history(rid, name)}
+        if (ended, best) not in history:
+            metrics.append(Metric(name, best, int(float(settings.get("updated") or 0) * 1000), ended))
+    client.log_batch(rid, metrics=metrics, params=params, tags=[RunTag(k, _short(v)) for k, v in tags.items()])
+    status = SWEEP_STATUS.get(str(settings.get("status")), "FINISHED")
+    if status == "RUNNING":
+        client.update_run(rid, status=status)
+    else:
+        ended_ms = int(float(settings.get("updated") or settings.get("created") or 0) * 1000)
+        client.set_terminated(rid, status=status, end_time=ended_ms or None)
+    return rid
+
+
+def export_mlflow(lab: Lab, ref: str | None, tracking_uri: str | None = None, experiment_name: str | None = None,
                   artifact_location: str | None = None, artifacts: bool = True) -> dict[str, Any]:
-    """Export runs (see `select_runs`) into the MLflow store at `tracking_uri`; safe to repeat.
+    """Export runs (see `select_runs`) into an MLflow store; safe to repeat.
 
     Args:
         lab: the lab.
         ref: an experiment name, a run reference, or None for every run of the lab.
-        tracking_uri: e.g. `sqlite:///mlflow.db` or `http://localhost:5000`.
+        tracking_uri: e.g. `sqlite:///mlflow.db` or `http://localhost:5000` (default: see
+            `resolve_tracking_uri`).
         experiment_name: MLflow experiment for all exported runs (default: each run's assay experiment).
-        artifact_location: artifact root for MLflow experiments this call creates (default: MLflow's).
+        artifact_location: artifact root for MLflow experiments this call creates (default: next
+            to a SQLite database, else the store's).
         artifacts: also upload the run folders' files.
 
     Returns:
         {"tracking_uri", "runs": [{run, mlflow_run_id, mlflow_experiment_id, created, status,
-        params, metrics, artifacts}]}, the counts being what this call sent.
+        params, metrics, artifacts, parent_run_id}], "sweeps": [{sweep, mlflow_run_id,
+        mlflow_experiment_id}]}, the counts being what this call sent.
 
     Raises:
         ConfigError: mlflow is not installed. RunError: unknown ref. StoreError: MLflow refused (its message is kept).
+
+    Example:
+        >>> export_mlflow(lab, "lr-sweep", "sqlite:///mlflow.db")["runs"][0]["status"]
+        'FINISHED'
     """
     from assay.experiment import load_experiment
 
@@ -186,9 +316,12 @@ def export_mlflow(lab: Lab, ref: str | None, tracking_uri: str, experiment_name:
     except ImportError:
         raise ConfigError("MLflow export needs the mlflow package, which is not installed",
                           "pip install 'assay[mlflow]'") from None
+    tracking_uri = resolve_tracking_uri(lab, tracking_uri)
+    artifact_location = artifact_location or default_artifact_location(tracking_uri)
     client = MlflowClient(tracking_uri=tracking_uri)
     exp_ids: dict[str, str] = {}
     hypotheses: dict[str, str] = {}
+    parents: dict[tuple[str, str], str] = {}  # (experiment, sweep id) -> parent MLflow run id
     out = []
     try:
         for path in paths:
@@ -200,13 +333,29 @@ def export_mlflow(lab: Lab, ref: str | None, tracking_uri: str, experiment_name:
                     hypotheses[name] = ""  # an experiment file gone bad must not block exporting its runs
             target = experiment_name or name
             if target not in exp_ids:
-                found = client.get_experiment_by_name(target)
-                exp_ids[target] = found.experiment_id if found else client.create_experiment(target, artifact_location)
-                if not experiment_name and hypotheses[name]:
-                    client.set_experiment_tag(exp_ids[target], "assay.hypothesis", _short(hypotheses[name]))
-            row = export_run(client, exp_ids[target], path, hypotheses[name], artifacts)
-            out.append({**row, "mlflow_experiment_id": exp_ids[target]})
+                exp_ids[target] = _experiment_id(client, target, artifact_location,
+                                                 "" if experiment_name else hypotheses[name])
+            sweep = _sweep_of(path)
+            parent = None
+            if sweep:
+                if (name, sweep) not in parents:
+                    parents[(name, sweep)] = export_sweep(client, exp_ids[target], path.parent.parent, sweep)
+                parent = parents[(name, sweep)]
+            row = export_run(client, exp_ids[target], path, hypotheses[name], artifacts, parent)
+            out.append({**row, "mlflow_experiment_id": exp_ids[target], "parent_run_id": parent})
     except MlflowException as exc:
         raise StoreError(f"MLflow at {tracking_uri} refused the export: {exc.message}",
                           "Check --tracking-uri; a store made by a newer MLflow needs `mlflow db upgrade URI`.") from None
-    return {"tracking_uri": tracking_uri, "runs": out}
+    sweeps = [{"sweep": f"{n}/{sid}", "mlflow_run_id": rid, "mlflow_experiment_id": exp_ids[experiment_name or n]}
+              for (n, sid), rid in parents.items()]
+    return {"tracking_uri": tracking_uri, "runs": out, "sweeps": sweeps}
+
+
+def _sweep_of(path: Path) -> str | None:
+    """The sweep id a run belongs to (its `sweep` tag), or None; an unreadable record has none."""
+    try:
+        tags = records.read_record(path).get("tags") or {}
+    except StoreError:
+        return None
+    sweep = tags.get("sweep") if isinstance(tags, dict) else None
+    return str(sweep) if sweep else None

@@ -3,7 +3,8 @@
 `assay run` launches a `.ipynb` entry point as `python -m assay.integrations.notebook NB [options]`
 in the experiment folder. This module then:
 
-- drops cells tagged `skip-in-run` (interactive-only cells: plots to look at, quick checks);
+- drops cells tagged `skip-in-run` (interactive-only cells: plots to look at, quick checks), and
+  leaves cells tagged `skip-execution` (nbclient's and papermill's tag) in place without running them;
 - injects the run's params as a cell tagged `injected-parameters` right after the cell tagged
   `parameters` (the papermill convention; at the top if there is none), so the notebook's
   defaults are overridden the same way papermill would. The params are also in the environment
@@ -13,7 +14,9 @@ in the experiment folder. This module then:
 - echoes every output as it arrives to stdout/stderr, where assay captures metric lines as for
   any script;
 - saves the executed notebook into the run folder after every cell, so a crash or a timeout still
-  leaves the outputs so far.
+  leaves the outputs so far;
+- shuts the kernel down before exiting, then, when a cell raised, prints its exception as the
+  last line (`Error: KeyError: 'x' (in cell 3 of train.ipynb)`), which becomes the run's reason.
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ from typing import Any, TextIO
 from assay.errors import ConfigError, RunError
 
 SKIP_TAG = "skip-in-run"
+NO_EXECUTE_TAG = "skip-execution"  # kept in the executed notebook, never run (nbclient's tag)
 PARAMETERS_TAG = "parameters"
 INJECTED_TAG = "injected-parameters"
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -86,6 +90,39 @@ def _echo(out: Any, stdout: TextIO, stderr: TextIO) -> None:
         stderr.flush()
 
 
+def scaffold(name: str, hypothesis: str, metric: str, file: str = "train.ipynb") -> str:
+    """The notebook `assay new NAME --entry train.ipynb` writes (nbformat 4.5 JSON; no nbformat needed).
+
+    Its `parameters` cell holds config.yaml's defaults (papermill's convention: `assay run` injects
+    the run's values after it), and a cell refuses to run until edited, as the train.py scaffold does.
+    """
+    def cell(kind: str, source: str, tags: list[str] | None = None) -> dict[str, Any]:
+        out: dict[str, Any] = {"cell_type": kind, "id": f"{kind}-{len(cells)}", "metadata": {"tags": tags} if tags else {},
+                               "source": source}
+        if kind == "code":
+            out.update(execution_count=None, outputs=[])
+        return out
+
+    cells: list[dict[str, Any]] = []
+    cells.append(cell("markdown", f"# {name}\n\n{hypothesis}\n\nRun with `assay run {name} DESC key=value ...`, or cell by cell "
+                                  "in Jupyter. Cells tagged `skip-in-run` are left out of `assay run`."))
+    cells.append(cell("code", "# Parameters: config.yaml's defaults. `assay run` injects the run's values after this cell.\n"
+                              "seed = 0\nepochs = 5", [PARAMETERS_TAG]))
+    cells.append(cell("code", "# This notebook is the scaffold `assay new` wrote: it trains nothing, so it refuses to report a\n"
+                              "# number under your metric's name. Write your training below, then delete this cell.\n"
+                              f"raise RuntimeError(\"this is the scaffold from `assay new`: edit {file} (train, evaluate, "
+                              f"log {metric}) and delete this cell\")"))
+    cells.append(cell("code", "import assay\n\nrun = assay.init()\nfor epoch in range(epochs):\n"
+                              "    # ... train one epoch, evaluate, then log what decides the hypothesis:\n"
+                              f"    score = ...\n    assay.log({{\"{metric}\": score}}, step=epoch)\n\n"
+                              f"# A `{metric}: 0.91` line is also read by any tool that greps the output.\n"
+                              f"print(f\"{metric}: {{score:.4f}}\")\nassay.finish()"))
+    nb = {"cells": cells, "metadata": {"kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
+                                       "language_info": {"name": "python"}},
+          "nbformat": 4, "nbformat_minor": 5}
+    return json.dumps(nb, indent=1) + "\n"
+
+
 def _kernel_manager(kernel: str | None, ipc_dir: str) -> Any:
     """A kernel manager for `kernel`, or for this interpreter's ipykernel when None.
 
@@ -115,6 +152,7 @@ def execute(
     kernel: str | None = None,
     stdout: TextIO | None = None,
     stderr: TextIO | None = None,
+    on_error: Callable[[int], None] | None = None,
 ) -> Any:
     """Execute the notebook at `path` headless and return the executed notebook.
 
@@ -125,6 +163,7 @@ def execute(
         cell_timeout: seconds one cell may run (None: no per-cell limit).
         kernel: a Jupyter kernel name; None runs ipykernel in this interpreter.
         stdout, stderr: where outputs are echoed as they arrive (default: sys.stdout/sys.stderr).
+        on_error: called with the index of a cell that raised, counted in the notebook as written.
 
     Raises:
         RunError: the notebook is unreadable, or the kernel cannot start.
@@ -138,6 +177,7 @@ def execute(
         nb = nbformat.read(str(path), as_version=4)
     except (OSError, ValueError) as exc:  # nbformat's NotJSONError and validation errors are ValueErrors
         raise RunError(f"Cannot read notebook {path}: {exc}", "Open it in Jupyter and save it again.") from None
+    origin = [i for i, c in enumerate(nb["cells"]) if SKIP_TAG not in _tags(c) and INJECTED_TAG not in _tags(c)]
     prepare(nb, params)
     out_stream, err_stream = stdout or sys.stdout, stderr or sys.stderr
 
@@ -156,13 +196,22 @@ def execute(
                 _echo(out, out_stream, err_stream)
             return out
 
+    def cell_error(cell: Any, cell_index: int, **_: Any) -> None:
+        if on_error is not None and INJECTED_TAG not in _tags(cell):
+            kept = [i for i, c in enumerate(nb["cells"][:cell_index]) if INJECTED_TAG not in _tags(c)]
+            on_error(origin[len(kept)])  # back to the notebook as written: skipped cells out, injected one in
+
     import tempfile
 
     with tempfile.TemporaryDirectory(prefix="assay-kernel-") as ipc_dir:
         client = _Client(nb, km=_kernel_manager(kernel, ipc_dir), timeout=cell_timeout if cell_timeout else None,
-                         resources={"metadata": {"path": os.getcwd()}}, on_cell_executed=save)
+                         resources={"metadata": {"path": os.getcwd()}}, on_cell_executed=save, on_cell_error=cell_error,
+                         skip_cells_with_tag=NO_EXECUTE_TAG)
         try:
-            client.execute()
+            # cleanup_kc: shut the kernel down before returning, failed cell or not. nbclient leaves a
+            # kernel it did not create running; it would outlive this process and print its
+            # "Parent appears to have exited" warning into the log after the cell's error.
+            client.execute(cleanup_kc=True)
         finally:
             save()
     return nb
@@ -222,6 +271,7 @@ def main(argv: list[str] | None = None, echo: Callable[[str], None] | None = Non
     except ImportError:
         err(f"Error: nbclient is not installed in {sys.executable}\n  pip install 'assay[notebooks]'")
         return 1
+    failed: list[int] = []  # the index of the cell that raised, in the notebook as written
     run_dir = os.environ.get("ASSAY_RUN_DIR")
     output = args.output or (Path(run_dir) / args.notebook.name if run_dir else None)
     if run_dir and output is not None and output.parent == Path(run_dir):
@@ -232,13 +282,15 @@ def main(argv: list[str] | None = None, echo: Callable[[str], None] | None = Non
 
             if importlib.util.find_spec("ipykernel") is None:
                 raise RunError(f"ipykernel is not installed in {sys.executable}", "pip install 'assay[notebooks]'")
-        execute(args.notebook, _params_from_env(), output, _cell_timeout(args.cell_timeout), args.kernel)
+        execute(args.notebook, _params_from_env(), output, _cell_timeout(args.cell_timeout), args.kernel,
+                on_error=failed.append)
     except CellTimeoutError as exc:
         err(f"Error: a cell of {args.notebook} ran past its per-cell timeout: {str(exc).splitlines()[0]}")
         return 1
     except CellExecutionError as exc:
-        # The traceback was echoed as the cell's output; one line names the cell for the log tail.
-        err(f"Error: {exc.ename}: {exc.evalue} (in {args.notebook})")
+        # The traceback was echoed as the cell's output; this last line of the log is the run's reason.
+        where = f"cell {failed[0] + 1} of {args.notebook}" if failed else str(args.notebook)
+        err(f"Error: {exc.ename}: {exc.evalue} (in {where})")
         return 1
     except DeadKernelError as exc:
         err(f"Error: the kernel died: {exc}")

@@ -23,7 +23,9 @@ sets) is passed only when config.yaml declares it and the script takes it: its s
 `seed` (or, for Hydra, the app's config has the key).
 
 After a run that ended ok, `unreached` says which overridden params never reached the script: a CLI style
-puts every passed key in argv by construction (a template only its placeholders); otherwise a key
+puts every passed key in argv by construction (a template only its placeholders), and so do the
+notebook runners (every param as `--key=value` to a marimo app, an injected cell assigning each
+top-level param in a Jupyter notebook); otherwise a key
 counts as reached when the script read it through `assay.params()` (params_read.json) or read its
 `ASSAY_PARAM_*` variable (or the whole `ASSAY_PARAMS`). The variable reads are seen by a
 `sitecustomize` module put first on PYTHONPATH, in every Python process the run starts (uv, shell
@@ -138,7 +140,7 @@ def invocation(script: Script, params: dict[str, Any], config_keys: set[str], pa
         argv, used = fill_template(script, params)
         return Invocation(argv, frozenset(used), _hook_env())
     if script.style == "env":
-        return Invocation(list(script.cmd), frozenset(), _hook_env())
+        return Invocation(list(script.cmd), frozenset(notebook_passed(script.cmd, params)), _hook_env())
     chosen = passed_params(params, config_keys | {o.key for o in parsed if o.adds}, script)
     if script.style == "hydra":
         tail = hydra_args(chosen, script.app_keys, {o.key for o in parsed if o.adds})
@@ -146,6 +148,19 @@ def invocation(script: Script, params: dict[str, Any], config_keys: set[str], pa
     else:
         tail = cli_args(script.style, chosen, script.source)
     return Invocation([*script.cmd, *tail], frozenset(chosen))
+
+
+def notebook_passed(cmd: list[str], params: dict[str, Any]) -> set[str]:
+    """The params a notebook runner delivers by itself: a marimo app gets every flattened param
+    as `--key=value` (read with `mo.cli_args()`), a Jupyter notebook a cell assigning each
+    top-level param whose name is a Python identifier. Other commands: none."""
+    if "assay.integrations.marimo_notebook" in cmd:
+        return set(flatten(params))
+    if "assay.integrations.notebook" in cmd:
+        import keyword
+
+        return {k for k in params if k.isidentifier() and not keyword.iskeyword(k)}
+    return set()
 
 
 def passed_params(params: dict[str, Any], keys: set[str], script: Script) -> dict[str, Any]:
