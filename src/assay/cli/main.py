@@ -147,6 +147,7 @@ def run(
     smoke: Annotated[bool, typer.Option("--smoke", help="A scaled-down run (the experiment's smoke: params) under 60s; records throughput.")] = False,
     oom_ladder: Annotated[Optional[bool], typer.Option("--oom-ladder/--no-oom-ladder", help="On OOM retry with the next remedy (default: on when the experiment has oom_ladder:).")] = None,
     approve_locked: Annotated[Optional[list[str]], typer.Option("--approve-locked", help="A locked key the OOM ladder may change.")] = None,
+    detach: Annotated[bool, typer.Option("--detach", help="Start the run in the background; print its id and folder at once (then: assay wait RUN).")] = False,
     json_: JsonOpt = False,
 ) -> None:
     """Run an experiment's entry point; output goes to the run's logs/, one summary line here.
@@ -154,12 +155,18 @@ def run(
     --timeout auto sizes the timeout from a smoke run first (time per step x steps + 30%)."""
     from assay.cli.live import LiveRuns, wants_live_status
     from assay.runner import RunSpec, run_experiment
+    from assay.runner.detach import HANDOFF_ENV, HandOff
     from assay.runner.launch import summary_line
 
     lab = _lab()
     tags = parse_tags(tag or [])
+    if detach:
+        _detach(lab, json_, follow=follow, repeat=repeat, smoke=smoke, auto=timeout == "auto")
+        return
+    handoff = os.environ.pop(HANDOFF_ENV, None)  # set for the `assay run` that --detach starts
     live = LiveRuns(lab.root, live_status=wants_live_status(follow, json_), summaries=not json_)
-    spec = RunSpec(name, desc, list(overrides or []), timeout, repeat, entry, follow, tags, observer=live)
+    observer = live if handoff is None else HandOff(live, Path(handoff))
+    spec = RunSpec(name, desc, list(overrides or []), timeout, repeat, entry, follow, tags, observer=observer)
     try:
         if smoke or timeout == "auto" or oom_ladder is not False:
             from assay.cli.sweep import run_validated
@@ -180,6 +187,63 @@ def run(
     # A run the OOM ladder retried is decided by its retry: the exit code reads the final attempts.
     retried = {r.record.get("tags", {}).get("oom_retry_of") for r in results}
     raise typer.Exit(outcome_exit_code([r.status for r in results if r.record.get("id") not in retried]))
+
+
+def _detach(lab, json_: bool, *, follow: bool, repeat: int, smoke: bool, auto: bool) -> None:  # noqa: ANN001
+    """`assay run --detach`: the same command line, without --detach, started in the background."""
+    from assay.errors import ConfigError
+    from assay.runner.detach import NotStarted, start_detached
+
+    clash = "--follow" if follow else "--repeat" if repeat > 1 else "--smoke" if smoke else "--timeout auto" if auto else None
+    if clash:
+        raise ConfigError(f"--detach starts one run and returns; it does not combine with {clash}",
+                          "Start each run with its own `assay run ... --detach`, or drop --detach.")
+    started = start_detached(lab, [a for a in sys.argv[1:] if a != "--detach"])
+    if isinstance(started, NotStarted):  # its own error message (JSON under --json) says why
+        (sys.stdout if json_ else sys.stderr).write(started.output)
+        raise typer.Exit(started.exit_code)
+    if json_:
+        from assay.cli.render import emit_json
+
+        emit_json(started.to_dict())
+        return
+    print(f"running  {started.id}  {started.path}  (pid {started.pid})")
+    print(f"next: assay wait {started.id}")
+
+
+@app.command()
+def wait(
+    run_refs: Annotated[list[str], typer.Argument(metavar="RUN...", help="Runs to wait for (`last`: the newest).")],
+    timeout: Annotated[Optional[str], typer.Option(help="Stop waiting after this long, e.g. 90s, 10m (exit 124; the runs go on).")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Wait until runs end; exit as `assay run` would have (0 all ok, 1 any not ok, 130 interrupted; 124 timed out)."""
+    from assay.config import parse_duration
+    from assay.runner.detach import wait_for_runs
+    from assay.runner.launch import RunResult, summary_line
+
+    lab = _lab()
+    waited = wait_for_runs(lab, run_refs, parse_duration(timeout))
+    code = WAIT_TIMED_OUT if waited.timed_out else outcome_exit_code([r["status"] for r in waited.runs])
+    if json_:
+        from assay.cli.render import emit_json
+
+        emit_json({"runs": waited.runs, "timed_out": waited.timed_out, "exit": code})
+        raise typer.Exit(code)
+    for r in waited.runs:
+        path = Path(r["path"])
+        if r["status"] == "running":
+            print(f"{'running':<8}  {path.relative_to(lab.root) if path.is_relative_to(lab.root) else path}")
+        else:
+            print(summary_line(RunResult(path, r), lab.root))
+    if waited.timed_out:
+        from assay.config import format_duration
+
+        print(f"stopped waiting after {format_duration(parse_duration(timeout))}; the runs go on (assay wait {' '.join(run_refs)})", file=sys.stderr)
+    raise typer.Exit(code)
+
+
+WAIT_TIMED_OUT = 124  # as coreutils' `timeout`: the wait ran out, not the run (README, "Exit codes")
 
 
 @app.command()
@@ -365,7 +429,8 @@ def status(json_: JsonOpt = False) -> None:
         return
     for r in res["running"]:
         last = ", ".join(f"{k}={fmt(v)}" for k, v in list(r.get("metrics", {}).items())[:4])
-        print(f"running  {r['id']}  since {when(r['started'])}  {last}")
+        step = f"  step {r['last_step']}" if r.get("last_step") is not None else ""
+        print(f"running  {r['id']}  since {when(r['started'])}{step}  {last}")
     for r in res["lost"]:
         print(f"lost     {r['id']}  started {when(r['started'])}")
     if not res["running"] and not res["lost"]:
@@ -426,24 +491,54 @@ def _only_the_named_command(argv: list[str]) -> typer.Typer:
 
 
 def main() -> None:
-    """Entry point: AssayError -> `Error: ...` + hint on stderr, exit with its code (traceback with --debug)."""
+    """Entry point: AssayError -> `Error: ...` + hint on stderr, exit with its code (traceback with --debug).
+
+    Under --json every error, usage errors included, is one JSON object on stdout instead:
+    {"error": message, "fix": hint or null, "exit": code}, and the exit code is the same.
+    """
+    argv = sys.argv[1:]
+    as_json = "--json" in argv[: argv.index("--")] if "--" in argv else "--json" in argv
     try:
-        _only_the_named_command(sys.argv[1:])(prog_name="assay")
+        if as_json:
+            sys.exit(_main_json(argv))
+        _only_the_named_command(argv)(prog_name="assay")
     except AssayError as exc:
         if _state["debug"]:
             raise
-        print(f"Error: {exc.message}", file=sys.stderr)
-        if exc.hint:
-            print(f"  {exc.hint}", file=sys.stderr)
-        sys.exit(exc.exit_code)
+        _fail(exc.message, exc.hint, exc.exit_code, as_json)
     except OSError as exc:  # a writer the read-only checks did not cover (sweep, loop, init): one line too
         import errno
 
         if _state["debug"] or exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
             raise
-        print(f"Error: Cannot write {exc.filename or 'to the lab'}: {exc.strerror}", file=sys.stderr)
-        print("  Work in a writable copy of the lab, or ask its owner to make it writable.", file=sys.stderr)
-        sys.exit(1)
+        _fail(f"Cannot write {exc.filename or 'to the lab'}: {exc.strerror}",
+              "Work in a writable copy of the lab, or ask its owner to make it writable.", 1, as_json)
+
+
+def _main_json(argv: list[str]) -> int:
+    """Run the command with click's own error printing off, so usage errors come back as JSON too."""
+    try:
+        code = _only_the_named_command(argv)(prog_name="assay", standalone_mode=False)
+    except typer.Abort:
+        _fail("Interrupted", None, 130, True)
+    except typer.TyperException as exc:  # click's usage errors: unknown option, missing argument (exit 2)
+        ctx = getattr(exc, "ctx", None)
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        _fail(message, f"See `{ctx.command_path if ctx else 'assay'} --help`.", getattr(exc, "exit_code", 2), True)
+    return code if isinstance(code, int) else 0
+
+
+def _fail(message: str, hint: str | None, code: int, as_json: bool) -> None:
+    """Report an error and exit with `code` (README, "Exit codes")."""
+    if as_json:
+        from assay.cli.render import emit_json
+
+        emit_json({"error": message, "fix": hint, "exit": code})
+    else:
+        print(f"Error: {message}", file=sys.stderr)
+        if hint:
+            print(f"  {hint}", file=sys.stderr)
+    sys.exit(code)
 
 
 if __name__ == "__main__":
