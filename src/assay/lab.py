@@ -179,13 +179,14 @@ def _upgrade_gitignore(ignore: Path) -> bool:
 
 
 def init_lab(root: Path | None = None) -> tuple[Lab, list[str]]:
-    """Make `root` a lab: assay.toml (unless pyproject has [tool.assay]), .assay/, AGENTS.md section.
+    """Make `root` a lab: assay.toml (unless pyproject has [tool.assay]), .assay/, AGENTS.md section
+    (and an `@AGENTS.md` line in an existing CLAUDE.md).
 
     Idempotent: existing files are kept, except that experiments/.gitignore gains the lines it
     lacks; the AGENTS.md section is added once. Returns the lab and
     the list of paths written.
     """
-    from assay.agents import install_agents_section
+    from assay.agents import import_into_claude_md, install_agents_section
 
     root = (root or Path.cwd()).resolve()
     root.mkdir(parents=True, exist_ok=True)
@@ -204,4 +205,6 @@ def init_lab(root: Path | None = None) -> tuple[Lab, list[str]]:
     Index(lab).close()
     if install_agents_section(root / "AGENTS.md"):
         written.append("AGENTS.md")
+    if import_into_claude_md(root / "CLAUDE.md"):
+        written.append("CLAUDE.md")
     return lab, written

@@ -76,11 +76,17 @@ def _lab():  # noqa: ANN202
 
 
 @app.command()
-def init(path: Annotated[Optional[Path], typer.Argument(help="Folder to make a lab (default: here).")] = None) -> None:
-    """Make a folder an assay lab: assay.toml, .assay/ index, AGENTS.md section."""
+def init(path: Annotated[Optional[Path], typer.Argument(help="Folder to make a lab (default: here).")] = None,
+         json_: JsonOpt = False) -> None:
+    """Make a folder an assay lab: assay.toml, .assay/ index, AGENTS.md section (imported by an existing CLAUDE.md)."""
     from assay.lab import init_lab
 
     lab, written = init_lab(path)
+    if json_:
+        from assay.cli.render import emit_json
+
+        emit_json({"root": str(lab.root), "written": written})
+        return
     print(f"lab ready at {lab.root}" + (f" (wrote {', '.join(written)})" if written else " (already initialised)"))
     print("next: assay new NAME --hypothesis \"...\" --metric val_f1 --goal max")
 
@@ -98,6 +104,7 @@ def new(
     entry: Annotated[Optional[str], typer.Option(help="Entry point (default train.py).")] = None,
     timeout: Annotated[Optional[str], typer.Option(help="Default timeout, e.g. 30m.")] = None,
     from_script: Annotated[Optional[Path], typer.Option("--from-script", help="Adopt this existing script where it is (reads its params, runs nothing).")] = None,
+    json_: JsonOpt = False,
 ) -> None:
     """Create experiments/NAME/ with its hypothesis, criteria, config and a train.py."""
     from assay.experiment import new_experiment
@@ -106,18 +113,37 @@ def new(
         raise AssayError("An experiment needs a hypothesis", f"assay new {name} --hypothesis \"X improves Y because Z\" ...")
     lab = _lab()
     if from_script is not None:
-        _adopt(lab, name, from_script, hypothesis=hypothesis, metric=metric, goal=goal, success=success,
+        _adopt(lab, name, from_script, json_, hypothesis=hypothesis, metric=metric, goal=goal, success=success,
                failure=failure, secondary=secondary, timeout=timeout)
         return
     exp = new_experiment(lab, name, hypothesis, metric, goal, success, failure, secondary, from_, entry, timeout)
+    if json_:
+        from assay.cli.render import emit_json
+
+        emit_json(_experiment_json(exp, None))
+        return
     print(f"created {exp.path.relative_to(lab.root)}/ (metric {exp.metric}, {exp.goal})")
     print(f"next: assay run {name} baseline")
 
 
-def _adopt(lab, name: str, script: Path, **kw) -> None:  # noqa: ANN001, ANN003 - the options of `new`
+def _experiment_json(exp, found) -> dict:  # noqa: ANN001
+    """`assay new --json`: the experiment made, and what adopting a script found in it (else null)."""
+    adopted = None if found is None else {
+        "kind": found.kind, "style": found.style, "notes": list(found.notes),
+        "params": [{"name": p.name, "default": p.default, "type": p.type, "required": p.required} for p in found.params]}
+    return {"experiment": exp.name, "path": str(exp.path), "metric": exp.metric, "goal": exp.goal, "entry": exp.entry,
+            "adopted": adopted}
+
+
+def _adopt(lab, name: str, script: Path, json_: bool, **kw) -> None:  # noqa: ANN001, ANN003 - the options of `new`
     from assay.adopt import adopt_script
 
     exp, found = adopt_script(lab, name, script, **kw)
+    if json_:
+        from assay.cli.render import emit_json
+
+        emit_json(_experiment_json(exp, found))
+        return
     rel = exp.path.relative_to(lab.root)
     print(f"adopted {script} ({found.kind}: {len(found.params)} params, style {found.style})")
     for p in found.params:
@@ -347,7 +373,8 @@ def compare(
 
 
 @app.command()
-def note(name: str, text: str, run: Annotated[Optional[str], typer.Option(help="Run the note is about.")] = None) -> None:
+def note(name: str, text: str, run: Annotated[Optional[str], typer.Option(help="Run the note is about.")] = None,
+         json_: JsonOpt = False) -> None:
     """Append a timestamped note to JOURNAL.md: "[HUNCH] ...", tags WEIRD, HUNCH, TODO, RESOLVED."""
     from assay.experiment import load_experiment
     from assay.journal import add_note
@@ -360,6 +387,11 @@ def note(name: str, text: str, run: Annotated[Optional[str], typer.Option(help="
         p = find_run(lab, run)
         run_id = f"{p.parent.parent.name}/{p.name}"
     e = add_note(exp.path, text, run_id)
+    if json_:
+        from assay.cli.render import emit_json
+
+        emit_json({**e.to_dict(), "journal": str(exp.path / "JOURNAL.md")})
+        return
     print(f"noted [{e.tag}] in {exp.path.relative_to(lab.root)}/JOURNAL.md")
 
 
@@ -383,7 +415,8 @@ def journal(name: str, tag: Annotated[Optional[str], typer.Option(help="Only thi
 
 
 @app.command()
-def ignore(run_ref: Annotated[str, typer.Argument(metavar="RUN")], why: Annotated[str, typer.Option(help="Why it is left out.")]) -> None:
+def ignore(run_ref: Annotated[str, typer.Argument(metavar="RUN")], why: Annotated[str, typer.Option(help="Why it is left out.")],
+           json_: JsonOpt = False) -> None:
     """Leave a run out of tables and comparisons (recorded in IGNORED_RUNS.md)."""
     from assay.journal import ignore_run
     from assay.store.index import Index
@@ -394,6 +427,11 @@ def ignore(run_ref: Annotated[str, typer.Argument(metavar="RUN")], why: Annotate
     ignore_run(path, why)
     with Index(lab) as index:
         index.set_ignored(f"{path.parent.parent.name}/{path.name}", True)
+    if json_:
+        from assay.cli.render import emit_json
+
+        emit_json({"id": f"{path.parent.parent.name}/{path.name}", "path": str(path), "why": why})
+        return
     print(f"ignored {path.parent.parent.name}/{path.name}")
 
 
@@ -448,10 +486,15 @@ def demo(
 
 
 @app.command("agent-guide")
-def agent_guide() -> None:
+def agent_guide(json_: JsonOpt = False) -> None:
     """Print the guide for coding agents (installed into AGENTS.md by `assay init`)."""
     from assay.agents import GUIDE
 
+    if json_:
+        from assay.cli.render import emit_json
+
+        emit_json({"guide": GUIDE})
+        return
     print(GUIDE, end="")
 
 
