@@ -189,7 +189,10 @@ def init_lab(root: Path | None = None) -> tuple[Lab, list[str]]:
     from assay.agents import import_into_claude_md, install_agents_section
 
     root = (root or Path.cwd()).resolve()
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):  # a file stands where the lab or a parent folder would be
+        raise ConfigError(f"Cannot make a lab at {root}: a file is in the way", "Pass a folder path: assay init PATH.") from None
     written: list[str] = []
     if _read_settings(root) is None:
         (root / CONFIG_NAME).write_text(DEFAULT_TOML, encoding="utf-8")

@@ -110,7 +110,9 @@ def new(
     from assay.experiment import new_experiment
 
     if not hypothesis:
-        raise AssayError("An experiment needs a hypothesis", f"assay new {name} --hypothesis \"X improves Y because Z\" ...")
+        from assay.errors import ConfigError
+
+        raise ConfigError("An experiment needs a hypothesis", f"assay new {name} --hypothesis \"X improves Y because Z\" ...")
     lab = _lab()
     if from_script is not None:
         _adopt(lab, name, from_script, json_, hypothesis=hypothesis, metric=metric, goal=goal, success=success,

@@ -146,4 +146,7 @@ def _current(lab: Lab, path: Path, index_cls: Any) -> dict[str, Any]:
         with index_cls(lab) as index:
             if not index.readonly:
                 index.upsert(path, rec)
-    return {**rec, "path": str(path)}
+    return {**_NOT_ENDED, **rec, "path": str(path)}  # a running run has no outcome yet: the keys say so
+
+
+_NOT_ENDED: dict[str, Any] = {"reason": None, "exit_code": None, "ended": None, "duration": None, "metrics": {}}
