@@ -121,13 +121,38 @@ def _checked(settings: Any, source: Path, table: str) -> dict[str, Any]:
 
 
 def find_lab(start: Path | None = None) -> Lab:
-    """Walk up from `start` (default: cwd) to the first folder holding an assay lab."""
+    """The lab in `start` or its nearest parent; without `start`, the lab ASSAY_LAB names, else the
+    search from the working directory."""
+    if start is None and (chosen := _lab_from_env()) is not None:
+        return chosen
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
         settings = _read_settings(folder)
         if settings is not None:
             return Lab(folder, settings)
     raise ConfigError(f"No assay lab found in {here} or its parents", "Run `assay init` to make this folder a lab.")
+
+
+def _lab_from_env() -> Lab | None:
+    """The lab ASSAY_LAB names (None when unset); a folder that holds no lab is a ConfigError."""
+    value = os.environ.get("ASSAY_LAB", "").strip()
+    if not value or _set_by_runner(value):
+        return None
+    root = Path(value).expanduser().resolve()
+    settings = _read_settings(root) if root.is_dir() else None
+    if settings is None:
+        raise ConfigError(f"ASSAY_LAB={value!r} names no assay lab (no {CONFIG_NAME} or [tool.assay] in {root})",
+                          f"Point ASSAY_LAB at a lab folder, run `assay init {value}`, or unset ASSAY_LAB to use the "
+                          "lab of the current folder.")
+    return Lab(root, settings)
+
+
+def _set_by_runner(value: str) -> bool:
+    """True for the ASSAY_LAB that assay gives the scripts it runs (their run folder, ASSAY_RUN_DIR, lies
+    inside it): an `assay` command such a script calls keeps finding its lab from its working directory,
+    as it always did. A lab a script names itself, outside its run's lab, is honoured."""
+    run_dir = os.environ.get("ASSAY_RUN_DIR")
+    return bool(run_dir) and Path(run_dir).resolve().is_relative_to(Path(value).expanduser().resolve())
 
 
 def maybe_find_lab(start: Path | None = None) -> Lab | None:
@@ -154,16 +179,20 @@ def _upgrade_gitignore(ignore: Path) -> bool:
 
 
 def init_lab(root: Path | None = None) -> tuple[Lab, list[str]]:
-    """Make `root` a lab: assay.toml (unless pyproject has [tool.assay]), .assay/, AGENTS.md section.
+    """Make `root` a lab: assay.toml (unless pyproject has [tool.assay]), .assay/, AGENTS.md section
+    (and an `@AGENTS.md` line in an existing CLAUDE.md).
 
     Idempotent: existing files are kept, except that experiments/.gitignore gains the lines it
     lacks; the AGENTS.md section is added once. Returns the lab and
     the list of paths written.
     """
-    from assay.agents import install_agents_section
+    from assay.agents import import_into_claude_md, install_agents_section
 
     root = (root or Path.cwd()).resolve()
-    root.mkdir(parents=True, exist_ok=True)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):  # a file stands where the lab or a parent folder would be
+        raise ConfigError(f"Cannot make a lab at {root}: a file is in the way", "Pass a folder path: assay init PATH.") from None
     written: list[str] = []
     if _read_settings(root) is None:
         (root / CONFIG_NAME).write_text(DEFAULT_TOML, encoding="utf-8")
@@ -179,4 +208,6 @@ def init_lab(root: Path | None = None) -> tuple[Lab, list[str]]:
     Index(lab).close()
     if install_agents_section(root / "AGENTS.md"):
         written.append("AGENTS.md")
+    if import_into_claude_md(root / "CLAUDE.md"):
+        written.append("CLAUDE.md")
     return lab, written

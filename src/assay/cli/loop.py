@@ -32,6 +32,7 @@ def start(
     timeout: Annotated[Optional[str], typer.Option(help="Per-run timeout (default: the experiment's).")] = None,
     max_retries: Annotated[int, typer.Option(help="Fix attempts after a crash before the idea is dropped.")] = 2,
     value: Annotated[str, typer.Option(help="Which value of each run counts: last (when training ended) or best.")] = "last",
+    json_: JsonOpt = False,
 ) -> None:
     """Create branch assay/TAG, fix the protected files, run the unmodified baseline."""
     import sys
@@ -44,6 +45,9 @@ def start(
               "split and no held-out split can check the result (add e.g. `confirm: {params: {split: test}}`)", file=sys.stderr)
     out = do_start(_lab(), name, tag, edit, protect or [], decision, repeats, max_repeats, min_delta, confidence,
                    lines_per_delta, timeout, max_retries, value)
+    if json_:
+        _emit_outcome(out)
+        return
     print(out.line())
     print(f"next: edit {', '.join(edit)}, then: assay try \"what you changed\"")
 
@@ -59,13 +63,17 @@ def try_(
 
     out = try_candidate(_lab(), description, force, retry)
     if json_:
-        from dataclasses import asdict
-
-        from assay.cli.render import emit_json
-
-        emit_json(asdict(out))
+        _emit_outcome(out)
     else:
         print(out.line())
+
+
+def _emit_outcome(out) -> None:  # noqa: ANN001 - a loop Outcome
+    from dataclasses import asdict
+
+    from assay.cli.render import emit_json
+
+    emit_json(asdict(out))
 
 
 @loop_app.command("status")
@@ -115,11 +123,16 @@ def log(tag: Annotated[Optional[str], typer.Argument()] = None, last: Annotated[
 
 
 @loop_app.command("resume")
-def resume(tag: str) -> None:
+def resume(tag: str, json_: JsonOpt = False) -> None:
     """Rebuild the loop's state from git + results.tsv after an interruption; run a missing baseline."""
     from assay.loop.ratchet import resume as do_resume
 
     out = do_resume(_lab(), tag)
+    if json_:
+        from assay.cli.render import emit_json
+
+        emit_json({"tag": tag, **out})
+        return
     for n in out["notes"]:
         print(n)
     print(f"loop {tag}: best {(out['best_commit'] or '-')[:8]}, {out['iterations']} tried; next: assay try \"...\"")
@@ -142,16 +155,22 @@ def confirm(tag: str,
 
 
 @loop_app.command("drop")
-def drop(tag: str) -> None:
+def drop(tag: str, json_: JsonOpt = False) -> None:
     """Abandon the crashed candidate (its diff stays under refs/assay/TAG/tried/)."""
     from assay.loop.ratchet import drop as do_drop
 
-    print(f"dropped: {do_drop(_lab(), tag)}")
+    dropped = do_drop(_lab(), tag)
+    if json_:
+        from assay.cli.render import emit_json
+
+        emit_json({"tag": tag, "dropped": dropped})
+        return
+    print(f"dropped: {dropped}")
 
 
 @loop_app.command("prompt")
 def prompt(tag: Annotated[Optional[str], typer.Argument()] = None,
-           last: Annotated[int, typer.Option(help="Results rows to include.")] = 10) -> None:
+           last: Annotated[int, typer.Option(help="Results rows to include.")] = 10, json_: JsonOpt = False) -> None:
     """Print the compact brief for whoever proposes the next change."""
     from assay.loop.brief import brief
     from assay.loop.ratchet import current
@@ -159,7 +178,13 @@ def prompt(tag: Annotated[Optional[str], typer.Argument()] = None,
 
     lab = _lab()
     st = find_by_tag(lab, tag) if tag else current(lab)[0]
-    print(brief(lab, st, last), end="")
+    text = brief(lab, st, last)
+    if json_:
+        from assay.cli.render import emit_json
+
+        emit_json({"tag": st.tag, "prompt": text})
+        return
+    print(text, end="")
 
 
 @loop_app.command("run")
@@ -177,6 +202,7 @@ def run(
     agent_timeout: Annotated[str, typer.Option(help="Time limit of one agent call.")] = "30m",
     cost_per_hour: Annotated[Optional[float], typer.Option(help="Cost of one hour of runs.")] = None,
     max_cost: Annotated[Optional[float], typer.Option(help="Stop when the runs cost this much.")] = None,
+    json_: JsonOpt = False,
 ) -> None:
     """Let an agent command or the params proposer drive the loop within budgets."""
     from assay.experiment import load_experiment
@@ -188,12 +214,19 @@ def run(
     st = find_by_tag(lab, tag)
     proposer = make_proposer(lab, st, load_experiment(lab, st.experiment).goal, agent, propose or (None if agent else "params"),
                              param, agent_timeout, space)
-    why = run_loop(lab, tag, proposer, Budget(max_iterations, max_time, plateau, cost_per_hour, max_cost, max_crashes), print)
+    lines: list[str] = []
+    why = run_loop(lab, tag, proposer, Budget(max_iterations, max_time, plateau, cost_per_hour, max_cost, max_crashes),
+                   lines.append if json_ else print)
+    if json_:
+        from assay.cli.render import emit_json
+
+        emit_json({"tag": tag, "stopped": why, "lines": lines})
+        return
     print(f"stopped: {why}")
 
 
 @loop_app.command("plot")
-def plot(tag: Annotated[Optional[str], typer.Argument()] = None) -> None:
+def plot(tag: Annotated[Optional[str], typer.Argument()] = None, json_: JsonOpt = False) -> None:
     """The progress plot from results.tsv: every try; kept green (labelled), discarded grey, crashes as red crosses."""
     from assay.loop.plot import progress_plot
     from assay.loop.ratchet import current
@@ -201,7 +234,13 @@ def plot(tag: Annotated[Optional[str], typer.Argument()] = None) -> None:
 
     lab = _lab()
     st = find_by_tag(lab, tag) if tag else current(lab)[0]
-    print(progress_plot(lab, st))
+    path = progress_plot(lab, st)
+    if json_:
+        from assay.cli.render import emit_json
+
+        emit_json({"tag": st.tag, "path": str(path), "sidecar": str(path.with_suffix(".json"))})
+        return
+    print(path)
 
 
 def register(app: typer.Typer) -> None:

@@ -76,11 +76,17 @@ def _lab():  # noqa: ANN202
 
 
 @app.command()
-def init(path: Annotated[Optional[Path], typer.Argument(help="Folder to make a lab (default: here).")] = None) -> None:
-    """Make a folder an assay lab: assay.toml, .assay/ index, AGENTS.md section."""
+def init(path: Annotated[Optional[Path], typer.Argument(help="Folder to make a lab (default: here).")] = None,
+         json_: JsonOpt = False) -> None:
+    """Make a folder an assay lab: assay.toml, .assay/ index, AGENTS.md section (imported by an existing CLAUDE.md)."""
     from assay.lab import init_lab
 
     lab, written = init_lab(path)
+    if json_:
+        from assay.cli.render import emit_json
+
+        emit_json({"root": str(lab.root), "written": written})
+        return
     print(f"lab ready at {lab.root}" + (f" (wrote {', '.join(written)})" if written else " (already initialised)"))
     print("next: assay new NAME --hypothesis \"...\" --metric val_f1 --goal max")
 
@@ -98,26 +104,48 @@ def new(
     entry: Annotated[Optional[str], typer.Option(help="Entry point (default train.py); train.ipynb scaffolds a Jupyter notebook, app.py a marimo app.")] = None,
     timeout: Annotated[Optional[str], typer.Option(help="Default timeout, e.g. 30m.")] = None,
     from_script: Annotated[Optional[Path], typer.Option("--from-script", help="Adopt this existing script where it is (reads its params, runs nothing).")] = None,
+    json_: JsonOpt = False,
 ) -> None:
     """Create experiments/NAME/ with its hypothesis, criteria, config and a train.py."""
     from assay.experiment import new_experiment
 
     if not hypothesis:
-        raise AssayError("An experiment needs a hypothesis", f"assay new {name} --hypothesis \"X improves Y because Z\" ...")
+        from assay.errors import ConfigError
+
+        raise ConfigError("An experiment needs a hypothesis", f"assay new {name} --hypothesis \"X improves Y because Z\" ...")
     lab = _lab()
     if from_script is not None:
-        _adopt(lab, name, from_script, hypothesis=hypothesis, metric=metric, goal=goal, success=success,
+        _adopt(lab, name, from_script, json_, hypothesis=hypothesis, metric=metric, goal=goal, success=success,
                failure=failure, secondary=secondary, timeout=timeout)
         return
     exp = new_experiment(lab, name, hypothesis, metric, goal, success, failure, secondary, from_, entry, timeout)
+    if json_:
+        from assay.cli.render import emit_json
+
+        emit_json(_experiment_json(exp, None))
+        return
     print(f"created {exp.path.relative_to(lab.root)}/ (metric {exp.metric}, {exp.goal})")
     print(f"next: assay run {name} baseline")
 
 
-def _adopt(lab, name: str, script: Path, **kw) -> None:  # noqa: ANN001, ANN003 - the options of `new`
+def _experiment_json(exp, found) -> dict:  # noqa: ANN001
+    """`assay new --json`: the experiment made, and what adopting a script found in it (else null)."""
+    adopted = None if found is None else {
+        "kind": found.kind, "style": found.style, "notes": list(found.notes),
+        "params": [{"name": p.name, "default": p.default, "type": p.type, "required": p.required} for p in found.params]}
+    return {"experiment": exp.name, "path": str(exp.path), "metric": exp.metric, "goal": exp.goal, "entry": exp.entry,
+            "adopted": adopted}
+
+
+def _adopt(lab, name: str, script: Path, json_: bool, **kw) -> None:  # noqa: ANN001, ANN003 - the options of `new`
     from assay.adopt import adopt_script
 
     exp, found = adopt_script(lab, name, script, **kw)
+    if json_:
+        from assay.cli.render import emit_json
+
+        emit_json(_experiment_json(exp, found))
+        return
     rel = exp.path.relative_to(lab.root)
     print(f"adopted {script} ({found.kind}: {len(found.params)} params, style {found.style})")
     for p in found.params:
@@ -147,6 +175,7 @@ def run(
     smoke: Annotated[bool, typer.Option("--smoke", help="A scaled-down run (the experiment's smoke: params) under 60s; records throughput.")] = False,
     oom_ladder: Annotated[Optional[bool], typer.Option("--oom-ladder/--no-oom-ladder", help="On OOM retry with the next remedy (default: on when the experiment has oom_ladder:).")] = None,
     approve_locked: Annotated[Optional[list[str]], typer.Option("--approve-locked", help="A locked key the OOM ladder may change.")] = None,
+    detach: Annotated[bool, typer.Option("--detach", help="Start the run in the background; print its id and folder at once (then: assay wait RUN).")] = False,
     json_: JsonOpt = False,
 ) -> None:
     """Run an experiment's entry point; output goes to the run's logs/, one summary line here.
@@ -154,12 +183,18 @@ def run(
     --timeout auto sizes the timeout from a smoke run first (time per step x steps + 30%)."""
     from assay.cli.live import LiveRuns, wants_live_status
     from assay.runner import RunSpec, run_experiment
+    from assay.runner.detach import HANDOFF_ENV, HandOff
     from assay.runner.launch import summary_line
 
     lab = _lab()
     tags = parse_tags(tag or [])
+    if detach:
+        _detach(lab, json_, follow=follow, repeat=repeat, smoke=smoke, auto=timeout == "auto")
+        return
+    handoff = os.environ.pop(HANDOFF_ENV, None)  # set for the `assay run` that --detach starts
     live = LiveRuns(lab.root, live_status=wants_live_status(follow, json_), summaries=not json_)
-    spec = RunSpec(name, desc, list(overrides or []), timeout, repeat, entry, follow, tags, observer=live)
+    observer = live if handoff is None else HandOff(live, Path(handoff))
+    spec = RunSpec(name, desc, list(overrides or []), timeout, repeat, entry, follow, tags, observer=observer)
     try:
         if smoke or timeout == "auto" or oom_ladder is not False:
             from assay.cli.sweep import run_validated
@@ -180,6 +215,63 @@ def run(
     # A run the OOM ladder retried is decided by its retry: the exit code reads the final attempts.
     retried = {r.record.get("tags", {}).get("oom_retry_of") for r in results}
     raise typer.Exit(outcome_exit_code([r.status for r in results if r.record.get("id") not in retried]))
+
+
+def _detach(lab, json_: bool, *, follow: bool, repeat: int, smoke: bool, auto: bool) -> None:  # noqa: ANN001
+    """`assay run --detach`: the same command line, without --detach, started in the background."""
+    from assay.errors import ConfigError
+    from assay.runner.detach import NotStarted, start_detached
+
+    clash = "--follow" if follow else "--repeat" if repeat > 1 else "--smoke" if smoke else "--timeout auto" if auto else None
+    if clash:
+        raise ConfigError(f"--detach starts one run and returns; it does not combine with {clash}",
+                          "Start each run with its own `assay run ... --detach`, or drop --detach.")
+    started = start_detached(lab, [a for a in sys.argv[1:] if a != "--detach"])
+    if isinstance(started, NotStarted):  # its own error message (JSON under --json) says why
+        (sys.stdout if json_ else sys.stderr).write(started.output)
+        raise typer.Exit(started.exit_code)
+    if json_:
+        from assay.cli.render import emit_json
+
+        emit_json(started.to_dict())
+        return
+    print(f"running  {started.id}  {started.path}  (pid {started.pid})")
+    print(f"next: assay wait {started.id}")
+
+
+@app.command()
+def wait(
+    run_refs: Annotated[list[str], typer.Argument(metavar="RUN...", help="Runs to wait for (`last`: the newest).")],
+    timeout: Annotated[Optional[str], typer.Option(help="Stop waiting after this long, e.g. 90s, 10m (exit 124; the runs go on).")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Wait until runs end; exit as `assay run` would have (0 all ok, 1 any not ok, 130 interrupted; 124 timed out)."""
+    from assay.config import parse_duration
+    from assay.runner.detach import wait_for_runs
+    from assay.runner.launch import RunResult, summary_line
+
+    lab = _lab()
+    waited = wait_for_runs(lab, run_refs, parse_duration(timeout))
+    code = WAIT_TIMED_OUT if waited.timed_out else outcome_exit_code([r["status"] for r in waited.runs])
+    if json_:
+        from assay.cli.render import emit_json
+
+        emit_json({"runs": waited.runs, "timed_out": waited.timed_out, "exit": code})
+        raise typer.Exit(code)
+    for r in waited.runs:
+        path = Path(r["path"])
+        if r["status"] == "running":
+            print(f"{'running':<8}  {path.relative_to(lab.root) if path.is_relative_to(lab.root) else path}")
+        else:
+            print(summary_line(RunResult(path, r), lab.root))
+    if waited.timed_out:
+        from assay.config import format_duration
+
+        print(f"stopped waiting after {format_duration(parse_duration(timeout))}; the runs go on (assay wait {' '.join(run_refs)})", file=sys.stderr)
+    raise typer.Exit(code)
+
+
+WAIT_TIMED_OUT = 124  # as coreutils' `timeout`: the wait ran out, not the run (README, "Exit codes")
 
 
 @app.command()
@@ -283,7 +375,8 @@ def compare(
 
 
 @app.command()
-def note(name: str, text: str, run: Annotated[Optional[str], typer.Option(help="Run the note is about.")] = None) -> None:
+def note(name: str, text: str, run: Annotated[Optional[str], typer.Option(help="Run the note is about.")] = None,
+         json_: JsonOpt = False) -> None:
     """Append a timestamped note to JOURNAL.md: "[HUNCH] ...", tags WEIRD, HUNCH, TODO, RESOLVED."""
     from assay.experiment import load_experiment
     from assay.journal import add_note
@@ -296,6 +389,11 @@ def note(name: str, text: str, run: Annotated[Optional[str], typer.Option(help="
         p = find_run(lab, run)
         run_id = f"{p.parent.parent.name}/{p.name}"
     e = add_note(exp.path, text, run_id)
+    if json_:
+        from assay.cli.render import emit_json
+
+        emit_json({**e.to_dict(), "journal": str(exp.path / "JOURNAL.md")})
+        return
     print(f"noted [{e.tag}] in {exp.path.relative_to(lab.root)}/JOURNAL.md")
 
 
@@ -319,7 +417,8 @@ def journal(name: str, tag: Annotated[Optional[str], typer.Option(help="Only thi
 
 
 @app.command()
-def ignore(run_ref: Annotated[str, typer.Argument(metavar="RUN")], why: Annotated[str, typer.Option(help="Why it is left out.")]) -> None:
+def ignore(run_ref: Annotated[str, typer.Argument(metavar="RUN")], why: Annotated[str, typer.Option(help="Why it is left out.")],
+           json_: JsonOpt = False) -> None:
     """Leave a run out of tables and comparisons (recorded in IGNORED_RUNS.md)."""
     from assay.journal import ignore_run
     from assay.store.index import Index
@@ -330,6 +429,11 @@ def ignore(run_ref: Annotated[str, typer.Argument(metavar="RUN")], why: Annotate
     ignore_run(path, why)
     with Index(lab) as index:
         index.set_ignored(f"{path.parent.parent.name}/{path.name}", True)
+    if json_:
+        from assay.cli.render import emit_json
+
+        emit_json({"id": f"{path.parent.parent.name}/{path.name}", "path": str(path), "why": why})
+        return
     print(f"ignored {path.parent.parent.name}/{path.name}")
 
 
@@ -365,7 +469,8 @@ def status(json_: JsonOpt = False) -> None:
         return
     for r in res["running"]:
         last = ", ".join(f"{k}={fmt(v)}" for k, v in list(r.get("metrics", {}).items())[:4])
-        print(f"running  {r['id']}  since {when(r['started'])}  {last}")
+        step = f"  step {r['last_step']}" if r.get("last_step") is not None else ""
+        print(f"running  {r['id']}  since {when(r['started'])}{step}  {last}")
     for r in res["lost"]:
         print(f"lost     {r['id']}  started {when(r['started'])}")
     if not res["running"] and not res["lost"]:
@@ -383,10 +488,15 @@ def demo(
 
 
 @app.command("agent-guide")
-def agent_guide() -> None:
+def agent_guide(json_: JsonOpt = False) -> None:
     """Print the guide for coding agents (installed into AGENTS.md by `assay init`)."""
     from assay.agents import GUIDE
 
+    if json_:
+        from assay.cli.render import emit_json
+
+        emit_json({"guide": GUIDE})
+        return
     print(GUIDE, end="")
 
 
@@ -427,24 +537,54 @@ def _only_the_named_command(argv: list[str]) -> typer.Typer:
 
 
 def main() -> None:
-    """Entry point: AssayError -> `Error: ...` + hint on stderr, exit with its code (traceback with --debug)."""
+    """Entry point: AssayError -> `Error: ...` + hint on stderr, exit with its code (traceback with --debug).
+
+    Under --json every error, usage errors included, is one JSON object on stdout instead:
+    {"error": message, "fix": hint or null, "exit": code}, and the exit code is the same.
+    """
+    argv = sys.argv[1:]
+    as_json = "--json" in argv[: argv.index("--")] if "--" in argv else "--json" in argv
     try:
-        _only_the_named_command(sys.argv[1:])(prog_name="assay")
+        if as_json:
+            sys.exit(_main_json(argv))
+        _only_the_named_command(argv)(prog_name="assay")
     except AssayError as exc:
         if _state["debug"]:
             raise
-        print(f"Error: {exc.message}", file=sys.stderr)
-        if exc.hint:
-            print(f"  {exc.hint}", file=sys.stderr)
-        sys.exit(exc.exit_code)
+        _fail(exc.message, exc.hint, exc.exit_code, as_json)
     except OSError as exc:  # a writer the read-only checks did not cover (sweep, loop, init): one line too
         import errno
 
         if _state["debug"] or exc.errno not in (errno.EROFS, errno.EACCES, errno.EPERM):
             raise
-        print(f"Error: Cannot write {exc.filename or 'to the lab'}: {exc.strerror}", file=sys.stderr)
-        print("  Work in a writable copy of the lab, or ask its owner to make it writable.", file=sys.stderr)
-        sys.exit(1)
+        _fail(f"Cannot write {exc.filename or 'to the lab'}: {exc.strerror}",
+              "Work in a writable copy of the lab, or ask its owner to make it writable.", 1, as_json)
+
+
+def _main_json(argv: list[str]) -> int:
+    """Run the command with click's own error printing off, so usage errors come back as JSON too."""
+    try:
+        code = _only_the_named_command(argv)(prog_name="assay", standalone_mode=False)
+    except typer.Abort:
+        _fail("Interrupted", None, 130, True)
+    except typer.TyperException as exc:  # click's usage errors: unknown option, missing argument (exit 2)
+        ctx = getattr(exc, "ctx", None)
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        _fail(message, f"See `{ctx.command_path if ctx else 'assay'} --help`.", getattr(exc, "exit_code", 2), True)
+    return code if isinstance(code, int) else 0
+
+
+def _fail(message: str, hint: str | None, code: int, as_json: bool) -> None:
+    """Report an error and exit with `code` (README, "Exit codes")."""
+    if as_json:
+        from assay.cli.render import emit_json
+
+        emit_json({"error": message, "fix": hint, "exit": code})
+    else:
+        print(f"Error: {message}", file=sys.stderr)
+        if hint:
+            print(f"  {hint}", file=sys.stderr)
+    sys.exit(code)
 
 
 if __name__ == "__main__":

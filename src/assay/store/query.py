@@ -10,6 +10,7 @@ import json
 import math
 import re
 import statistics
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -244,7 +245,10 @@ def _attach_details(index: Index, rows: list[dict[str, Any]]) -> None:
 
 
 def find_run(lab: Lab, ref: str) -> Path:
-    """A run folder from `exp/folder`, a folder name, a unique prefix/suffix of one, or a path."""
+    """A run folder from `exp/folder`, a folder name, a unique prefix/suffix of one, or a path;
+    `last` is the newest run of the lab, `NAME:last` the newest of experiment NAME."""
+    if ref == "last" or ref.endswith(":last"):
+        return _newest_run(lab, ref[: -len(":last")] if ref != "last" else None)
     p = Path(ref)
     if (p / records.RECORD_FILE).is_file():
         return p.resolve()
@@ -261,6 +265,20 @@ def find_run(lab: Lab, ref: str) -> Path:
     ids = sorted(i for _, i in like)
     raise UnknownRunError(f"'{ref}' matches {len(ids)} runs: {', '.join(ids[:5])}{' ...' if len(ids) > 5 else ''}",
                    "Give more of the run id (experiment/folder).")
+
+
+def _newest_run(lab: Lab, experiment: str | None) -> Path:
+    """The run started last (ignored runs count: `last` is what ran last, not what is shown)."""
+    if experiment is not None:
+        lab.experiment_dir(experiment)  # a malformed name is a usage error naming it
+    with Index(lab) as index:
+        row = index.db.execute("SELECT path FROM runs WHERE (? IS NULL OR experiment=?) ORDER BY started DESC LIMIT 1",
+                               (experiment, experiment)).fetchone()
+    if row is None:
+        where = f"experiment '{experiment}'" if experiment else "this lab"
+        raise UnknownRunError(f"No runs in {where}, so '{experiment + ':' if experiment else ''}last' names none",
+                              "List runs with `assay runs`; if a folder is missing from the index run `assay reindex`.")
+    return Path(row[0])
 
 
 def show_run(lab: Lab, ref: str) -> dict[str, Any]:
@@ -422,6 +440,7 @@ def running_and_lost(lab: Lab) -> dict[str, list[dict[str, Any]]]:
             if record["status"] == "running":
                 summary = records.summarize(p, goal_of)["metrics"]
                 item["metrics"] = {k: v["last"] for k, v in summary.items()}
+                item.update(_progress(record, summary))
                 out["running"].append(item)
             elif record["status"] == "lost":
                 out["lost"].append(item)
@@ -429,6 +448,18 @@ def running_and_lost(lab: Lab) -> dict[str, list[dict[str, Any]]]:
     seen = {i["id"] for i in out["lost"]}
     out["lost"] += [{"id": r[0], "path": r[1], "started": r[2], "status": "lost", "reason": r[3]} for r in recent_lost if r[0] not in seen]
     return out
+
+
+def _progress(record: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]:
+    """How far a running run is: its primary metric's last value and step (else the latest step of any
+    metric), and the seconds since it started."""
+    primary = record.get("primary_metric")
+    own = summary.get(primary) or {}
+    steps = [s["last_step"] for s in summary.values() if s.get("last_step") is not None]
+    started = record.get("started")
+    return {"primary_metric": primary, "last": own.get("last"),
+            "last_step": own.get("last_step") if own.get("last_step") is not None else max(steps, default=None),
+            "elapsed": None if started is None else round(time.time() - float(started), 1)}
 
 
 def reindex(lab: Lab, force: bool = False) -> dict[str, Any]:
