@@ -105,9 +105,10 @@ def test_full_disk_during_a_run_is_a_clear_error_and_the_store_stays_intact(tmp_
     assert "Traceback" not in fill["err"] and "No space left on device" in fill["err"], fill["err"]
     for step in ("runs_full", "status_full"):  # reading while full: works, or says the disk is full
         res = seen[step]
-        assert "Traceback" not in res["err"], (step, res["err"])
-        assert res["rc"] == 0 or "full" in res["err"], (step, res["err"])
-        assert "reindex --force" not in res["err"], "a full disk is not a corrupt index"
+        said = res["err"] + res["out"]  # under --json an error is JSON on stdout
+        assert "Traceback" not in said, (step, said)
+        assert res["rc"] == 0 or "full" in said, (step, said)
+        assert "reindex --force" not in said, "a full disk is not a corrupt index"
     assert seen["first_intact"], "a finished run changed while the disk was full"
     assert seen["tmp_files"] == [], "half-written temp files were left behind"
     assert seen["fill_record_while_full"]["status"] == "running"  # the last good record, not a torn one

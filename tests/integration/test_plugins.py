@@ -92,7 +92,7 @@ def test_a_plugin_decision_and_proposer_drive_the_loop(lab, repo_lab, plugin):
 
 
 def test_unknown_and_broken_plugins_are_clear_errors(plugin):
-    with pytest.raises(PluginError, match=r"known: greedy, noise-aware, always, broken\)\. Did you mean 'always'"):
+    with pytest.raises(PluginError, match=r"known: greedy, noise-aware, sequential, always, broken\)\. Did you mean 'always'"):
         make_decision("alwys", Settings())
     with pytest.raises(PluginError, match="'broken' .* failed to load: AttributeError"):
         make_decision("broken", Settings())
