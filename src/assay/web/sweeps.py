@@ -29,7 +29,8 @@ def _better(a: float, b: float | None, goal: str) -> bool:
 
 
 def _best(trials: list[TrialEntry], goal: str) -> TrialEntry | None:
-    """The trial with the best value (ties: the lower trial number), as the sweep's summary picks it."""
+    """The trial with the best value. On an exact tie the lower trial number wins here, where the
+    sweep's own summary keeps the trial that finished first (the same unless parallel trials tie)."""
     best: TrialEntry | None = None
     for t in trials:
         if t.value is not None and _better(t.value, best.value if best else None, goal):
