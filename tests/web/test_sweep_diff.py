@@ -238,6 +238,12 @@ def test_run_diff_in_a_lab_without_git_says_so_and_highlights_the_params_that_di
         assert sorted(differs) == ["lr", "seed"]
         assert page.inner_text('#diff-params tr[data-key="lr"] [data-side="b"]') == "0.3"
         assert "not in a git repository" in page.inner_text("#diff-code")
+        assert page.inner_text("#code-versions").startswith("Same code version")  # both on the first version of train.py
+        assert page.locator("#diff-code h3").count() == 0  # no "uncommitted changes" outside git
+        v2 = compare_lab.runs[6]  # lr 0.1 seed 0 on the second version of train.py
+        _open(page, f"{dash.url}/#/diff/{a.replace('/', '%2F')}/{v2.replace('/', '%2F')}")
+        assert page.inner_text("#code-versions").startswith("Different code versions")
+        assert page.locator("#diff-params tr.differs").count() == 0
         _shot(page, "diff-nogit")
 
 

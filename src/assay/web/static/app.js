@@ -873,11 +873,14 @@ async function diffPage(a, b) {
         h("td", { class: "num", "data-side": "a_best" }, fmt(m.a_best)), h("td", { class: "num", "data-side": "b_best" }, fmt(m.b_best)))));
   const c = d.code;
   const code = h("div", { id: "diff-code" },
-    !c.available ? h("p", { class: "muted" }, c.note)
+    !c.available ? [h("p", { class: "muted" }, c.note), A.code && B.code ? h("p", { id: "code-versions" }, A.code === B.code
+      ? `Same code version (fingerprint ${A.code}): the files of the experiment folder were identical.`
+      : `Different code versions (fingerprints ${A.code} and ${B.code}): the code changed between the runs.`) : ""]
       : c.same_commit ? h("p", {}, `Both runs ran commit ${c.a.slice(0, 12)}.`)
         : [h("p", {}, h("code", {}, `git diff ${c.a.slice(0, 12)} ${c.b.slice(0, 12)} -- ${c.path}`)),
           c.diff ? diffLines(c.diff) : h("p", { class: "muted" }, "The commits differ, but not inside the experiment folder.")],
-    ["a", "b"].map((s) => [h("h3", {}, `uncommitted changes of run ${s.toUpperCase()} (git.patch)`),
+    // Without a commit there is no "uncommitted" either: the patches are shown only for runs in git.
+    ["a", "b"].filter((s) => d.patches[s] || d[s].commit).map((s) => [h("h3", {}, `uncommitted changes of run ${s.toUpperCase()} (git.patch)`),
       d.patches[s] ? diffLines(d.patches[s]) : h("p", { class: "muted", "data-patch": s }, "none")]));
   const e = d.environment;
   const env = h("div", { id: "diff-env" }, !e.available ? h("p", { class: "muted" }, e.note) : [
