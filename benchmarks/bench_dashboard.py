@@ -69,7 +69,7 @@ def build(root: Path, n_runs: int, n_points: int) -> tuple[object, str]:
     record = {"record_version": 1, "id": records.run_id(long), "experiment": "big", "desc": "long", "status": "ok",
               "started": time.time(), "duration": 3600.0, "params": {"lr": 1e-3, "batch": 64, "seed": 0, "model": "vit"},
               "primary_metric": "val_loss", "metrics": records.summarize(long, lambda k: "min")["metrics"]}
-    records.write_record(long, record)
+    records.write_record(long, records.RunRecord.from_dict(record))
     rows.append((long, record, False))
     with Index(lab) as index:
         index.rebuild(rows)
@@ -104,7 +104,7 @@ def build_compare(root: Path, configs: int, seeds: int, points: int) -> object:
                       "status": "ok", "started": time.time() + c * seeds + seed, "duration": 60.0, "seed": seed,
                       "params": {"lr": lr, "seed": seed}, "primary_metric": "loss",
                       "metrics": records.summarize(path, lambda k: "min")["metrics"]}
-            records.write_record(path, record)
+            records.write_record(path, records.RunRecord.from_dict(record))
             rows.append((path, record, False))
     with Index(lab) as index:
         index.rebuild(rows)

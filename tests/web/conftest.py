@@ -218,3 +218,115 @@ def build_compare_lab(root: Path) -> CompareLab:
 @pytest.fixture(scope="session")
 def compare_lab(tmp_path_factory: pytest.TempPathFactory) -> CompareLab:
     return build_compare_lab(tmp_path_factory.mktemp("web-compare") / "lab")
+
+
+SWEEP_SCRIPT = """\
+import math
+import assay
+
+p = assay.params()
+assay.init()
+if p["opt"] == "sgd" and p["lr"] > 0.03:
+    raise SystemExit("diverged: sgd with a large lr")
+for step in range(5):
+    loss = (math.log10(p["lr"]) + 2.5) ** 2 + 0.1 * p["layers"] + (0.3 if p["opt"] == "sgd" else 0.0) + 1.0 / (step + 1)
+    assay.log({"loss": round(loss, 6)}, step=step)
+print(f"val_loss: {round(loss, 6)}")
+assay.finish()
+"""
+
+
+@dataclass(frozen=True)
+class SweepLab:
+    lab: object
+    root: Path
+    summary: dict  # `assay sweep ... --json`
+
+
+def build_sweep_lab(root: Path) -> SweepLab:
+    """Experiment `sw`: a real `assay sweep` of 20 random trials on 2 slots over a log-range lr, an
+    int range and a categorical optimiser; sgd with lr > 0.03 crashes, so some trials fail."""
+    import json
+
+    from assay.config import dump_yaml
+    from assay.lab import init_lab
+
+    lab, _ = init_lab(root)
+    exp_dir = lab.experiment_dir("sw")
+    exp_dir.mkdir(parents=True)
+    (exp_dir / "train.py").write_text(SWEEP_SCRIPT)
+    (exp_dir / "config.yaml").write_text(dump_yaml({"seed": 0, "lr": 0.01, "layers": 2, "opt": "adam"}))
+    (exp_dir / "experiment.yaml").write_text(dump_yaml({
+        "hypothesis": "lr near 3e-3 is best", "metric": {"name": "val_loss", "goal": "min"},
+        "entry": "train.py", "timeout": "60s", "units": {"val_loss": "nats"}}))
+    out = subprocess.run([sys.executable, "-m", "assay.cli.main", "sweep", "sw", "lr=log(1e-4,1e-1)", "layers=range(1,5)",
+                          "opt=sgd,adam", "--sampler", "random", "--trials", "20", "-j", "2", "--json"],
+                         cwd=root, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    return SweepLab(lab, root, json.loads(out.stdout))
+
+
+@pytest.fixture(scope="session")
+def sweep_lab(tmp_path_factory: pytest.TempPathFactory) -> SweepLab:
+    return build_sweep_lab(tmp_path_factory.mktemp("web-sweep") / "lab")
+
+
+LOOP_AGENT = r'''
+import os, re
+n = int(os.environ["ASSAY_AGENT_CALL"])
+train = "experiments/exp/train.py"
+plan = {
+    1: ("lr 0.5", r"^LR = .*$", "LR = 0.5"),
+    2: ("depth from a typo", r"^DEPTH = .*$", "DEPTH = missing_name"),
+    3: ("fix: depth 4", r"^DEPTH = .*$", "DEPTH = 4"),
+    4: ("lr 3.0", r"^LR = .*$", "LR = 3.0"),
+}
+desc, pattern, line = plan[n]
+text = open(train).read()
+open(train, "w").write(re.sub(pattern, line, text, flags=re.M))
+open(os.environ["ASSAY_DESC_FILE"], "w").write(desc + "\n")
+'''
+
+
+@dataclass(frozen=True)
+class LoopLab:
+    lab: object
+    root: Path
+    tag: str
+
+
+def build_loop_lab(root: Path) -> LoopLab:
+    """Experiment `exp` in a git repository, driven by a real `assay loop start` + `assay loop run`
+    with a scripted agent (standing in for an LLM coding CLI, which cannot run here): a kept
+    improvement, a crash, its fix (kept) and a worse try (discarded)."""
+    from assay.config import dump_yaml
+    from assay.lab import init_lab
+    from tests.conftest import git
+    from tests.integration.conftest import PREPARE, TRAIN
+
+    lab, _ = init_lab(root)
+    exp_dir = lab.experiment_dir("exp")
+    exp_dir.mkdir(parents=True)
+    (exp_dir / "train.py").write_text(TRAIN.replace("NOISE", "0.0"))
+    (exp_dir / "prepare.py").write_text(PREPARE)
+    (exp_dir / "config.yaml").write_text(dump_yaml({"seed": 0}))
+    (exp_dir / "experiment.yaml").write_text(dump_yaml({"hypothesis": "a better lr and depth lower val_bpb",
+                                                        "metric": {"name": "val_bpb", "goal": "min"}, "entry": "train.py",
+                                                        "timeout": "60s"}))
+    git(root, "init", "-q", "-b", "main")
+    git(root, "add", "-A")
+    git(root, "commit", "-qm", "baseline")
+    agent = root.parent / "agent.py"
+    agent.write_text(LOOP_AGENT)
+    cli = [sys.executable, "-m", "assay.cli.main"]
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
+    for args in (["loop", "start", "exp", "--tag", "dash", "--edit", "train.py", "--protect", "prepare.py", "--decision", "greedy"],
+                 ["loop", "run", "dash", "--agent", f"{sys.executable} {agent}", "--max-iterations", "4", "--agent-timeout", "60s"]):
+        out = subprocess.run([*cli, *args], cwd=root, capture_output=True, text=True, timeout=300, env=env)
+        assert out.returncode == 0, out.stdout + out.stderr
+    return LoopLab(lab, root, "dash")
+
+
+@pytest.fixture(scope="session")
+def loop_lab_real(tmp_path_factory: pytest.TempPathFactory) -> LoopLab:
+    return build_loop_lab(tmp_path_factory.mktemp("web-loop") / "lab")

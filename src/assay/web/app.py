@@ -10,6 +10,9 @@
     GET /api/experiments/{name}/report    REPORT.md text
     GET /api/run/{experiment}/{folder}    one run: record, log tail, diff, environment, plots
     GET /api/experiments/{name}/compare   configurations: compare + verdict tables, mean curves with 95% bands
+    GET /api/experiments/{name}/sweeps    the experiment's sweeps (id, status, trials, best)
+    GET /api/experiments/{name}/sweeps/{id}  one sweep: trials, best so far, space, param importance
+    GET /api/diff                         ?a=RUN&b=RUN: params, metrics, code (git diff + patches), environment
     GET /api/series                       ?runs=a,b&keys=k&points=N&x=step|epoch|time: metric series, LTTB-downsampled
     GET /api/file                         ?path=...: a file under experiments/ (images, text)
 
@@ -127,6 +130,24 @@ def create_app(lab: Lab, token: str | None = None, allowed_hosts: list[str] | No
                                points=_int(request, "points", GRID, 2, MAX_POINTS),
                                pool_code=q.get("pool_code", "") in ("1", "true", "yes"), runs=picked))
 
+    def sweep_list(request: Request) -> JSONResponse:
+        from assay.web.sweeps import sweeps
+
+        return ok(sweeps(lab, request.path_params["name"]))
+
+    def sweep_one(request: Request) -> JSONResponse:
+        from assay.web.sweeps import sweep
+
+        return ok(sweep(lab, request.path_params["name"], request.path_params["sweep"]))
+
+    def diff(request: Request) -> JSONResponse:
+        from assay.web.rundiff import run_diff
+
+        a, b = request.query_params.get("a", ""), request.query_params.get("b", "")
+        if not a or not b:
+            raise ConfigError("A run diff needs two runs", "Pass ?a=EXPERIMENT/FOLDER&b=EXPERIMENT/FOLDER.")
+        return ok(run_diff(lab, a, b))
+
     def file(request: Request) -> Response:
         path = data.lab_file(lab, request.query_params.get("path", ""))
         kind = data.IMAGE_TYPES.get(path.suffix.lower())
@@ -152,6 +173,9 @@ def create_app(lab: Lab, token: str | None = None, allowed_hosts: list[str] | No
         Route(f"/api/experiments/{name}/loop", loop),
         Route(f"/api/experiments/{name}/compare", compare),
         Route(f"/api/experiments/{name}/journal", journal),
+        Route(f"/api/experiments/{name}/sweeps", sweep_list),
+        Route(f"/api/experiments/{name}/sweeps/{{sweep:str}}", sweep_one),
+        Route("/api/diff", diff),
         Route(f"/api/experiments/{name}/report", report),
         Route("/api/run/{experiment:str}/{folder:str}", run),
         Route("/api/series", series),

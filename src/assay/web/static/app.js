@@ -15,7 +15,7 @@ let generation = 0;          // bumped on navigation; a stale poll's result is d
 // ---------------------------------------------------------------- helpers
 
 function h(tag, attrs, ...children) {
-  const svg = ["svg", "polyline", "line", "text", "g", "circle", "title", "rect"].includes(tag);
+  const svg = ["svg", "polyline", "line", "text", "g", "circle", "title", "rect", "path"].includes(tag);
   const el = svg ? document.createElementNS("http://www.w3.org/2000/svg", tag) : document.createElement(tag);
   for (const [k, v] of Object.entries(attrs || {})) {
     if (v === null || v === undefined || v === false) continue;
@@ -60,6 +60,8 @@ function mb(bytes) { return bytes ? `${(bytes / 2 ** 20).toFixed(0)} MB` : ""; }
 function badge(text, cls) { return h("span", { class: `badge ${cls}` }, text); }
 function runHref(id) { const [e, f] = id.split("/"); return `#/r/${encodeURIComponent(e)}/${encodeURIComponent(f)}`; }
 function expHref(name, tab) { return `#/e/${encodeURIComponent(name)}${tab ? "/" + tab : ""}`; }
+// Run ids hold a slash: each is one encoded path segment of #/diff/A/B.
+function diffHref(a, b) { return `#/diff/${encodeURIComponent(a)}/${encodeURIComponent(b)}`; }
 function fileUrl(path) { return `/api/file?path=${encodeURIComponent(path)}`; }
 function kvTable(obj) {
   return h("table", { class: "kv" }, Object.entries(obj || {}).map(([k, v]) => h("tr", {}, h("td", {}, k), h("td", {}, fmt(v)))));
@@ -189,9 +191,14 @@ function drawChart(box, metric, spec) {
   const ys = data.slice(1).flat().filter((v) => v !== null && v !== undefined);
   const logOK = ys.length && ys.every((v) => v > 0);
   const width = Math.max(300, box.clientWidth || 600);
+  // One x value (a metric logged once): uPlot would fall back to a 0-100 axis, so the range is
+  // fixed around the value, one unit either side.
+  const xv = data[0].filter((v) => v !== null && v !== undefined);
+  const single = xv.length > 0 && xv.every((v) => v === xv[0]);
   const opts = {
     width, height: spec.height || 260, bands,
-    scales: { x: { time: false, range: (u, lo, hi) => (lo === hi ? [lo - 1, hi + 1] : [lo, hi]) }, y: chartSettings.logY && logOK ? { distr: 3 } : {} },
+    scales: { x: single ? { time: false, auto: false, range: [xv[0] - 1, xv[0] + 1] } : { time: false, range: (u, lo, hi) => (lo === hi ? [lo - 1, hi + 1] : [lo, hi]) },
+      y: chartSettings.logY && logOK ? { distr: 3 } : {} },
     axes: [
       { label: xLabel, incrs: integer ? integerIncrs() : undefined, values: (u, splits) => splits.map((v) => fmt(v)), stroke: "#475569", grid: { stroke: "#eef2f7" } },
       { label: spec.yLabel || metric, size: 64, values: (u, splits) => splits.map((v) => (v === null ? "" : tick(v))), stroke: "#475569", grid: { stroke: "#eef2f7" } },
@@ -277,7 +284,7 @@ async function experimentsPage() {
 }
 
 function tabs(name, on) {
-  const t = [["", "runs"], ["compare", "compare"], ["loop", "loop"], ["journal", "journal"], ["report", "report"]];
+  const t = [["", "runs"], ["compare", "compare"], ["sweep", "sweeps"], ["loop", "loop"], ["journal", "journal"], ["report", "report"]];
   return h("div", { class: "tabs" }, t.map(([tab, label]) => h("a", { href: expHref(name, tab), class: tab === on ? "on" : null }, label)));
 }
 
@@ -349,6 +356,8 @@ async function runsPage(name, query) {
     (location.hash = `${expHref(name, "chart")}?runs=${encodeURIComponent([...selected].join(","))}`) }, "chart selected");
   const compareCfg = h("button", { id: "compare-configs", disabled: !selected.size, onclick: () =>
     (location.hash = `${expHref(name, "compare")}?runs=${encodeURIComponent([...selected].join(","))}`) }, "compare their configurations");
+  const diff = h("button", { id: "diff", disabled: selected.size !== 2, title: "tick exactly two runs", onclick: () =>
+    (location.hash = diffHref(...selected)) }, "diff the two");
   const chooser = h("details", { id: "columns", class: "chooser" }, h("summary", {}, `columns (${chosen.length} of ${allCols.length})`),
     h("div", {}, allCols.map((c) => h("label", { class: "chip" }, h("input", { type: "checkbox", "data-col": c, checked: chosen.includes(c),
       onchange: () => go({ cols: [...document.querySelectorAll("input[data-col]:checked")].map((e) => e.dataset.col).join(",") }) }),
@@ -361,6 +370,7 @@ async function runsPage(name, query) {
       h("td", {}, h("input", { type: "checkbox", checked: selected.has(r.id), onchange: (ev) => {
         ev.target.checked ? selected.add(r.id) : selected.delete(r.id);
         compare.disabled = compareCfg.disabled = !selected.size;
+        diff.disabled = selected.size !== 2;
       } })),
       h("td", {}, h("a", { href: runHref(r.id) }, r.desc || r.id), h("div", { class: "muted" }, when(r.started))),
       h("td", {}, badge(r.status, `s-${r.status}`), r.ignored ? " ignored" : ""),
@@ -376,7 +386,7 @@ async function runsPage(name, query) {
           h("option", { value: st, selected: (query.get("where") || "") === `status=${st}` && st !== "" }, st || "any status"))),
       h("label", {}, h("input", { type: "checkbox", id: "all", checked: query.get("all") === "1",
         onchange: (ev) => go({ all: ev.target.checked ? "1" : "", offset: "" }) }), " show ignored"),
-      compare, compareCfg),
+      compare, compareCfg, diff),
     filterError ? h("p", { class: "error", id: "filter-error" }, filterError) : "",
     chooser,
     h("p", { class: "muted", id: "count" }, page.total ? `runs ${off + 1}–${off + page.rows.length} of ${page.total}` : "no runs match"),
@@ -540,6 +550,7 @@ async function loopPage(name, query) {
   h("table", { id: "loop" }, h("tr", {}, loop.columns.map((c) => h("th", {}, c))),
     rows.map((row) => h("tr", { "data-status": row.status }, loop.columns.map((c) => h("td", {},
       c === "status" ? badge(row[c], `t-${row[c]}`) :
+        c === "metric" && row.status === "crash" ? h("span", { class: "muted", title: `results.tsv holds ${row[c]}: a crash has no value` }, "–") :
         c === "runs" ? (row[c] || "").split(" ").filter(Boolean).map((id) => [h("a", { href: runHref(id) }, id.split("/").pop()), " "]) : row[c]))))));
 }
 
@@ -575,6 +586,317 @@ async function reportPage(name) {
     : reportBody(r.html));
 }
 
+// ---------------------------------------------------------------- sweeps
+
+// Axis scales of the sweep figures. `axis` is the sweep's description of a param ({kind, values,
+// low, high, log}); `values` the trials' values. Returns {pos(v) -> pixel, ticks: [{v, label}]}.
+function niceTicks(lo, hi, n, integer) {
+  if (!(hi > lo)) return [lo];
+  let step = 10 ** Math.floor(Math.log10((hi - lo) / n));
+  for (const m of [1, 2, 5, 10]) { if ((hi - lo) / (step * m) <= n) { step *= m; break; } }
+  if (integer) step = Math.max(1, Math.round(step));
+  const out = [];
+  for (let v = Math.ceil(lo / step) * step; v <= hi + step * 1e-9; v += step) out.push(+v.toPrecision(12));
+  return out;
+}
+
+function scaleFor(axis, values, p0, p1) {
+  const present = values.filter((v) => v !== null && v !== undefined);
+  if (axis.kind === "categorical") {
+    const cats = [...(axis.values || []).map(String)];
+    for (const v of present) if (!cats.includes(String(v))) cats.push(String(v));
+    const n = Math.max(1, cats.length);
+    return { kind: "categorical", cats, pos: (v) => p0 + (p1 - p0) * (cats.indexOf(String(v)) + 0.5) / n,
+      ticks: cats.map((c) => ({ v: c, label: c })) };
+  }
+  const known = [...present, ...(axis.values || [])].filter((v) => Number.isFinite(v));
+  let lo = axis.low ?? Math.min(...known), hi = axis.high ?? Math.max(...known);
+  if (!Number.isFinite(lo) || !Number.isFinite(hi)) { lo = 0; hi = 1; }
+  if (axis.pad && hi > lo) { const m = (hi - lo) * axis.pad; lo -= m; hi += m; }  // no mark on the frame
+  const log = axis.log && lo > 0;
+  const f = log ? Math.log10 : (v) => v;
+  const a = f(lo), b = f(hi);
+  const pos = (v) => (b === a ? (p0 + p1) / 2 : p0 + (p1 - p0) * (f(v) - a) / (b - a));
+  let ticks;
+  if (log) {
+    ticks = [];
+    for (let e = Math.ceil(a - 1e-9); e <= b + 1e-9; e++) ticks.push(10 ** e);
+    if (ticks.length < 2) ticks = [lo, hi];
+  } else ticks = niceTicks(lo, hi, 4, axis.integer || known.every(Number.isInteger));
+  return { kind: "numeric", log, pos, ticks: ticks.map((v) => ({ v, label: tick(v) })) };
+}
+
+// Sequential colour of a trial's value: dark blue for the best end, pale yellow for the worst.
+const SEQ = [[13, 8, 135], [84, 2, 163], [139, 10, 165], [185, 50, 137], [219, 92, 104], [244, 136, 73], [254, 188, 43], [240, 249, 33]];
+function seqColor(t) {
+  const x = Math.min(1, Math.max(0, t)) * (SEQ.length - 1), i = Math.min(SEQ.length - 2, Math.floor(x)), f = x - i;
+  const c = SEQ[i].map((v, k) => Math.round(v + (SEQ[i + 1][k] - v) * f));
+  return `rgb(${c.join(",")})`;
+}
+// A param's colour (viridis), distinct from the value's palette so "dark = better" is not read into it.
+const VIRIDIS = [[68, 1, 84], [59, 82, 139], [33, 145, 140], [94, 201, 98], [253, 231, 37]];
+function paramColor(t) {
+  const x = Math.min(1, Math.max(0, t)) * (VIRIDIS.length - 1), i = Math.min(VIRIDIS.length - 2, Math.floor(x)), f = x - i;
+  return `rgb(${VIRIDIS[i].map((v, k) => Math.round(v + (VIRIDIS[i + 1][k] - v) * f)).join(",")})`;
+}
+// t in [0, 1] of a value, 0 at the best end (goal min: the lowest value).
+function goodness(values, goal) {
+  const fin = values.filter(Number.isFinite);
+  const lo = Math.min(...fin), hi = Math.max(...fin);
+  return (v) => (hi === lo ? 0 : goal === "max" ? (hi - v) / (hi - lo) : (v - lo) / (hi - lo));
+}
+
+function svgAxisTicks(g, scale, at, vertical) {
+  for (const t of scale.ticks) {
+    const p = scale.pos(t.v);
+    if (vertical) {
+      g.append(h("line", { x1: at - 4, x2: at, y1: p, y2: p, class: "axis" }),
+        h("text", { x: at - 6, y: p + 4, "text-anchor": "end" }, t.label));
+    } else {
+      g.append(h("line", { x1: p, x2: p, y1: at, y2: at + 4, class: "axis" }),
+        h("text", { x: p, y: at + 16, "text-anchor": "middle" }, t.label));
+    }
+  }
+}
+
+// Parallel coordinates: one axis per param, then the metric; a line per trial coloured by its
+// value; failed trials dashed and grey, ending at "failed" under the metric axis.
+function parallelCoords(sw, keys, width) {
+  const H = 330, top = 28, bottom = H - 52, fail = H - 22, left = 70, right = width - 70;
+  const metric = sw.metric;
+  const axes = [...keys.map((k) => ({ key: k, axis: sw.space[k] || { kind: "numeric" }, values: sw.trials.map((t) => t.params[k]) })),
+    { key: metric, axis: { kind: "numeric" }, values: sw.trials.map((t) => t.value), metric: true }];
+  const xs = axes.map((_, i) => left + (right - left) * i / Math.max(1, axes.length - 1));
+  const scales = axes.map((a) => scaleFor(a.axis, a.values, bottom, top));
+  const good = goodness(sw.trials.map((t) => t.value).filter((v) => v !== null), sw.goal);
+  const svg = h("svg", { id: "parcoords", class: "chart sweepfig", viewBox: `0 0 ${width} ${H}`, width, height: H });
+  const lines = h("g", {});
+  // Worst first, so the best trials are drawn on top.
+  const order = [...sw.trials].sort((a, b) => (a.value === null) - (b.value === null) || (b.value === null ? 0 : good(b.value) - good(a.value)));
+  for (const t of order) {
+    const ok = t.value !== null;
+    const pts = axes.map((a, i) => `${xs[i]},${a.metric ? (ok ? scales[i].pos(t.value) : fail) : scales[i].pos(t.params[a.key])}`);
+    const best = sw.best && t.trial === sw.best.trial;
+    lines.append(h("polyline", { points: pts.join(" "), "data-trial": t.trial, "data-value": ok ? t.value : "",
+      stroke: ok ? seqColor(good(t.value)) : "#9ca3af", "stroke-width": best ? 3.5 : 1.5, "stroke-dasharray": ok ? null : "4 3",
+      opacity: ok ? 0.85 : 0.7 }, h("title", {}, `trial ${t.trial} (${t.status}): ` +
+      keys.map((k) => `${k}=${fmt(t.params[k])}`).join(", ") + `, ${metric}=${ok ? fmt(t.value) : "no value"}`)));
+  }
+  svg.append(lines);
+  axes.forEach((a, i) => {
+    const g = h("g", {});
+    g.append(h("line", { x1: xs[i], x2: xs[i], y1: top, y2: bottom, class: "axis" }),
+      h("text", { x: xs[i], y: top - 12, "text-anchor": "middle", class: "axis-title" },
+        a.metric ? `${metric}${sw.units ? ` (${sw.units})` : ""}` : `${a.key}${a.axis.log ? " (log)" : ""}`));
+    svgAxisTicks(g, scales[i], xs[i], true);
+    if (a.metric && sw.trials.some((t) => t.value === null)) g.append(h("text", { x: xs[i] + 6, y: fail + 4 }, "failed"));
+    svg.append(g);
+  });
+  return svg;
+}
+
+// One small scatter per param: x the param, y the metric, colour by another param.
+function scatter(sw, key, colorBy, width) {
+  const H = 250, top = 14, bottom = H - 44, left = 62, right = width - 12;
+  const failed = sw.trials.filter((t) => t.value === null);
+  // Failed trials have no value: they get their own strip above the x axis, apart from the values.
+  const valueBottom = failed.length ? bottom - 26 : bottom, fail = bottom - 10;
+  const xs = scaleFor(sw.space[key] || { kind: "numeric" }, sw.trials.map((t) => t.params[key]), left, right);
+  const ys = scaleFor({ kind: "numeric", pad: 0.05 }, sw.trials.map((t) => t.value), valueBottom - 4, top);
+  const cAxis = colorBy ? sw.space[colorBy] || { kind: "numeric" } : null;
+  const cScale = cAxis ? scaleFor(cAxis, sw.trials.map((t) => t.params[colorBy]), 0, 1) : null;
+  const color = (t) => !cScale ? COLORS[0] : cScale.kind === "categorical"
+    ? COLORS[cScale.cats.indexOf(String(t.params[colorBy])) % COLORS.length] : paramColor(cScale.pos(t.params[colorBy]));
+  const svg = h("svg", { class: "chart sweepfig scatter", "data-param": key, viewBox: `0 0 ${width} ${H}`, width, height: H });
+  const g = h("g", {});
+  g.append(h("line", { x1: left, x2: right, y1: bottom, y2: bottom, class: "axis" }), h("line", { x1: left, x2: left, y1: top, y2: bottom, class: "axis" }));
+  svgAxisTicks(g, xs, bottom, false);
+  svgAxisTicks(g, ys, left, true);
+  g.append(h("text", { x: (left + right) / 2, y: H - 4, "text-anchor": "middle", class: "axis-title" }, `${key}${xs.log ? " (log)" : ""}`),
+    h("text", { x: 12, y: (top + bottom) / 2, transform: `rotate(-90 12 ${(top + bottom) / 2})`, "text-anchor": "middle", class: "axis-title" },
+      `${sw.metric}${sw.units ? ` (${sw.units})` : ""}`));
+  if (failed.length) g.append(h("line", { x1: left, x2: right, y1: valueBottom, y2: valueBottom, class: "axis", "stroke-dasharray": "3 3" }),
+    h("text", { x: left - 6, y: fail + 4, "text-anchor": "end" }, "failed"));
+  svg.append(g);
+  for (const t of sw.trials) {
+    const x = xs.pos(t.params[key]);
+    const label = h("title", {}, `trial ${t.trial}: ${key}=${fmt(t.params[key])}` + (colorBy ? `, ${colorBy}=${fmt(t.params[colorBy])}` : "") +
+      `, ${sw.metric}=${t.value === null ? `no value (${t.status})` : fmt(t.value)}`);
+    if (t.value === null) {
+      svg.append(h("path", { d: `M${x - 4},${fail - 4}L${x + 4},${fail + 4}M${x - 4},${fail + 4}L${x + 4},${fail - 4}`, stroke: "#b91c1c",
+        "stroke-width": 1.6, "data-trial": t.trial }, label));
+    } else {
+      svg.append(h("circle", { cx: x, cy: ys.pos(t.value), r: sw.best && t.trial === sw.best.trial ? 6 : 4.5, fill: color(t),
+        stroke: sw.best && t.trial === sw.best.trial ? "#111827" : "white", "stroke-width": 1, "data-trial": t.trial }, label));
+    }
+  }
+  return svg;
+}
+
+function colorLegend(sw, colorBy) {
+  if (!colorBy) return "";
+  const axis = sw.space[colorBy] || { kind: "numeric" };
+  const sc = scaleFor(axis, sw.trials.map((t) => t.params[colorBy]), 0, 1);
+  if (sc.kind === "categorical") {
+    return h("div", { class: "legend", id: "color-legend" }, `colour: ${colorBy} `, sc.cats.map((c, i) => {
+      const sw_ = h("i", { class: "swatch" }); sw_.style.background = COLORS[i % COLORS.length];
+      return h("span", { class: "chip" }, sw_, ` ${c}`);
+    }));
+  }
+  const bar = h("span", { class: "ramp" });
+  bar.style.background = `linear-gradient(to right, ${[0, 0.25, 0.5, 0.75, 1].map(paramColor).join(",")})`;
+  return h("div", { class: "legend", id: "color-legend" }, `colour: ${colorBy}${sc.log ? " (log)" : ""} `,
+    sc.ticks[0].label, " ", bar, " ", sc.ticks[sc.ticks.length - 1].label);
+}
+
+async function sweepsPage(name, query, id) {
+  if (id) return sweepPage(name, id, query);
+  const g = generation;
+  const [exp, list] = await Promise.all([api(`/api/experiments/${encodeURIComponent(name)}`),
+    api(`/api/experiments/${encodeURIComponent(name)}/sweeps`)]);
+  const head = [...expHeader(exp, false), tabs(name, "sweep")];
+  if (!list.sweeps.length) return show(g, ...head, h("p", { class: "muted" }, "No sweep yet: ", h("code", {}, `assay sweep ${name} lr=1e-4,3e-4 -j 2`)));
+  show(g, ...head, h("table", { id: "sweeps" },
+    h("tr", {}, ["sweep", "status", "sampler", "params", "trials", "best value", ""].map((c) => h("th", {}, c))),
+    list.sweeps.map((s) => h("tr", { "data-id": s.id },
+      h("td", {}, h("a", { href: `${expHref(name, "sweep")}/${encodeURIComponent(s.id)}` }, s.id), h("div", { class: "muted" }, when(s.created))),
+      s.error ? h("td", { colspan: 6, class: "error" }, s.error) : [
+        h("td", {}, badge(s.status || "?", `s-${s.status === "done" ? "ok" : s.status}`)),
+        h("td", {}, s.sampler),
+        h("td", {}, (s.params || []).join(", ")),
+        h("td", { class: "num" }, `${s.trials} of ${s.budget ?? "?"} `, h("span", { class: "muted" },
+          Object.entries(s.counts).map(([k, n]) => `${n} ${k}`).join(", "))),
+        h("td", { class: "num", "data-key": "best" }, s.best === null ? "" : `${s.value === "last" ? "" : "best "}${s.metric}=${fmt(s.best)} (trial ${s.best_trial})`),
+        h("td", {}, "")]))));
+}
+
+async function sweepPage(name, id, query) {
+  const g = generation;
+  const [exp, sw] = await Promise.all([api(`/api/experiments/${encodeURIComponent(name)}`),
+    api(`/api/experiments/${encodeURIComponent(name)}/sweeps/${encodeURIComponent(id)}`)]);
+  crumbs(h("a", { href: expHref(name) }, name), h("a", { href: expHref(name, "sweep") }, "sweeps"), h("span", {}, id));
+  window.assayCharts.sweep = sw;
+  const keys = Object.keys(sw.space).length ? Object.keys(sw.space) : [...new Set(sw.trials.flatMap((t) => Object.keys(t.params)))];
+  const label = `${sw.value === "last" ? "last" : "best"} ${sw.metric}`;
+  const counts = {};
+  sw.trials.forEach((t) => { counts[t.status] = (counts[t.status] || 0) + 1; });
+  const valued = sw.trials.filter((t) => t.value !== null);
+  // Best so far over trials: every trial's value as a point, the running best as a line.
+  const chart = chartCard("best so far", { title: `${label}: best so far over trials`, xLabel: "trial", integerX: true,
+    yLabel: axisTitle(sw.metric, { [sw.metric]: sw.units }),
+    note: sw.trials.length > valued.length ? `${sw.trials.length - valued.length} trial(s) without a value are not drawn` : "",
+    lines: [{ id: "trial", label: `trial's ${label}`, color: COLORS[0], xs: valued.map((t) => t.trial), ys: valued.map((t) => t.value), points: true },
+      { id: "best", label: "best so far", color: COLORS[2], xs: sw.best_so_far.filter((b) => b.value !== null).map((b) => b.trial),
+        ys: sw.best_so_far.filter((b) => b.value !== null).map((b) => b.value) }] });
+  const width = Math.max(700, Math.min(1360, (document.getElementById("main").clientWidth || 1200) - 30));
+  const colorChoices = keys.filter((k) => new Set(sw.trials.map((t) => String(t.params[k]))).size > 1);
+  const colorBy = colorChoices.includes(query.get("color")) ? query.get("color") : null;
+  const scatters = h("div", { class: "scatters", id: "scatters" });
+  const drawScatters = (by) => {
+    const w = Math.max(300, Math.floor((width - 20) / Math.min(3, keys.length)) - 12);
+    scatters.replaceChildren(...keys.map((k) => {
+      const other = by && by !== k ? by : colorChoices.find((c) => c !== k) || null;
+      return h("div", { class: "card" }, scatter(sw, k, other, w), colorLegend(sw, other));
+    }));
+  };
+  drawScatters(colorBy);
+  const colorSelect = h("label", {}, "colour by ", h("select", { id: "color-by", onchange: (ev) => {
+    const q = new URLSearchParams(query); q.set("color", ev.target.value); history.replaceState(null, "", `#${location.hash.slice(1).split("?")[0]}?${q}`);
+    drawScatters(ev.target.value);
+  } }, h("option", { value: "" }, "(another param)"), colorChoices.map((k) => h("option", { value: k, selected: k === colorBy }, k))));
+  const imp = sw.importance;
+  const importance = imp.method ? h("table", { id: "importance" }, h("tr", {}, h("th", {}, "param"), h("th", {}, "importance (fANOVA)"), h("th", {}, "")),
+    Object.entries(imp.values).map(([k, v]) => {
+      const bar = h("span", { class: "bar" }); bar.style.width = `${Math.round(v * 100)}%`;
+      return h("tr", { "data-param": k }, h("td", {}, k), h("td", { class: "num", "data-value": v }, `${(v * 100).toFixed(1)}%`), h("td", { class: "barcell" }, bar));
+    })) : h("p", { class: "muted", id: "importance" }, imp.note);
+  const best = sw.best;
+  show(g, ...expHeader(exp, false), tabs(name, "sweep"),
+    h("h2", {}, `sweep ${sw.id} `, badge(sw.status || "?", `s-${sw.status === "done" ? "ok" : sw.status}`)),
+    h("p", { class: "muted", id: "sweep-settings" }, `${sw.sampler} sampler, ${sw.trials.length} of ${sw.budget} trials (`,
+      Object.entries(counts).map(([k, n]) => `${n} ${k}`).join(", "), `); each trial is scored by the ${sw.value} value of ${sw.metric} (${sw.goal})`,
+      Object.keys(sw.fixed).length ? `; fixed: ${Object.entries(sw.fixed).map(([k, v]) => `${k}=${fmt(v)}`).join(" ")}` : ""),
+    best ? h("p", { id: "sweep-best" }, "best: ", h("b", {}, `${label} = ${fmt(best.value)}`), ` at trial ${best.trial} (`,
+      keys.map((k) => `${k}=${fmt(best.params[k])}`).join(", "), ") ", h("a", { href: runHref(best.run) }, "run")) : h("p", { id: "sweep-best" }, "no trial has a value yet"),
+    h("div", { class: "grid sweep-top" }, chart, h("div", { class: "card" }, h("div", { class: "chart-title" }, h("b", {}, "param importance"),
+      h("span", { class: "muted" }, imp.method ? ` fANOVA over ${imp.trials} trials with a value (Optuna)` : "")), importance)),
+    h("h2", {}, "Parallel coordinates"),
+    h("div", { class: "card" }, parallelCoords(sw, keys, width),
+      h("p", { class: "muted legend" }, `one line per trial, coloured by ${label} (`, h("span", { class: "ramp" }), ` dark = better); the thickest is the best; dashed grey: no value`)),
+    h("h2", {}, `${label} against each param`), h("div", { class: "controls" }, colorSelect), scatters,
+    h("h2", {}, "Trials"), h("table", { id: "trials" },
+      h("tr", {}, ["trial", ...keys, "status", label, "duration", "run"].map((c) => h("th", {}, c))),
+      sw.trials.map((t) => h("tr", { "data-trial": t.trial, class: best && t.trial === best.trial ? "best" : null },
+        h("td", { class: "num" }, t.trial), keys.map((k) => h("td", { "data-key": k }, fmt(t.params[k]))),
+        h("td", {}, badge(t.status, `s-${t.status}`)),
+        h("td", { class: "num", "data-key": "value", "data-value": t.value === null ? "" : t.value }, fmt(t.value)),
+        h("td", { class: "num" }, dur(t.duration)),
+        h("td", {}, t.run ? h("a", { href: runHref(t.run) }, t.run.split("/").pop()) : "")))));
+  const ramp = document.querySelector("#main .legend .ramp");
+  if (ramp) ramp.style.background = `linear-gradient(to right, ${[0, 0.5, 1].map(seqColor).join(",")})`;
+  if (g === generation && sw.status === "running") { setLive(true); schedule(route, POLL_TABLE_MS); }
+}
+
+// ---------------------------------------------------------------- run diff
+
+function diffLines(text) {
+  return h("pre", { class: "diff" }, text.split("\n").map((line) => h("span", { class:
+    line.startsWith("+++") || line.startsWith("---") ? "d-file" : line.startsWith("+") ? "d-add" : line.startsWith("-") ? "d-del" : line.startsWith("@@") ? "d-hunk" : null }, `${line}\n`)));
+}
+
+async function diffPage(a, b) {
+  const g = generation;
+  const d = await api(`/api/diff?${new URLSearchParams({ a, b })}`);
+  crumbs(h("a", { href: expHref(a.split("/")[0]) }, a.split("/")[0]), h("span", {}, "run diff"));
+  window.assayCharts.diff = d;
+  const A = d.a, B = d.b;
+  const commit = (r) => r.commit ? `${r.commit.slice(0, 12)}${r.dirty ? " + uncommitted changes" : ""}` : "(not in git)";
+  const summary = h("table", { id: "diff-runs", class: "side" },
+    h("tr", {}, h("th", {}, ""), h("th", {}, "run A"), h("th", {}, "run B")),
+    [["run", (r) => h("a", { href: runHref(r.id) }, r.id)], ["description", (r) => r.desc], ["status", (r) => badge(r.status, `s-${r.status}`)],
+      ["started", (r) => when(r.started)], ["duration", (r) => dur(r.duration)], ["seed", (r) => fmt(r.seed)],
+      ["commit", commit], ["code version", (r) => r.code || ""], ["command", (r) => (r.command || []).join(" ")]]
+      .map(([k, f]) => h("tr", { class: ["seed", "commit", "code version"].includes(k) && fmt(k === "commit" ? commit(A) : f(A)) !== fmt(k === "commit" ? commit(B) : f(B)) ? "differs" : null },
+        h("td", { class: "muted" }, k), h("td", {}, f(A)), h("td", {}, f(B)))));
+  const differ = d.params.filter((p) => !p.same);
+  const params = h("table", { id: "diff-params", class: "side" }, h("tr", {}, ["param", "run A", "run B"].map((c) => h("th", {}, c))),
+    d.params.map((p) => h("tr", { "data-key": p.key, class: p.same ? null : "differs" }, h("td", {}, p.key),
+      h("td", { "data-side": "a" }, p.only === "b" ? h("span", { class: "muted" }, "(not set)") : fmt(p.a)),
+      h("td", { "data-side": "b" }, p.only === "a" ? h("span", { class: "muted" }, "(not set)") : fmt(p.b)))));
+  const delta = (x, y) => (Number.isFinite(x) && Number.isFinite(y) ? fmt(y - x) : "");
+  const metrics = h("table", { id: "diff-metrics", class: "side" },
+    h("tr", {}, ["metric", "last A", "last B", "B − A", "best A", "best B"].map((c) => h("th", {}, c))),
+    [...d.metrics].sort((x, y) => (x.key !== d.primary_metric) - (y.key !== d.primary_metric)).map((m) =>
+      h("tr", { "data-key": m.key, class: m.key === d.primary_metric ? "best" : null }, h("td", {}, m.key),
+        h("td", { class: "num", "data-side": "a_last" }, fmt(m.a_last)), h("td", { class: "num", "data-side": "b_last" }, fmt(m.b_last)),
+        h("td", { class: "num" }, delta(m.a_last, m.b_last)),
+        h("td", { class: "num", "data-side": "a_best" }, fmt(m.a_best)), h("td", { class: "num", "data-side": "b_best" }, fmt(m.b_best)))));
+  const c = d.code;
+  const code = h("div", { id: "diff-code" },
+    !c.available ? [h("p", { class: "muted" }, c.note), A.code && B.code ? h("p", { id: "code-versions" }, A.code === B.code
+      ? `Same code version (fingerprint ${A.code}): the files of the experiment folder were identical.`
+      : `Different code versions (fingerprints ${A.code} and ${B.code}): the code changed between the runs.`) : ""]
+      : c.same_commit ? h("p", {}, `Both runs ran commit ${c.a.slice(0, 12)}.`)
+        : [h("p", {}, h("code", {}, `git diff ${c.a.slice(0, 12)} ${c.b.slice(0, 12)} -- ${c.path}`)),
+          c.diff ? diffLines(c.diff) : h("p", { class: "muted" }, "The commits differ, but not inside the experiment folder.")],
+    // Without a commit there is no "uncommitted" either: the patches are shown only for runs in git.
+    ["a", "b"].filter((s) => d.patches[s] || d[s].commit).map((s) => [h("h3", {}, `uncommitted changes of run ${s.toUpperCase()} (git.patch)`),
+      d.patches[s] ? diffLines(d.patches[s]) : h("p", { class: "muted", "data-patch": s }, "none")]));
+  const e = d.environment;
+  const env = h("div", { id: "diff-env" }, !e.available ? h("p", { class: "muted" }, e.note) : [
+    e.fields.length ? h("table", { class: "side" }, h("tr", {}, ["", "run A", "run B"].map((t) => h("th", {}, t))),
+      e.fields.map((f) => h("tr", { class: "differs" }, h("td", {}, f.key), h("td", {}, fmt(f.a)), h("td", {}, fmt(f.b))))) : h("p", {}, "Same Python, platform and host."),
+    e.packages.length ? h("table", { class: "side", id: "diff-packages" }, h("tr", {}, ["package", "run A", "run B"].map((t) => h("th", {}, t))),
+      e.packages.map((p) => h("tr", { class: "differs", "data-key": p.name }, h("td", {}, p.name),
+        h("td", {}, p.a ?? h("span", { class: "muted" }, "(absent)")), h("td", {}, p.b ?? h("span", { class: "muted" }, "(absent)"))))) : "",
+    h("p", { class: "muted" }, `${e.packages.length} package(s) differ; ${e.packages_same} identical.`)]);
+  show(g, h("h1", {}, "Run diff"), summary,
+    h("h2", {}, `Params `, h("span", { class: "muted", id: "params-count" }, `${differ.length} of ${d.params.length} differ`)), params,
+    h("h2", {}, "Metrics"), metrics,
+    h("h2", {}, "Code"), code,
+    h("h2", {}, "Environment"), env);
+}
+
 // ---------------------------------------------------------------- router
 
 let lastHash = null;
@@ -590,9 +912,10 @@ async function route() {
   setLive(false);
   try {
     if (parts[0] === "e" && parts[1]) {
-      const page = { loop: loopPage, journal: journalPage, report: reportPage, chart: overlayPage, compare: comparePage }[parts[2]] || runsPage;
-      await page(parts[1], query);
+      const page = { sweep: sweepsPage, loop: loopPage, journal: journalPage, report: reportPage, chart: overlayPage, compare: comparePage }[parts[2]] || runsPage;
+      await page(parts[1], query, parts[3]);
     } else if (parts[0] === "r" && parts.length === 3) await runPage(parts[1], parts[2]);
+    else if (parts[0] === "diff" && parts.length === 3) await diffPage(parts[1], parts[2]);
     else await experimentsPage();
   } catch (err) {
     if (g === generation) show(g, h("p", { class: "error", id: "error" }, err.message));
