@@ -196,7 +196,7 @@ def run(
     observer = live if handoff is None else HandOff(live, Path(handoff))
     spec = RunSpec(name, desc, list(overrides or []), timeout, repeat, entry, follow, tags, observer=observer)
     try:
-        if smoke or timeout == "auto" or oom_ladder is not False:
+        if smoke or timeout == "auto" or oom_ladder or (oom_ladder is None and _has_ladder(lab, name)):
             from assay.cli.sweep import run_validated
 
             results = run_validated(lab, spec, smoke, oom_ladder, approve_locked or [], quiet=json_)
@@ -215,6 +215,14 @@ def run(
     # A run the OOM ladder retried is decided by its retry: the exit code reads the final attempts.
     retried = {r.record.get("tags", {}).get("oom_retry_of") for r in results}
     raise typer.Exit(outcome_exit_code([r.status for r in results if r.record.get("id") not in retried]))
+
+
+def _has_ladder(lab, name: str) -> bool:  # noqa: ANN001
+    """The experiment declares an `oom_ladder:` (its runs then retry an OOM by default). A plain run
+    skips the validate-before-spend module altogether (a few ms of every `assay run`)."""
+    from assay.experiment import load_experiment
+
+    return load_experiment(lab, name).has_oom_ladder
 
 
 def _detach(lab, json_: bool, *, follow: bool, repeat: int, smoke: bool, auto: bool) -> None:  # noqa: ANN001
