@@ -75,12 +75,15 @@ def dedupe_seeds(items: Iterable[T], key: Any, seed: Any) -> Iterator[T]:
     deterministic code), so counting both would fake a smaller noise. Items without a seed all count.
     """
     items = list(items)
-    last: dict[tuple[Any, Any], int] = {}
+    keys = [(key(item), _hashable(seed(item))) for item in items]
+    last = {k: i for i, k in enumerate(keys) if k[1] is not None}
     for i, item in enumerate(items):
-        s = seed(item)
-        if s is not None:
-            last[(key(item), json.dumps(s, default=str))] = i
-    for i, item in enumerate(items):
-        s = seed(item)
-        if s is None or last[(key(item), json.dumps(s, default=str))] == i:
+        if keys[i][1] is None or last[keys[i]] == i:
             yield item
+
+
+def _hashable(v: Any) -> Any:
+    """A seed as a dict key: numbers and text as they are (1 == 1.0, as in JSON), anything else as JSON."""
+    if v is None or isinstance(v, (int, float, str)):
+        return v
+    return json.dumps(v, sort_keys=True, default=str)

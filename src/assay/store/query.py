@@ -349,9 +349,9 @@ def compare(lab: Lab, experiment: str, by: list[str] | None = None, metric: str 
     groups: dict[tuple[Any, ...], dict[str, Any]] = {}
 
     def group(row: tuple[Any, ...]) -> dict[str, Any]:
-        vals = [json.loads(v) if v is not None else None for v in row[9:]]
-        gkey = (*(json.dumps(v) for v in vals), row[3], None if pool_code else row[4])
+        gkey = (*row[9:], row[3], None if pool_code else row[4])  # the params' JSON text, as the index holds it
         if gkey not in groups:
+            vals = [json.loads(v) if v is not None else None for v in row[9:]]
             groups[gkey] = {**dict(zip(keys, vals)), "code": "pooled" if pool_code else row[5], "entry": row[3],
                             "values": [], "steps": [], "runs": [], "failed": 0}
         return groups[gkey]
@@ -364,7 +364,7 @@ def compare(lab: Lab, experiment: str, by: list[str] | None = None, metric: str 
     for row in found:
         if row[1] != "ok" or row[7] is None:
             if row[4] is None:  # died before its code version was recorded: count it where its params ran
-                head = tuple(json.dumps(json.loads(v) if v is not None else None) for v in row[9:])
+                head = tuple(row[9:])
                 same = next((g for k, g in groups.items() if k[:len(keys)] == head and k[len(keys)] == row[3]), None)
                 if same is not None:
                     same["failed"] += 1
