@@ -51,3 +51,15 @@ def test_cuda_out_of_memory_is_status_oom_and_exit_1(lab, make_experiment, cli):
     print(rec["status"], rec["reason"])
     assert out.returncode == 1 and rec["status"] == "oom", out.stdout
     assert "out of memory" in rec["reason"].lower()
+
+
+def test_system_metrics_of_a_gpu_run_hold_its_gpu_memory_and_utilisation(lab, make_experiment, cli):
+    exp = make_experiment(HOLD, metric="val_loss", goal="min")
+    out = cli("run", "exp", "sys", timeout=300, env={"ASSAY_SYS_INTERVAL": "0.5"})
+    assert out.returncode == 0, out.stdout
+    (metrics,) = (exp.path / "runs").glob("*/metrics.jsonl")
+    sys_events = [json.loads(line) for line in metrics.read_text().splitlines() if '"sys"' in line]
+    mem = [e["m"]["sys/gpu_mem_mb"] for e in sys_events if "sys/gpu_mem_mb" in e.get("m", {})]
+    print("sys samples", len(sys_events), "gpu_mem_mb", mem[-3:])
+    assert mem and max(mem) >= 4096  # the 4 GiB the script holds, seen by NVML while it runs
+    assert any("sys/gpu_util" in e["m"] for e in sys_events)
