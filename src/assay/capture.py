@@ -171,10 +171,13 @@ _KERAS_PAIR = re.compile(rf" - ([A-Za-z_][\w./]*): ({_NUM})(?= |$)")
 class KerasPreset:
     """`model.fit` progress lines, Keras 2 and 3, verbose 1 or 2; the epoch from `Epoch 3/10`.
 
-    Only an epoch's last line (`1875/1875 ...`) counts: the ones before hold running averages."""
+    Only an epoch's last line (`1875/1875 ...`) counts: the ones before hold running averages.
+    Keras 3 draws that line before validation and again with the `val_` metrics: the redraw adds
+    only those."""
 
     def __init__(self) -> None:
         self.epoch: int | None = None
+        self.last: tuple[int | None, dict[str, float]] | None = None  # the epoch's last line read so far
 
     def parse(self, line: str) -> tuple[int | None, dict[str, float]] | None:
         if line.startswith("Epoch "):
@@ -190,7 +193,11 @@ class KerasPreset:
             return None
         if m.group(1) != m.group(2):
             return None, {}
-        return self.epoch, {metric_name(k): to_float(v) for k, v in _KERAS_PAIR.findall(line, m.end() - 1)}
+        found = {metric_name(k): to_float(v) for k, v in _KERAS_PAIR.findall(line, m.end() - 1)}
+        last, self.last = self.last, (self.epoch, found)
+        if last and last[0] == self.epoch and last[1].keys() < found.keys() and all(found[k] == v for k, v in last[1].items()):
+            return self.epoch, {k: v for k, v in found.items() if k not in last[1]}
+        return self.epoch, found
 
 
 _HF_ENTRY = rf"'[^'\\]+': (?:{_NUM}|'{_NUM}')"  # newer versions print values as strings: '0.5123'
