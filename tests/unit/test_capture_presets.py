@@ -1,5 +1,6 @@
-"""Capture presets on verbatim samples of what libraries print (tests/fixtures/capture/), and on
-scikit-learn's real output where it is installed here."""
+"""Capture presets on samples of what libraries print (tests/fixtures/capture/), and on
+scikit-learn's real output where it is installed here. xgboost, lightgbm and Keras 3 are also
+tested on their real output: tests/integration/test_capture_real_libraries.py."""
 
 from __future__ import annotations
 
@@ -38,6 +39,14 @@ def test_keras3_fit_lines_with_ansi_colours():
     assert rows[1] == (2, {"accuracy": 0.9781, "loss": 0.0712, "val_accuracy": 0.974, "val_loss": 0.085})
     assert rows[2] == rows[1]  # verbose=2 prints the same figures without a bar
     assert len(rows) == 3
+
+
+def test_keras3_redraw_of_an_epochs_last_bar_with_validation_adds_only_the_val_metrics():
+    # Keras 3.15 verbose=1 (colours removed): the last bar before validation, then again after it
+    text = ("Epoch 1/3\n5/8 ━━━━━━━━━━━━━━━━━━━━ 0s 123ms/step - accuracy: 0.4750 - loss: 0.7538\x08\x08\x08\n"
+            "8/8 ━━━━━━━━━━━━━━━━━━━━ 0s 66ms/step - accuracy: 0.4667 - loss: 0.7572 \n"
+            "8/8 ━━━━━━━━━━━━━━━━━━━━ 2s 135ms/step - accuracy: 0.4667 - loss: 0.7572 - val_accuracy: 0.4000 - val_loss: 0.7993\n")
+    assert captured(text) == [(1, {"accuracy": 0.4667, "loss": 0.7572}), (1, {"val_accuracy": 0.4, "val_loss": 0.7993})]
 
 
 def test_transformers_trainer_logs_and_not_its_arguments_or_a_params_dict():
