@@ -76,18 +76,29 @@ def run_dir(lab: Lab, run_id: str) -> Path:
 _VERDICTS: dict[tuple[str, str], tuple[tuple[Any, ...], dict[str, Any]]] = {}
 
 
-def _verdict(index: Index, exp: Experiment) -> dict[str, Any]:
-    """`assay verdict`'s judgement (confidence intervals over seeds, Bonferroni over configurations)
-    from the index's copy of the runs; recomputed only when a run finishes or is ignored, or the
-    experiment's criteria change, so polling the page stays cheap at 10,000 runs."""
+def _stamp(index: Index, exp: Experiment) -> tuple[Any, ...] | None:
+    """What the experiment's derived views depend on: its finished runs (count, newest end, ignored,
+    ok), experiment.yaml and IGNORED_RUNS.md; None before any run finished. A cached verdict or
+    comparison is reused while this is unchanged, so polling stays cheap at 10,000 runs."""
     from assay.journal import IGNORED_FILE
-    from assay.report.evidence import runs_from_index
-    from assay.report.verdict import verdict
 
     stamp = tuple(index.db.execute(
         "SELECT COUNT(*), MAX(ended), SUM(ignored), SUM(status='ok') FROM runs WHERE experiment=? AND status!='running'",
         (exp.name,)).fetchone())
     if not stamp[0]:
+        return None
+    return stamp + tuple(f.stat().st_mtime_ns if f.exists() else None for f in (exp.file, exp.path / IGNORED_FILE))
+
+
+def _verdict(index: Index, exp: Experiment) -> dict[str, Any]:
+    """`assay verdict`'s judgement (confidence intervals over seeds, Bonferroni over configurations)
+    from the index's copy of the runs; recomputed only when a run finishes or is ignored, or the
+    experiment's criteria change, so polling the page stays cheap at 10,000 runs."""
+    from assay.report.evidence import runs_from_index
+    from assay.report.verdict import verdict
+
+    stamp = _stamp(index, exp)
+    if stamp is None:
         return {"verdict": "no runs", "reason": "no finished run yet"}
     try:
         criteria = [*exp.success_criteria, *exp.failure_criteria]
@@ -95,8 +106,6 @@ def _verdict(index: Index, exp: Experiment) -> dict[str, Any]:
         return {"verdict": "bad criteria", "reason": exc.message}
     if not criteria:
         return {"verdict": "no criteria", "reason": "the experiment declares no success or failure criteria"}
-    for f in (exp.file, exp.path / IGNORED_FILE):
-        stamp += (f.stat().st_mtime_ns if f.exists() else None,)
     key = (str(exp.path), exp.name)
     cached = _VERDICTS.get(key)
     if cached and cached[0] == stamp:
@@ -114,16 +123,11 @@ def configurations(index: Index, exp: Experiment) -> dict[str, Any] | None:
     """`assay compare --json` for the experiment (configurations by params, entry point and code
     version, each run's last value): the same numbers the CLI and the verdict show. Cached until
     a run finishes or is ignored; None before any run finished."""
-    from assay.journal import IGNORED_FILE
     from assay.store.query import compare
 
-    stamp = tuple(index.db.execute(
-        "SELECT COUNT(*), MAX(ended), SUM(ignored), SUM(status='ok') FROM runs WHERE experiment=? AND status!='running'",
-        (exp.name,)).fetchone())
-    if not stamp[0]:
+    stamp = _stamp(index, exp)
+    if stamp is None:
         return None
-    ignored = exp.path / IGNORED_FILE
-    stamp += (ignored.stat().st_mtime_ns if ignored.exists() else None, exp.file.stat().st_mtime_ns)
     key = (str(exp.path), exp.name)
     cached = _CONFIGS.get(key)
     if cached and cached[0] == stamp:
@@ -164,8 +168,9 @@ def experiments(lab: Lab) -> list[dict[str, Any]]:
 
 
 def _config_label(cmp: dict[str, Any], row: dict[str, Any]) -> str:
-    keys = [k for k in cmp["by"] if k != "code"]
-    extra = [k for k in ("entry", "code") if k in cmp["by"] or len({r[k] for r in cmp["rows"]}) > 1]
+    from assay.store.query import comparison_columns
+
+    keys, extra = comparison_columns(cmp)
     return ", ".join(f"{k}={row[k]}" for k in [*keys, *extra]) or "all runs"
 
 
