@@ -100,9 +100,10 @@ def table(headers: list[str], rows: list[list[str]], highlight: int | None = Non
 
 def compare_table(res: dict[str, Any], name: str) -> None:
     """The comparison table: a `code` column when code versions differ, `best_<metric>` under --value best."""
-    keys = [k for k in res["by"] if k != "code"]
+    from assay.store.query import comparison_columns
+
+    keys, extra = comparison_columns(res)
     rows = res["rows"]
-    extra = [k for k in ("entry", "code") if k in res["by"] or len({r[k] for r in rows}) > 1]
     m = res["metric"] if res["value"] == "last" else f"best_{res['metric']}"
     step = ["best_step" if not any("epoch" in str(k) for k in keys) else "best_epoch"] if res["value"] == "best" else []
     headers = [*keys, *extra, f"{m} (mean ± std)", *step, "n", "vs best (95% CI)"]

@@ -399,6 +399,14 @@ def compare(lab: Lab, experiment: str, by: list[str] | None = None, metric: str 
             "rows": out_rows, "best": best_i}
 
 
+def comparison_columns(res: dict[str, Any]) -> tuple[list[str], list[str]]:
+    """The columns a `compare` result's rows are told apart by: its `by` params, then `entry` and
+    `code` when asked for or when they differ between rows (the rule every table of it follows)."""
+    keys = [k for k in res["by"] if k != "code"]
+    extra = [k for k in ("entry", "code") if k in res["by"] or len({r[k] for r in res["rows"]}) > 1]
+    return keys, extra
+
+
 def _versus_best(rows: list[dict[str, Any]], best: dict[str, Any] | None, values: dict[int, list[float]]) -> None:
     """Each row's gap to the best row, with the 95% interval of the gap (the noise a reader must see)."""
     from assay.stats import difference_interval, pooled_sigma
