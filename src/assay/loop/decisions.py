@@ -106,6 +106,18 @@ class Greedy:
 FUTILITY = 0.8
 
 
+def _greedy_until_noise(s: Settings, ev: Evidence) -> Decided:
+    """The noise-aware rules before any noise was measured: greedy, and saying so."""
+    v = Greedy(s).decide(ev)
+    return Decided(v.decision, v.reason + " (greedy: no noise estimate yet)", v.delta)
+
+
+def _standard_error(ev: Evidence) -> float:
+    """Standard error of mean(candidate) - mean(incumbent) from the pooled seed noise sigma."""
+    assert ev.sigma is not None
+    return max(ev.sigma, 1e-12) * math.sqrt(1 / len(ev.incumbent) + 1 / len(ev.candidate))
+
+
 class NoiseAware:
     """Keep only what beats the incumbent by more than min_delta with the configured confidence.
 
@@ -121,10 +133,9 @@ class NoiseAware:
     def decide(self, ev: Evidence) -> Decided:
         s = self.s
         if ev.sigma is None or ev.sigma_df < 1:
-            v = Greedy(s).decide(ev)
-            return Decided(v.decision, v.reason + " (greedy: no noise estimate yet)", v.delta)
+            return _greedy_until_noise(s, ev)
         d, need, n = ev.delta, _required(s, ev), len(ev.candidate)
-        se = max(ev.sigma, 1e-12) * math.sqrt(1 / len(ev.incumbent) + 1 / n)
+        se = _standard_error(ev)
         alpha = (1 - s.confidence) / s.max_repeats
         t_keep = t_quantile(1 - alpha, ev.sigma_df)
         # Futility: drop a candidate once even an 80%-optimistic reading misses the bar. Most ideas
@@ -166,10 +177,9 @@ class Sequential:
     def decide(self, ev: Evidence) -> Decided:
         s = self.s
         if ev.sigma is None or ev.sigma_df < 1:
-            v = Greedy(s).decide(ev)
-            return Decided(v.decision, v.reason + " (greedy: no noise estimate yet)", v.delta)
+            return _greedy_until_noise(s, ev)
         d, need, n = ev.delta, _required(s, ev), len(ev.candidate)
-        se = max(ev.sigma, 1e-12) * math.sqrt(1 / len(ev.incumbent) + 1 / n)
+        se = _standard_error(ev)
         t_keep = t_quantile(1 - (1 - s.confidence) / 2, ev.sigma_df)  # split over two looks (see above)
         noise = f"±{t_keep * se:.3g} (σ={ev.sigma:.3g}, n={n})"
         if d - t_keep * se > need:
