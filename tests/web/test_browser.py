@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.web.conftest import BASE, CHROMIUM, CHROMIUM_ARGS, FAST, serve_dashboard
+from tests.web.conftest import BASE, CHROMIUM, FAST, serve_dashboard
 
 sync_api = pytest.importorskip("playwright.sync_api")
 pytest.importorskip("uvicorn")
@@ -32,14 +32,6 @@ def dashboard(real_lab):
 @pytest.fixture(scope="module")
 def server(dashboard):
     return dashboard.url
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
 
 
 @pytest.fixture

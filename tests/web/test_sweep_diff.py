@@ -16,21 +16,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.web.conftest import CHROMIUM, CHROMIUM_ARGS, serve_dashboard
+from tests.web.conftest import CHROMIUM, serve_dashboard
 
 sync_api = pytest.importorskip("playwright.sync_api")
 pytest.importorskip("uvicorn")
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 if not Path(CHROMIUM).exists():
     pytest.skip(f"no Chromium at {CHROMIUM}", allow_module_level=True)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_api.sync_playwright() as pw:
-        b = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
-        yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")
