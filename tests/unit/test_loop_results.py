@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from assay.errors import StoreError
+from assay.gitops import diff_hash, diff_size
 from assay.loop import results
-from assay.loop.gitops import diff_hash, diff_size
 
 
 def test_rows_round_trip_and_tabs_in_descriptions_cannot_break_columns(tmp_path):

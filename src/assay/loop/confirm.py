@@ -161,7 +161,7 @@ def count_looks(lab: Lab, st: LoopState, rows: list[results.Row]) -> tuple[int, 
 
 def baseline_commit(lab: Lab, st: LoopState) -> str:
     """The loop's baseline: the commit of its first kept row in results.tsv."""
-    from assay.loop.gitops import Repo
+    from assay.gitops import Repo
 
     rows = [r for r in results.read(lab.experiment_dir(st.experiment) / "results.tsv") if r.tag == st.tag]
     keeps = [r for r in rows if r.status == Decision.KEEP]
@@ -260,7 +260,7 @@ def _measure_at(lab: Lab, st: LoopState, exp: Experiment, settings: ConfirmSetti
                 commit: str) -> tuple[list[float], list[str], str | None]:
     """`settings.seeds` held-out runs of `commit` (seeds = config's seed + 0, 1, ...), each in a
     worktree of that commit; stops at the first that gives no value and says why."""
-    from assay.loop.gitops import Repo
+    from assay.gitops import Repo
     from assay.loop.ratchet import run_value
     from assay.rerun import link_runs, worktree_at
     from assay.runner.launch import RunSpec, start_run

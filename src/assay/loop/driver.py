@@ -8,10 +8,10 @@ from dataclasses import dataclass
 
 from assay.config import parse_duration
 from assay.errors import GitError, RunError, StoreError
+from assay.gitops import Repo, diff_hash
 from assay.lab import Lab
 from assay.loop.brief import brief
 from assay.loop.decisions import Decision
-from assay.loop.gitops import Repo, diff_hash
 from assay.loop.proposers import Exhausted, Proposer
 from assay.loop.ratchet import Outcome, set_aside, try_candidate
 from assay.loop.state import LoopState, find_by_tag, locked, save

@@ -215,8 +215,8 @@ class ParamsProposer:
     def _tried(self, st: LoopState) -> dict[Point, float | None]:
         """Every configuration this loop has run, from the commits of results.tsv and the tried refs."""
         from assay.errors import GitError
+        from assay.gitops import Repo
         from assay.loop import results
-        from assay.loop.gitops import Repo
 
         try:
             repo = Repo(self.config.parent)
@@ -303,7 +303,7 @@ class ParamsProposer:
     def _best_text(self, st: LoopState) -> str:
         """config.yaml as the best commit has it (a crashed candidate's edits may still be in the work tree)."""
         from assay.errors import GitError
-        from assay.loop.gitops import Repo
+        from assay.gitops import Repo
 
         if st.best_commit:
             try:

@@ -16,10 +16,10 @@ from typing import Any
 
 from assay.errors import ConfigError, GitError, RunError, StoreError
 from assay.experiment import Experiment, confirm_settings, load_experiment
+from assay.gitops import Repo, diff_hash, diff_size, file_hash
 from assay.lab import Lab
 from assay.loop import guards, results
 from assay.loop.decisions import Decided, Decision, Evidence, Settings, make_decision, pooled_sigma
-from assay.loop.gitops import Repo, diff_hash, diff_size, file_hash
 from assay.loop.state import SETTINGS, LoopState, find_by_tag, locked, save, settings_ref, state_dir
 from assay.runner.launch import RunResult, RunSpec, start_run
 from assay.store.records import slug

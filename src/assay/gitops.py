@@ -1,4 +1,4 @@
-"""The git operations of the loop, confined to the branch `assay/<tag>` and refs under `refs/assay/`.
+"""Every git operation assay runs. The loop's writes are confined to the branch `assay/<tag>` and refs under `refs/assay/`.
 
 Nothing here touches another branch, stashes, or resets a file the loop did not commit itself.
 """
