@@ -9,6 +9,7 @@ import hashlib
 import os
 import re
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 from assay.errors import GitError
@@ -185,3 +186,111 @@ def file_hash(path: Path) -> str | None:
         return hashlib.sha256(path.read_bytes()).hexdigest()
     except FileNotFoundError:
         return None
+
+
+# What a code snapshot of an experiment outside git leaves behind: its outputs and caches.
+_SNAPSHOT_SKIP_DIRS = {"runs", "sweeps", "loops", "plots", "__pycache__", ".ipynb_checkpoints", ".git"}
+SNAPSHOT_FILE_MAX = 64 * 1024 * 1024  # bigger files (data, checkpoints) are not shipped: workers read them from storage
+
+
+@dataclass(frozen=True)
+class CodeSnapshot:
+    """The code a run runs, packed to travel to a machine that does not share the lab's disk.
+
+    In git: the commit (as a bundle of its history), the uncommitted changes as a binary patch and
+    the untracked files of the experiment folder. Outside git: the experiment folder's files.
+    Files over SNAPSHOT_FILE_MAX and ignored files stay behind.
+    """
+
+    root: str  # the folder it was taken from here: the repository's top, or the experiment folder
+    commit: str | None = None
+    bundle: bytes = b""
+    patch: bytes = b""
+    files: bytes = b""  # a tar.gz, relative to root
+
+    @property
+    def digest(self) -> str:
+        h = hashlib.sha256()
+        for part in (self.root.encode(), (self.commit or "").encode(), self.bundle, self.patch, self.files):
+            h.update(hashlib.sha256(part).digest())
+        return h.hexdigest()
+
+    def materialise(self, dest: Path) -> Path:
+        """Recreate the code in `dest` (which must not exist); returns the folder that stands for `root`.
+
+        Raises:
+            GitError: git is missing here, or the bundle or patch does not apply.
+        """
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        if self.bundle:
+            bundle = dest.parent / f"{dest.name}.bundle"
+            bundle.write_bytes(self.bundle)
+            _git_bytes(dest.parent, "clone", "-q", "--no-checkout", str(bundle), str(dest))
+            bundle.unlink()
+            _git_bytes(dest, "checkout", "-q", "--detach", str(self.commit))
+            if self.patch:
+                _git_bytes(dest, "apply", "--binary", "--whitespace=nowarn", "-", stdin=self.patch)
+        else:
+            dest.mkdir()
+        if self.files:
+            import io
+            import tarfile
+
+            with tarfile.open(fileobj=io.BytesIO(self.files), mode="r:gz") as tar:
+                tar.extractall(dest, filter="data")
+        return dest
+
+
+def snapshot_code(exp_path: Path) -> CodeSnapshot:
+    """The code of the experiment at `exp_path` as it is now (see CodeSnapshot).
+
+    Raises:
+        GitError: a git command failed inside a repository.
+    """
+    exp = exp_path.resolve()
+    try:
+        top = _git_bytes(exp, "rev-parse", "--show-toplevel").decode().strip()
+        commit = _git_bytes(exp, "rev-parse", "--verify", "-q", "HEAD").decode().strip()
+    except (GitError, OSError):  # not a repository, no commit yet, or no git here
+        return CodeSnapshot(root=str(exp), files=_tar(exp, _loose_files(exp)))
+    root = Path(top)
+    import tempfile
+
+    with tempfile.TemporaryDirectory(prefix="assay-bundle-") as tmp:
+        file = Path(tmp) / "code.bundle"
+        _git_bytes(root, "bundle", "create", "-q", str(file), "HEAD")
+        bundle = file.read_bytes()
+    patch = _git_bytes(root, "diff", "HEAD", "--binary")
+    listed = _git_bytes(root, "ls-files", "--others", "--exclude-standard", "-z", "--", str(exp)).decode("utf-8", "replace")
+    untracked = [root / rel for rel in listed.split("\0") if rel]
+    return CodeSnapshot(root=str(root), commit=commit, bundle=bundle, patch=patch, files=_tar(root, untracked))
+
+
+def _loose_files(folder: Path) -> list[Path]:
+    out = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = [d for d in dirnames if d not in _SNAPSHOT_SKIP_DIRS]
+        out += [Path(dirpath) / f for f in filenames]
+    return out
+
+
+def _tar(root: Path, files: list[Path]) -> bytes:
+    import io
+    import tarfile
+
+    if not files:
+        return b""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=1) as tar:
+        for f in sorted(files):
+            if f.is_file() and not f.is_symlink() and f.stat().st_size <= SNAPSHOT_FILE_MAX:
+                tar.add(f, arcname=str(f.relative_to(root)), recursive=False)
+    return buf.getvalue()
+
+
+def _git_bytes(cwd: Path, *args: str, stdin: bytes | None = None) -> bytes:
+    out = subprocess.run(["git", *args], cwd=cwd, input=stdin, capture_output=True, env={**os.environ, "LC_ALL": "C"})
+    if out.returncode != 0:
+        msg = (out.stderr or out.stdout).decode("utf-8", "replace").strip()
+        raise GitError(f"git {' '.join(args[:2])} failed in {cwd}: {msg}", "Check the repository with `git status`.")
+    return out.stdout

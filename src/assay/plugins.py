@@ -40,16 +40,27 @@ def find(group: str, name: str) -> Callable[..., Any] | None:
     return None
 
 
-def factory(group: str, name: str | None, builtins: Mapping[str, Callable[..., Any]], what: str, hint: str,
+def factory(group: str, name: str | None, builtins: Mapping[str, Callable[..., Any] | str], what: str, hint: str,
             also_known: str = "") -> Callable[..., Any]:
     """The built-in named `name`, else the plug-in registered under it in `group`; an unknown name
-    is a PluginError listing every known one (`also_known` adds forms that are not names)."""
+    is a PluginError listing every known one (`also_known` adds forms that are not names). A
+    built-in given as "module:attribute" is imported now, so heavy or dependent modules load only when named."""
     from assay.errors import did_you_mean
 
     if name in builtins:
-        return builtins[name]  # type: ignore[index]
+        builtin = builtins[name]  # type: ignore[index]
+        return load(builtin) if isinstance(builtin, str) else builtin
     found = find(group, name) if name else None
     if found is None:
         known = [*builtins, *names(group)]
         raise PluginError(f"Unknown {what} '{name}' (known: {', '.join(known)}{also_known})." + did_you_mean(name or "", known), hint)
     return found
+
+
+def load(ref: str) -> Callable[..., Any]:
+    """The object `ref` names, as "package.module:attribute"."""
+    import importlib
+
+    module, _, attr = ref.partition(":")
+    obj: Callable[..., Any] = getattr(importlib.import_module(module), attr)
+    return obj

@@ -11,7 +11,6 @@ import shlex
 import shutil
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -22,7 +21,7 @@ from assay.errors import ConfigError, RunError
 from assay.experiment import Experiment, load_experiment
 from assay.lab import Lab, require_writable
 from assay.runner import styles
-from assay.runner.process import run_process
+from assay.runner.control import Launcher, LaunchRequest, LocalLauncher
 from assay.runner.status import classify
 from assay.store import records
 from assay.store.index import Index
@@ -54,7 +53,7 @@ class RunSpec:
     tags: dict[str, str] = field(default_factory=dict)
     extra_params: dict[str, Any] = field(default_factory=dict)  # set by sweeps/loops, validated like overrides
     env: dict[str, str] = field(default_factory=dict)  # merged into the child's env (e.g. CUDA_VISIBLE_DEVICES per slot)
-    launcher: Callable[..., Any] | None = None  # replaces run_process (same signature): executors that run elsewhere
+    launcher: Launcher | None = None  # where the process runs (default: here); executors bring their own
     observer: RunObserver | None = None  # told when each run starts and ends (the CLI's live feedback)
 
 
@@ -139,11 +138,9 @@ def _child_env(lab: Lab, exp: Experiment, path: Path, params: dict[str, Any], se
     return env
 
 
-def _sampling(launcher: Callable[..., Any] | None, writer: _CaptureWriter) -> dict[str, Any]:
-    """System-metric sampling for launchers that run the script here and take it (run_process and
-    the local sweep executor); ASSAY_SYS_INTERVAL sets the seconds between samples, 0 turns it off."""
-    import inspect
-
+def _sampling(writer: _CaptureWriter) -> dict[str, Any]:
+    """System-metric sampling (launchers that run the script here take it, others ignore it);
+    ASSAY_SYS_INTERVAL sets the seconds between samples, 0 turns it off."""
     from assay.runner.process import SAMPLE_SECONDS
 
     raw = os.environ.get("ASSAY_SYS_INTERVAL", "")
@@ -154,10 +151,6 @@ def _sampling(launcher: Callable[..., Any] | None, writer: _CaptureWriter) -> di
                           "Set ASSAY_SYS_INTERVAL=5 (or 0 to record no sys/* metrics).") from None
     if every <= 0:
         return {}
-    if launcher is not None:
-        params = inspect.signature(launcher).parameters
-        if "on_sample" not in params and not any(p.kind is p.VAR_KEYWORD for p in params.values()):
-            return {}
     return {"on_sample": writer.system, "sample_every": every}
 
 
@@ -240,10 +233,11 @@ def start_run(lab: Lab, exp: Experiment, spec: RunSpec, seed_offset: int = 0, gr
     writer = _CaptureWriter(path, capture)
     child: list[records.RunRecord] = []  # the record once the script's pid is in it
     try:
-        result = (spec.launcher or run_process)(cmd, exp.workdir, {**_child_env(lab, exp, path, params, seed), **inv.env, **spec.env},
-                                                path / records.LOG_FILE, writer, timeout, follow=spec.follow,
-                                                on_start=lambda pid: child.append(_record_child(path, rec, pid)),
-                                                **_sampling(spec.launcher, writer))
+        request = LaunchRequest(command=tuple(cmd), cwd=exp.workdir, env={**_child_env(lab, exp, path, params, seed), **inv.env, **spec.env},
+                                run_dir=path, source=exp.path, timeout=timeout, on_line=writer, capture=capture,
+                                follow=spec.follow, on_start=lambda pid: child.append(_record_child(path, rec, pid)),
+                                **_sampling(writer))
+        result = (spec.launcher or LocalLauncher()).launch(request)
     except OSError as exc:
         started_ok = bool(child)  # else Popen itself failed
         reason = f"writing the run's output failed: {exc}" if started_ok else f"could not start {cmd[0]}: {exc}"
@@ -268,7 +262,7 @@ def start_run(lab: Lab, exp: Experiment, spec: RunSpec, seed_offset: int = 0, gr
     tail = records.log_tail(path)
     pm = summary["metrics"].get(exp.metric, {})
     status, reason = classify(result.returncode, result.stopped_by, tail, exp.metric, pm.get("last"),
-                              oom_kills=getattr(result, "oom_kills", None),
+                              oom_kills=result.oom_kills,
                               seen={k: m.get("last") for k, m in summary["metrics"].items()})
     params_after = params
     if exp.params_style == "hydra":
@@ -281,7 +275,7 @@ def start_run(lab: Lab, exp: Experiment, spec: RunSpec, seed_offset: int = 0, gr
     if status == "ok" and (lost := styles.unreached(inv, parsed, path, script.entry_file)):
         unreached = lost
         warnings.append(styles.unreached_warning(lost, exp.params_style))
-    if getattr(result, "leftovers", ()):
+    if result.leftovers:
         warnings.append(f"ended processes the script left running: {', '.join(result.leftovers)}")
     if prov.get("error"):
         warnings.append(f"provenance capture failed: {prov['error']}")

@@ -323,7 +323,8 @@ def _alive(proc: Any) -> bool:
         return False
 
 
-def _signal_group(pid: int, sig: int) -> None:
+def signal_group(pid: int, sig: int) -> None:
+    """Send `sig` to the process group `pid` leads (a run's script and its children); gone is fine."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(pid, sig)
 
@@ -393,24 +394,24 @@ def run_process(
                 stop.append("timeout")
             if stop and kill_at is None:
                 # Ctrl-C reaches the script as a Ctrl-C would; a timeout as SIGTERM. SIGKILL after grace.
-                _signal_group(proc.pid, signal.SIGINT if stop[0] == "interrupt" else signal.SIGTERM)
+                signal_group(proc.pid, signal.SIGINT if stop[0] == "interrupt" else signal.SIGTERM)
                 kill_at = now + grace
             if "kill" in stop and kill_at is not None:
                 kill_at = min(kill_at, now)
             if kill_at is not None and now >= kill_at:
-                _signal_group(proc.pid, signal.SIGKILL)
+                signal_group(proc.pid, signal.SIGKILL)
             if pump.is_alive():  # wakes as soon as the output closes, which is (nearly always) the exit
                 pump.join(timeout=interval)
             else:
                 time.sleep(interval)
             interval = min(interval * 1.5, 0.2)
     except BaseException:
-        _signal_group(proc.pid, signal.SIGKILL)  # never leave a script running unwatched
+        signal_group(proc.pid, signal.SIGKILL)  # never leave a script running unwatched
         raise
     finally:
         restore()
     if stop:  # leftovers of the group (grandchildren that ignored SIGTERM)
-        _signal_group(proc.pid, signal.SIGKILL)
+        signal_group(proc.pid, signal.SIGKILL)
     oom_after = oom_kill_count()
     leftovers = _end_leftovers(_leftovers(proc.pid, marker, watch.seen, launched))
     pump.finish()

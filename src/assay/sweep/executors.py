@@ -1,19 +1,18 @@
 """Executors: where trials run. A local pool of N slots here; Ray in ray_executor.py.
 
-The plug-in point is `Executor` (submit/shutdown). Built-ins are in EXECUTORS (name -> factory);
-third parties register a factory under the entry-point group `assay.executors`.
-Every trial is an ordinary run: `start_run` in a driver thread makes the folder, writes the
-record and the index; an executor only decides where the script's process runs (the RunSpec
-`launcher` hook) and which env it gets (one CUDA_VISIBLE_DEVICES per slot).
+The plug-in point is `Executor` (submit/shutdown). Built-ins are in EXECUTORS (name -> factory,
+or "module:attribute" for those loaded only when named); third parties register a factory under
+the entry-point group `assay.executors`. Every trial is an ordinary run: `start_run` in a driver
+thread makes the folder, writes the record and the index; an executor only decides where the
+script's process runs (a `Launcher`, see assay.runner.control) and which env it gets (one
+CUDA_VISIBLE_DEVICES per slot).
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import queue
 import shutil
-import signal
 import subprocess
 import threading
 from collections.abc import Callable
@@ -24,12 +23,9 @@ from typing import Any, Protocol, runtime_checkable
 
 from assay.errors import PluginError, RunError
 from assay.lab import Lab
+from assay.runner.control import Launcher, LaunchRequest, LocalLauncher, ProcessResult, TrialControl, Watch
 from assay.runner.launch import RunResult, RunSpec, start_run
-from assay.runner.process import GRACE_SECONDS, run_process
 from assay.store import records
-
-# (step, value of the primary metric) -> True to stop the trial now (pruning).
-Watch = Callable[[int, float], bool]
 
 
 @runtime_checkable
@@ -43,6 +39,12 @@ class Executor(Protocol):
     - shutdown(cancel) once: waits for submitted trials, or with cancel=True stops running ones
       (records say 'interrupted') and drops queued ones (their Futures are cancelled).
     `slots` is how many trials run at the same time.
+
+    An implementer provides these three. The easy way is to subclass `ThreadedExecutor`, which
+    runs each trial through `start_run` in one of `slots` threads, and override `launcher(control)`
+    to return a `Launcher` whose `launch(LaunchRequest) -> ProcessResult` runs the command where
+    trials should run (it must honour `control.stopped` set by a cancel or a prune) and, if slots
+    differ, `slot_env(slot)`. `assay.testing.executors` checks an implementation.
     """
 
     slots: int
@@ -67,70 +69,45 @@ def gpu_ids() -> list[str]:
     return [line.strip() for line in out.splitlines() if line.strip()]
 
 
-class _Control:
-    """One trial's process as seen from outside: stop it (prune, cancel) and watch its metrics."""
+class WatchedLauncher:
+    """The command here (run_process), stoppable through its TrialControl, with the control's
+    watch fed each new value of the primary metric as metrics.jsonl gains it (pruning)."""
 
-    def __init__(self, metric: str, watch: Watch | None) -> None:
-        self.metric, self.watch = metric, watch
-        self.pid: int | None = None
-        self.stopped: str | None = None  # "pruned" | "cancelled"
-        self.pruned_at: tuple[int, float] | None = None
-        self.lock = threading.Lock()
-        self.done = threading.Event()
+    def __init__(self, control: TrialControl) -> None:
+        self.control = control
 
-    def stop(self, why: str) -> None:
-        with self.lock:
-            if self.stopped or self.done.is_set():
-                return
-            self.stopped = why
-            pid = self.pid
-        if pid is not None:
-            _signal_group(pid, signal.SIGTERM)
-            # SIGKILL after the same grace a timeout gets, unless the process ended by then.
-            threading.Thread(target=self._kill_later, args=(pid,), daemon=True).start()
-
-    def _kill_later(self, pid: int) -> None:
-        if not self.done.wait(GRACE_SECONDS):
-            _signal_group(pid, signal.SIGKILL)
-
-    def launcher(self, cmd: list[str], cwd: Path, env: dict[str, str], log_path: Path, on_line: Callable[[str], None],
-                 timeout: float | None, follow: bool = False, on_start: Callable[[int], None] | None = None,
-                 **kw: Any) -> Any:
-        """run_process, plus a metrics watcher and a stop from outside."""
+    def launch(self, request: LaunchRequest) -> ProcessResult:
+        control = self.control
 
         def started(pid: int) -> None:
-            with self.lock:
-                self.pid = pid
-                late = self.stopped
-            if on_start:
-                on_start(pid)
-            if late:
-                _signal_group(pid, signal.SIGTERM)
+            control.started(pid)
+            if request.on_start:
+                request.on_start(pid)
 
         watcher = None
-        if self.watch is not None:
-            watcher = threading.Thread(target=self._watch_metrics, args=(log_path.parent.parent,), daemon=True)
+        if control.watch is not None:
+            watcher = threading.Thread(target=self._watch_metrics, args=(request.metrics_path,), daemon=True)
             watcher.start()
         try:
-            res = run_process(cmd, cwd, env, log_path, on_line, timeout, follow, started, **kw)
+            res = LocalLauncher().launch(replace(request, on_start=started))
         finally:
-            self.done.set()
+            control.finished()
         if watcher is not None:
             watcher.join(timeout=5)
-        if self.stopped and res.stopped_by is None:
+        if control.stopped and res.stopped_by is None:
             res = replace(res, stopped_by="interrupt")
         return res
 
-    def _watch_metrics(self, run_dir: Path) -> None:
+    def _watch_metrics(self, file: Path) -> None:
         """Follow metrics.jsonl (complete lines only) and hand each new primary value to `watch`."""
-        file = run_dir / records.METRICS_FILE
+        control = self.control
         offset, seen = 0, -1
         api = False  # as in records.metric_series: a value logged through the API wins over captured output
         reported: set[int] = set()
-        while not self.done.wait(0.1):
+        while not control.done.wait(0.1):
             events, offset = records.new_events(file, offset)
             for ev in events:
-                value = (ev.get("m") or {}).get(self.metric)
+                value = (ev.get("m") or {}).get(control.metric)
                 if not isinstance(value, (int, float)) or isinstance(value, bool):
                     continue
                 if ev.get("src") != "out":
@@ -142,16 +119,10 @@ class _Control:
                 if step in reported:
                     continue
                 reported.add(step)
-                assert self.watch is not None
-                if self.watch(step, float(value)):
-                    self.pruned_at = (step, float(value))
-                    self.stop("pruned")
+                assert control.watch is not None
+                if control.watch(step, float(value)):
+                    control.prune(step, float(value))
                     return
-
-
-def _signal_group(pid: int, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(pid, sig)
 
 
 class ThreadedExecutor:
@@ -168,15 +139,16 @@ class ThreadedExecutor:
         self._free: queue.Queue[int] = queue.Queue()
         for i in range(slots):
             self._free.put(i)
-        self._controls: set[_Control] = set()
+        self._controls: set[TrialControl] = set()
         self._lock = threading.Lock()
         self._exps: dict[str, Any] = {}
 
     def slot_env(self, slot: int) -> dict[str, str]:
         return {}
 
-    def launcher(self, control: _Control) -> Callable[..., Any]:
-        return control.launcher
+    def launcher(self, control: TrialControl) -> Launcher:
+        """Where this trial's process runs; `control` says when a cancel or a prune stopped it."""
+        return WatchedLauncher(control)
 
     def submit(self, spec: RunSpec, watch: Watch | None = None) -> Future[RunResult]:
         return self._pool.submit(self._run, spec, watch if self.supports_watch else None)
@@ -192,7 +164,7 @@ class ThreadedExecutor:
     def _run(self, spec: RunSpec, watch: Watch | None) -> RunResult:
         exp = self._experiment(spec.experiment)
         slot = self._free.get()
-        control = _Control(exp.metric, watch)
+        control = TrialControl(exp.metric, watch)
         with self._lock:
             self._controls.add(control)
         try:
@@ -246,13 +218,8 @@ class LocalPool(ThreadedExecutor):
         return {"CUDA_VISIBLE_DEVICES": self.gpus[slot % len(self.gpus)]}
 
 
-def _ray(lab: Lab, slots: int | None = None, **options: Any) -> Executor:
-    from assay.sweep.ray_executor import RayExecutor
-
-    return RayExecutor(lab, slots, **options)
-
-
-EXECUTORS: dict[str, Callable[..., Executor]] = {"local": LocalPool, "ray": _ray}
+# Ray's module is named, not imported: it loads (and imports this one) only when asked for.
+EXECUTORS: dict[str, Callable[..., Executor] | str] = {"local": LocalPool, "ray": "assay.sweep.ray_executor:RayExecutor"}
 
 
 def get_executor(name: str | Executor, lab: Lab, slots: int | None = None, **options: Any) -> Executor:

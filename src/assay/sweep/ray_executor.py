@@ -1,25 +1,33 @@
-"""The Ray executor: trials as Ray tasks with CPU/GPU resources; the driver owns the store.
+"""The Ray executor: trials as Ray tasks with CPU/GPU resources; the driver owns the lab.
 
-A task runs the script in a scratch folder on its worker and returns the process result and every
-file the run produced (log, metrics.jsonl, plots, ...). The driver writes them into the run folder,
-captures metrics from the returned output and writes the record and the index, so workers never
-touch the lab's SQLite file. Workers need the experiment's scripts and Python at the same paths
-(a shared filesystem, as on most clusters; trivially true for a local Ray instance).
+Workers need not share a disk with the driver. A task gets the trial's code (a CodeSnapshot: the
+commit as a git bundle plus the uncommitted patch, or the experiment folder's files outside git),
+recreates it in a scratch folder on its worker, runs the script there with its paths pointed at
+that folder and a scratch run folder, and returns how the process ended and the run's files (log,
+metrics.jsonl, plots, artifacts...) as one tar.gz through Ray's object store. The driver unpacks it
+into the run folder, captures metrics from the returned output and writes the record and the
+index, as for a local run. Workers need Python, git and assay installed, not the lab.
+
+While a trial runs, only its primary metric reaches the driver (through a mailbox actor, for
+pruning); its log and metrics.jsonl arrive in the lab when it ends.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import sys
 import threading
-from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from assay.errors import PluginError, RunError
+from assay.gitops import CodeSnapshot, snapshot_code
 from assay.lab import Lab
-from assay.runner.process import ProcessResult
+from assay.runner.control import GRACE_SECONDS, Launcher, LaunchRequest, ProcessResult, TrialControl, signal_group
 from assay.store import records
-from assay.sweep.executors import ThreadedExecutor, _Control
+from assay.sweep.executors import ThreadedExecutor
 
 MAX_RETURNED_BYTES = 512 * 1024 * 1024  # files bigger than this stay on the worker (named in the log)
 _remote_lock = threading.Lock()
@@ -82,54 +90,94 @@ class _WorkerWatch:
     def _prune(self) -> None:
         import signal
 
-        from assay.runner.process import GRACE_SECONDS
-        from assay.sweep.executors import _signal_group
-
         with self.lock:
             if self.pruned or self.pid is None:
                 return
             self.pruned = True
-        _signal_group(self.pid, signal.SIGTERM)
+        signal_group(self.pid, signal.SIGTERM)
         if not self.done.wait(GRACE_SECONDS):
-            _signal_group(self.pid, signal.SIGKILL)
+            signal_group(self.pid, signal.SIGKILL)
 
 
-def _run_on_worker(cmd: list[str], cwd: str, env: dict[str, str], timeout: float | None,
-                   watch: tuple[Any, str, str, Any] | None = None) -> dict[str, Any]:
-    """Body of the Ray task (runs on a worker): the script in a scratch run folder, files returned.
-    `watch` = (mailbox, trial key, primary metric, capture) streams the metric back for pruning."""
+@dataclass(frozen=True)
+class _Job:
+    """What a worker needs to run one trial: no path in it has to exist on the worker."""
+
+    command: tuple[str, ...]
+    cwd: str  # on the driver, under code.root
+    env: dict[str, str]  # what assay set (the worker keeps its own PATH, HOME, CUDA_VISIBLE_DEVICES...)
+    run_dir: str  # the run folder on the driver
+    timeout: float | None
+
+
+def _run_on_worker(job: _Job, code: CodeSnapshot, watch: tuple[Any, str, str, Any] | None = None) -> dict[str, Any]:
+    """Body of the Ray task (runs on a worker): the code recreated and the script run in a scratch
+    folder, the run's files returned as a tar.gz. `watch` = (mailbox, trial key, primary metric,
+    capture) streams the metric back for pruning."""
     import shutil
     import tempfile
 
     from assay.runner.process import run_process
 
-    scratch = Path(tempfile.mkdtemp(prefix="assay-ray-"))
+    base = Path(tempfile.mkdtemp(prefix="assay-ray-"))
+    scratch = base / "run"
     watcher = _WorkerWatch(*watch, scratch / records.METRICS_FILE) if watch else None
     try:
         for sub in records.SUBDIRS:
-            (scratch / sub).mkdir()
+            (scratch / sub).mkdir(parents=True)
+        src = code.materialise(base / "code")
+        moved = _Relocate({job.run_dir: str(scratch), code.root: str(src)})
+        cmd = [moved(a) for a in job.command]
+        if os.path.isabs(cmd[0]) and not os.path.exists(cmd[0]) and os.path.basename(cmd[0]).startswith("python"):
+            cmd[0] = sys.executable  # the driver's interpreter is not here: the worker's runs the script
+        env = {k: moved(v) for k, v in job.env.items()}
+        if env.get("ASSAY_LAB") == job.env.get("ASSAY_LAB"):
+            env.pop("ASSAY_LAB", None)  # the lab is not on this machine
         child_env = {**os.environ, **env, "ASSAY_RUN_DIR": str(scratch)}
         try:
-            res = run_process(cmd, Path(cwd), child_env, scratch / records.LOG_FILE,
-                              watcher.line if watcher else lambda line: None, timeout,
+            res = run_process(cmd, Path(moved(job.cwd)), child_env, scratch / records.LOG_FILE,
+                              watcher.line if watcher else lambda line: None, job.timeout,
                               on_start=watcher.started if watcher else None)
         finally:
             if watcher:
                 watcher.done.set()
-        files: dict[str, bytes] = {}
-        skipped: list[str] = []
-        for p in sorted(scratch.rglob("*")):
-            if p.is_file():
-                rel = str(p.relative_to(scratch))
-                if p.stat().st_size > MAX_RETURNED_BYTES:
-                    skipped.append(rel)
-                else:
-                    files[rel] = p.read_bytes()
+        archive, skipped = _pack(scratch)
         return {"returncode": res.returncode, "stopped_by": res.stopped_by, "peak_rss": res.peak_rss,
-                "peak_gpu_mem": res.peak_gpu_mem, "pid": res.pid, "files": files, "skipped": skipped,
+                "peak_gpu_mem": res.peak_gpu_mem, "pid": res.pid, "archive": archive, "skipped": skipped,
                 "node": os.uname().nodename, "pruned": bool(watcher and watcher.pruned)}
     finally:
-        shutil.rmtree(scratch, ignore_errors=True)
+        shutil.rmtree(base, ignore_errors=True)
+
+
+class _Relocate:
+    """Rewrites driver paths in a string (argument, env value) to where they are on the worker;
+    the longest match first (the run folder lies inside the repository)."""
+
+    def __init__(self, moves: dict[str, str]) -> None:
+        self.moves = sorted(moves.items(), key=lambda kv: -len(kv[0]))
+        # A path ends at a separator, the string's end, or a character no path name uses here.
+        self.pattern = re.compile("|".join(f"({re.escape(old)})(?=/|$|[\\s,:;=\"'])" for old, _ in self.moves))
+
+    def __call__(self, text: str) -> str:
+        return self.pattern.sub(lambda m: self.moves[m.lastindex - 1][1], text) if self.moves else text
+
+
+def _pack(scratch: Path) -> tuple[bytes, list[str]]:
+    """The run's files as a tar.gz (relative to the run folder), and those too large to return."""
+    import io
+    import tarfile
+
+    buf, skipped = io.BytesIO(), []
+    with tarfile.open(fileobj=buf, mode="w:gz", compresslevel=1) as tar:
+        for p in sorted(scratch.rglob("*")):
+            if not p.is_file() or p.is_symlink():
+                continue
+            rel = str(p.relative_to(scratch))
+            if p.stat().st_size > MAX_RETURNED_BYTES:
+                skipped.append(rel)
+            else:
+                tar.add(p, arcname=rel, recursive=False)
+    return buf.getvalue(), skipped
 
 
 def _remote(ray: Any) -> Any:
@@ -194,12 +242,13 @@ class RayExecutor(ThreadedExecutor):
             slots = max(1, min(by_cpu, by_gpu))
         super().__init__(lab, slots)
         self._refs: dict[int, Any] = {}
-        self._watched: dict[str, _Control] = {}
+        self._code: dict[str, Any] = {}  # CodeSnapshot digest -> its ObjectRef: one copy per code version
+        self._watched: dict[str, TrialControl] = {}
         self._mailbox: Any = None
         self._poller: threading.Thread | None = None
         self._closing = threading.Event()
 
-    def _watch(self, control: _Control, capture: Any) -> tuple[Any, str, str, Any]:
+    def _watch(self, control: TrialControl, capture: Any) -> tuple[Any, str, str, Any]:
         """Register a trial whose metric the sampler watches; the mailbox and its poller start once."""
         key = f"{os.getpid()}-{id(control)}"
         with self._lock:
@@ -223,39 +272,20 @@ class RayExecutor(ThreadedExecutor):
                 if control is None or control.watch is None or control.stopped:
                     continue
                 if control.watch(step, value):
-                    control.pruned_at = (step, value)
-                    control.stop("pruned")  # no local pid: marks it; the worker stops the process
+                    control.prune(step, value)  # no local pid: marks it; the worker stops the process
                     self._mailbox.stop.remote(key)
 
-    def launcher(self, control: _Control) -> Callable[..., Any]:
-        ray = self.ray
+    def launcher(self, control: TrialControl) -> Launcher:
+        return _RayLauncher(self, control)
 
-        def launch(cmd: list[str], cwd: Path, env: dict[str, str], log_path: Path, on_line: Callable[[str], None],
-                   timeout: float | None, follow: bool = False, on_start: Callable[[int], None] | None = None,
-                   **kw: Any) -> ProcessResult:
-            # Only what assay set travels: the worker keeps its own PATH, HOME, CUDA_VISIBLE_DEVICES...
-            ours = {k: v for k, v in env.items() if os.environ.get(k) != v and k != "CUDA_VISIBLE_DEVICES"}
-            watch = self._watch(control, getattr(on_line, "capture", None)) if control.watch else None
-            ref = _remote(ray).options(num_cpus=self.cpus, num_gpus=self.gpus).remote(cmd, str(cwd), ours, timeout, watch)
-            with self._lock:
-                self._refs[id(control)] = ref
-            try:
-                out = ray.get(ref)
-            except (ray.exceptions.TaskCancelledError, ray.exceptions.WorkerCrashedError):
-                return ProcessResult(-9, "interrupt", 0, None, -1)
-            except ray.exceptions.RayTaskError as exc:
-                raise RunError(f"The Ray task of this trial failed: {exc}", "See the Ray worker logs.") from None
-            finally:
-                with self._lock:
-                    self._refs.pop(id(control), None)
-                    if watch:
-                        self._watched.pop(watch[1], None)
-            _unpack(out, log_path, on_line)
-            # Ray may kill the task's children before the task itself: a cancelled or pruned trial is interrupted.
-            stopped_by = out["stopped_by"] or ("interrupt" if control.stopped or out.get("pruned") else None)
-            return ProcessResult(out["returncode"], stopped_by, out["peak_rss"], out["peak_gpu_mem"], out["pid"])
-
-        return launch
+    def code_ref(self, source: Path) -> Any:
+        """The ObjectRef of the experiment's code as it is now, put in the object store once per version."""
+        code = snapshot_code(source)
+        key = code.digest
+        with self._lock:
+            if key not in self._code:
+                self._code[key] = self.ray.put(code)
+            return self._code[key]
 
     def shutdown(self, cancel: bool = False) -> None:
         if cancel:
@@ -275,10 +305,53 @@ class RayExecutor(ThreadedExecutor):
             self.ray.shutdown()
 
 
-def _unpack(out: dict[str, Any], log_path: Path, on_line: Callable[[str], None]) -> None:
+class _RayLauncher:
+    """One trial's process as a Ray task (see the module docstring)."""
+
+    def __init__(self, executor: RayExecutor, control: TrialControl) -> None:
+        self.ex, self.control = executor, control
+
+    def launch(self, request: LaunchRequest) -> ProcessResult:
+        ex, control, ray = self.ex, self.control, self.ex.ray
+        # Only what assay set travels: the worker keeps its own PATH, HOME, CUDA_VISIBLE_DEVICES...
+        ours = {k: v for k, v in request.env.items() if os.environ.get(k) != v and k != "CUDA_VISIBLE_DEVICES"}
+        job = _Job(request.command, str(request.cwd), ours, str(request.run_dir), request.timeout)
+        code = ex.code_ref(request.source)
+        watch = ex._watch(control, request.capture) if control.watch else None
+        ref = _remote(ray).options(num_cpus=ex.cpus, num_gpus=ex.gpus).remote(job, code, watch)
+        with ex._lock:
+            ex._refs[id(control)] = ref
+        try:
+            out = ray.get(ref)
+        except (ray.exceptions.TaskCancelledError, ray.exceptions.WorkerCrashedError):
+            return ProcessResult(-9, "interrupt", 0, None, -1)
+        except ray.exceptions.RayTaskError as exc:
+            raise RunError(f"The Ray task of this trial failed: {exc}", "See the Ray worker logs.") from None
+        finally:
+            control.finished()
+            with ex._lock:
+                ex._refs.pop(id(control), None)
+                if watch:
+                    ex._watched.pop(watch[1], None)
+        _unpack(out, request)
+        # Ray may kill the task's children before the task itself: a cancelled or pruned trial is interrupted.
+        stopped_by = out["stopped_by"] or ("interrupt" if control.stopped or out.get("pruned") else None)
+        return ProcessResult(out["returncode"], stopped_by, out["peak_rss"], out["peak_gpu_mem"], out["pid"])
+
+
+def _unpack(out: dict[str, Any], request: LaunchRequest) -> None:
     """Write the worker's files into the run folder; replay its output through metric capture."""
-    run_dir = log_path.parent.parent
-    files: dict[str, bytes] = out["files"]
+    import io
+    import tarfile
+
+    run_dir, log_path, on_line = request.run_dir, request.log_path, request.on_line
+    files: dict[str, bytes] = {}
+    with tarfile.open(fileobj=io.BytesIO(out["archive"]), mode="r:gz") as tar:
+        for member in tar.getmembers():
+            rel = os.path.normpath(member.name)
+            member_file = tar.extractfile(member) if member.isfile() else None
+            if member_file is not None and not rel.startswith(("/", "..")):  # a name outside the run folder is not the run's
+                files[rel] = member_file.read()
     log = files.pop(records.LOG_FILE, b"")
     metrics = files.pop(records.METRICS_FILE, b"")
     for rel, data in files.items():
