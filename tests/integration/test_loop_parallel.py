@@ -202,6 +202,10 @@ def test_parallel_params_proposals_are_distinct_and_each_runs_in_its_worktree(la
         assert "/.assay/loop/p/wt/" in rec["cwd"]  # ran from the candidate's worktree; its folder is in the lab
     assert git(lab.root, "worktree", "list", "--porcelain").count("worktree ") == 1
     assert find_by_tag(lab, "p").best_commit == git(lab.root, "rev-parse", "assay/p")
+    import assay.loop
+
+    st = assay.loop.status("p", lab=lab)  # the Python front door gives what --json prints
+    assert st.in_flight["candidates"] == [] and st.to_dict()["best_commit"] == st.best_commit
 
 
 def test_ray_executor_is_refused_with_the_local_alternative(lab, par_lab):
