@@ -114,6 +114,7 @@ class Experiment:
     data: tuple[str, ...] = ()  # files/folders the runs read, fingerprinted even outside the lab
     raw: dict[str, Any] = field(default_factory=dict)
     params_style: str = "env"  # `params:`: how params reach the script (runner.styles)
+    runs_root: Path | None = None  # where run folders go when the code runs from another copy (see `at`)
 
     @property
     def file(self) -> Path:
@@ -121,7 +122,14 @@ class Experiment:
 
     @property
     def runs_dir(self) -> Path:
-        return self.path / "runs"
+        return self.runs_root or self.path / "runs"
+
+    def at(self, path: Path) -> Experiment:
+        """This experiment as checked out at `path` (a git worktree's copy of its folder): code,
+        config and workdir come from there; run folders still land in this lab's runs/."""
+        from dataclasses import replace
+
+        return replace(_from_dict(load_yaml(path / EXPERIMENT_FILE), path), runs_root=self.runs_dir)
 
     @property
     def locked(self) -> set[str]:

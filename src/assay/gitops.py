@@ -143,6 +143,47 @@ class Repo:
         for p, data in kept.items():
             (self.root / p).write_bytes(data)
 
+    # Worktrees and refs of a parallel loop: assay only ever adds, moves and removes its own
+    # (worktrees under the lab's .assay/ folder, refs under refs/assay/).
+
+    def add_worktree(self, path: Path, commit: str) -> None:
+        """A new work tree at `path` on a detached HEAD at `commit` (no branch to clash with assay/TAG)."""
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.git("worktree", "add", "-q", "--detach", str(path), commit)
+
+    def worktrees(self) -> list[Path]:
+        """Every work tree of this repository but the main one."""
+        found = [Path(line[len("worktree "):]) for line in self.git("worktree", "list", "--porcelain").splitlines()
+                 if line.startswith("worktree ")]
+        return found[1:]
+
+    def remove_worktree(self, path: Path) -> None:
+        """Remove the work tree at `path` (uncommitted changes included) and git's record of it."""
+        import shutil
+
+        self.git("worktree", "remove", "--force", "--force", str(path), check=False)
+        if path.exists():  # git refused (e.g. a lock a killed git left): the folder is assay's own
+            shutil.rmtree(path, ignore_errors=True)
+        self.git("worktree", "prune")
+
+    def refs(self, prefix: str) -> list[str]:
+        """The refs under `prefix` (e.g. refs/assay/TAG/cand/)."""
+        return self.git("for-each-ref", "--format=%(refname)", prefix).split()
+
+    def delete_ref(self, ref: str) -> None:
+        if not ref.startswith("refs/assay/"):
+            raise GitError(f"Refusing to delete '{ref}': assay only deletes its own refs under refs/assay/", "git for-each-ref refs/assay/")
+        self.git("update-ref", "-d", ref)
+
+    def cherry_pick(self, commit: str) -> str | None:
+        """Replay `commit` on HEAD; the new commit, or None on a conflict (the pick is aborted)."""
+        before = self.head()
+        self.git("cherry-pick", "--allow-empty", commit, check=False, identity=True)
+        if self.ref_exists("CHERRY_PICK_HEAD"):
+            self.git("cherry-pick", "--abort", check=False)
+        after = self.head()
+        return after if after != before else None
+
 
 def _git_running_in(root: Path) -> bool:
     import psutil

@@ -37,14 +37,16 @@ def start(
     """Create branch assay/TAG, fix the protected files, run the unmodified baseline."""
     import sys
 
+    from assay import loop
     from assay.experiment import confirm_settings, load_experiment
-    from assay.loop.ratchet import start as do_start
 
-    if confirm_settings(load_experiment(_lab(), name)) is None:
+    lab = _lab()
+    if confirm_settings(load_experiment(lab, name)) is None:
         print(f"warning: experiment '{name}' declares no `confirm:` in experiment.yaml: every decision looks at the validation "
               "split and no held-out split can check the result (add e.g. `confirm: {params: {split: test}}`)", file=sys.stderr)
-    out = do_start(_lab(), name, tag, edit, protect or [], decision, repeats, max_repeats, min_delta, confidence,
-                   lines_per_delta, timeout, max_retries, value)
+    out = loop.start(name, tag=tag, edit=edit, protect=protect or (), decision=decision, repeats=repeats,
+                     max_repeats=max_repeats, min_delta=min_delta, confidence=confidence, lines_per_delta=lines_per_delta,
+                     timeout=timeout, max_retries=max_retries, value=value, lab=lab)
     if json_:
         _emit_outcome(out)
         return
@@ -59,9 +61,9 @@ def try_(
     json_: JsonOpt = False,
 ) -> None:
     """Commit the edits, run them, keep or reset: one line with the decision, metric ± noise, reason."""
-    from assay.loop.ratchet import try_candidate
+    from assay import loop
 
-    out = try_candidate(_lab(), description, force, retry)
+    out = loop.try_(description, force=force, retry=retry, lab=_lab())
     if json_:
         _emit_outcome(out)
     else:
@@ -69,22 +71,20 @@ def try_(
 
 
 def _emit_outcome(out) -> None:  # noqa: ANN001 - a loop Outcome
-    from dataclasses import asdict
-
     from assay.cli.render import emit_json
 
-    emit_json(asdict(out))
+    emit_json(out.to_dict())
 
 
 @loop_app.command("status")
 def status(tag: Annotated[Optional[str], typer.Argument(help="Loop tag (default: the checked-out one).")] = None,
            json_: JsonOpt = False) -> None:
     """Best so far, noise estimate, counts, a pending crash."""
+    from assay import loop
     from assay.cli.render import emit_json, fmt
-    from assay.loop.ratchet import status as do_status
     from assay.loop.results import show, show_delta
 
-    s = do_status(_lab(), tag)
+    s = loop.status(tag, lab=_lab()).to_dict()
     if json_:
         emit_json(s)
         return
@@ -101,6 +101,11 @@ def status(tag: Annotated[Optional[str], typer.Argument(help="Loop tag (default:
     print(f"{looks} looks at the validation metric (runs read to decide or re-measure); {s['confirms']} confirm(s); {held}")
     if s["pending_crash"]:
         print(f"pending crash: {s['pending_crash']['description']} (assay try --retry ... or assay loop drop {s['tag']})")
+    flight = s["in_flight"]
+    for c in flight["candidates"]:
+        print(f"in flight: candidate {c['k']} ({c['phase']}, {c['runs']} run(s)) on {c['base'][:8]}: {c['description'] or '(being proposed)'}")
+    if flight["leftovers"]:
+        print(f"an interrupted parallel run left {len(flight['leftovers'])} worktree(s): assay loop resume {s['tag']}")
 
 
 @loop_app.command("log")
@@ -125,17 +130,17 @@ def log(tag: Annotated[Optional[str], typer.Argument()] = None, last: Annotated[
 @loop_app.command("resume")
 def resume(tag: str, json_: JsonOpt = False) -> None:
     """Rebuild the loop's state from git + results.tsv after an interruption; run a missing baseline."""
-    from assay.loop.ratchet import resume as do_resume
+    from assay import loop
 
-    out = do_resume(_lab(), tag)
+    out = loop.resume(tag, lab=_lab())
     if json_:
         from assay.cli.render import emit_json
 
-        emit_json({"tag": tag, **out})
+        emit_json(out.to_dict())
         return
-    for n in out["notes"]:
+    for n in out.notes:
         print(n)
-    print(f"loop {tag}: best {(out['best_commit'] or '-')[:8]}, {out['iterations']} tried; next: assay try \"...\"")
+    print(f"loop {tag}: best {(out.best_commit or '-')[:8]}, {out.iterations} tried; next: assay try \"...\"")
 
 
 @loop_app.command("confirm")
@@ -202,27 +207,23 @@ def run(
     agent_timeout: Annotated[str, typer.Option(help="Time limit of one agent call.")] = "30m",
     cost_per_hour: Annotated[Optional[float], typer.Option(help="Cost of one hour of runs.")] = None,
     max_cost: Annotated[Optional[float], typer.Option(help="Stop when the runs cost this much.")] = None,
+    parallel: Annotated[int, typer.Option(help="Candidates evaluated at once, each in its own git worktree.")] = 1,
+    executor: Annotated[str, typer.Option(help="Where candidates' runs go: local (one slot per candidate, one GPU each).")] = "local",
     json_: JsonOpt = False,
 ) -> None:
     """Let an agent command or the params proposer drive the loop within budgets."""
-    from assay.experiment import load_experiment
-    from assay.loop.driver import Budget, run_loop
-    from assay.loop.proposers import make_proposer
-    from assay.loop.state import find_by_tag
+    from assay import loop
 
-    lab = _lab()
-    st = find_by_tag(lab, tag)
-    proposer = make_proposer(lab, st, load_experiment(lab, st.experiment).goal, agent, propose or (None if agent else "params"),
-                             param, agent_timeout, space)
-    lines: list[str] = []
-    why = run_loop(lab, tag, proposer, Budget(max_iterations, max_time, plateau, cost_per_hour, max_cost, max_crashes),
-                   lines.append if json_ else print)
+    out = loop.run(tag, parallel=parallel, agent=agent, propose=propose, params=param, space=space,
+                   max_iterations=max_iterations, max_time=max_time, plateau=plateau, max_crashes=max_crashes,
+                   agent_timeout=agent_timeout, cost_per_hour=cost_per_hour, max_cost=max_cost, executor=executor,
+                   say=None if json_ else print, lab=_lab())
     if json_:
         from assay.cli.render import emit_json
 
-        emit_json({"tag": tag, "stopped": why, "lines": lines})
+        emit_json(out.to_dict())
         return
-    print(f"stopped: {why}")
+    print(f"stopped: {out.stopped}")
 
 
 @loop_app.command("plot")

@@ -1,1 +1,18 @@
-"""The autonomous loop: a keep-or-discard ratchet over git commits on branch `assay/<tag>`."""
+"""The autonomous loop: a keep-or-discard ratchet over git commits on branch `assay/<tag>`.
+
+Its Python API (`start`, `try_`, `run`, `status`, `resume`) lives in assay.loop.api and loads on
+first use, so that importing the package stays light.
+"""
+
+_API = ("start", "try_", "run", "status", "resume", "LoopRun", "LoopStatus", "Resumed")
+
+
+def __getattr__(name: str) -> object:
+    if name in _API:
+        from assay.loop import api
+
+        return getattr(api, name)
+    raise AttributeError(f"module 'assay.loop' has no attribute {name!r}")
+
+
+__all__ = list(_API)

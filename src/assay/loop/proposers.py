@@ -14,6 +14,7 @@ import random
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 from assay.config import flatten, load_yaml, parse_duration
@@ -57,16 +58,27 @@ class AgentCommand:
         self.lab, self.cmd, self.timeout = lab, cmd, parse_duration(timeout)
 
     def propose(self, brief: str, st: LoopState) -> str | None:
+        return self.call(brief, st, self.lab.root)
+
+    def call(self, brief: str, st: LoopState, cwd: Path, env: dict[str, str] | None = None) -> str:
+        """One agent call in `cwd` (a parallel loop calls several at once, each in its own worktree)."""
         d = state_dir(self.lab, st.experiment, st.tag)
         d.mkdir(parents=True, exist_ok=True)
-        n = len(list(d.glob("agent-*.log"))) + 1  # agent calls so far in this loop, all sessions
-        prompt, desc = d / "prompt.md", d / f"desc-{n}.txt"
+        n = len(list(d.glob("agent-*.log")))  # agent calls so far in this loop, all sessions
+        while True:  # claim the next number by creating its log: concurrent calls never share one
+            n += 1
+            try:
+                log = (d / f"agent-{n}.log").open("xb")
+                break
+            except FileExistsError:
+                continue
+        prompt, desc = d / ("prompt.md" if env is None else f"prompt-{n}.md"), d / f"desc-{n}.txt"
         prompt.write_text(brief)
         desc.unlink(missing_ok=True)
-        env = {**os.environ, "ASSAY_PROMPT": brief, "ASSAY_PROMPT_FILE": str(prompt), "ASSAY_DESC_FILE": str(desc),
-               "ASSAY_LOOP_TAG": st.tag, "ASSAY_AGENT_CALL": str(n)}
-        with (d / f"agent-{n}.log").open("wb") as log:
-            proc = subprocess.Popen(["bash", "-c", self.cmd], cwd=self.lab.root, env=env, stdout=log,
+        env = {**os.environ, **(env or {}), "ASSAY_PROMPT": brief, "ASSAY_PROMPT_FILE": str(prompt),
+               "ASSAY_DESC_FILE": str(desc), "ASSAY_LOOP_TAG": st.tag, "ASSAY_AGENT_CALL": str(n)}
+        with log:
+            proc = subprocess.Popen(["bash", "-c", self.cmd], cwd=cwd, env=env, stdout=log,
                                     stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True)
             try:
                 proc.wait(timeout=self.timeout)

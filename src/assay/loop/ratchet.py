@@ -59,6 +59,12 @@ class Outcome:
         d = "" if self.delta is None else f"  Δ {results.show_delta(self.delta)} vs best"
         return f"{self.decision:<8} {self.metric}={m}{d}  [{self.commit[:8]} {self.description[:40]}] {self.reason}"
 
+    def to_dict(self) -> dict[str, Any]:
+        """Every field, as `--json` prints it."""
+        from dataclasses import asdict
+
+        return asdict(self)
+
 
 def _results_path(lab: Lab, st: LoopState) -> Path:
     return lab.experiment_dir(st.experiment) / "results.tsv"
@@ -496,7 +502,14 @@ def status(lab: Lab, tag: str | None = None) -> dict[str, Any]:
         "results": str(_results_path(lab, st)), "last": [r.to_json() for r in rows[-5:]],
         "looks": st.looks, "looks_lower_bound": st.looks_lower_bound, "confirms": st.confirms,
         "confirmation": _latest_confirmation(lab, st),
+        "in_flight": _in_flight(lab, st),
     }
+
+
+def _in_flight(lab: Lab, st: LoopState) -> dict[str, Any]:
+    from assay.loop.parallel import in_flight
+
+    return in_flight(lab, st)
 
 
 def _latest_confirmation(lab: Lab, st: LoopState) -> dict[str, Any] | None:
@@ -582,6 +595,11 @@ def _resume(lab: Lab, tag: str) -> dict[str, Any]:
     for ref in refs:
         c = repo.git("rev-parse", ref).strip()
         st.tried.setdefault(diff_hash(repo.git("diff", f"{c}~1", c, "--", *st.editable)), int(ref.rsplit("/", 1)[1]))
+    from assay.loop import parallel
+
+    notes += parallel.cleanup(lab, st, repo)  # a killed `loop run --parallel`: its worktrees and candidate refs
+    if note := parallel.finish_keep(repo, st, _own_files(repo, load_experiment(lab, st.experiment))):
+        notes.append(note)
     tip = repo.head()
     if st.best_commit is None:
         save(lab, st)

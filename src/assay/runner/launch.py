@@ -55,6 +55,8 @@ class RunSpec:
     env: dict[str, str] = field(default_factory=dict)  # merged into the child's env (e.g. CUDA_VISIBLE_DEVICES per slot)
     launcher: Launcher | None = None  # where the process runs (default: here); executors bring their own
     observer: RunObserver | None = None  # told when each run starts and ends (the CLI's live feedback)
+    seed_offset: int = 0  # added to the seed (the loop runs seeds a commit's code never ran)
+    code_dir: Path | None = None  # run the experiment's copy in this folder (a loop candidate's worktree)
 
 
 @dataclass(frozen=True)
@@ -182,6 +184,9 @@ def start_run(lab: Lab, exp: Experiment, spec: RunSpec, seed_offset: int = 0, gr
     script's failure: crash, timeout, OOM and NaN are statuses in the record."""
     import copy
 
+    if spec.code_dir is not None:
+        exp = exp.at(spec.code_dir)
+    seed_offset += spec.seed_offset
     params, parsed = copy.deepcopy(resolved) if resolved else resolve_params(exp, spec.overrides, spec.extra_params)
     seed = params.get("seed", 0)
     if isinstance(seed, int) and seed_offset:

@@ -1,0 +1,88 @@
+"""Candidates decided per hour by `assay loop run --parallel N` vs one at a time (goal: >= 0.8 x N).
+
+A real loop in a fresh git repository: the params proposer edits config.yaml, each candidate is
+committed in its own worktree and measured by real runs (subprocess, run folder, record, SQLite
+index) of a script that spins a pure-Python loop for about `--work` CPU seconds. Its score never
+changes, so every candidate is a discard after one run and both loops do the same work per
+candidate; the figure is the throughput of decisions, worktrees and git included. Other load on
+the machine lowers the figures: run it on an idle machine.
+
+    python benchmarks/bench_loop_parallel.py [--candidates 8] [--work 2] [--parallel 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
+
+from assay.config import dump_yaml  # noqa: E402
+from assay.lab import init_lab  # noqa: E402
+
+SCRIPT = """
+import time, assay
+p = assay.params()
+end = time.process_time() + p["work"]  # CPU time, not wall time: contention shows as slower candidates
+x = 0
+while time.process_time() < end:
+    for i in range(10_000):
+        x += i * i
+print("score:", 1.0)
+"""
+GIT_ENV = {**os.environ, "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "b@b", "GIT_COMMITTER_NAME": "bench",
+           "GIT_COMMITTER_EMAIL": "b@b"}
+
+
+def loop_wall(root: Path, parallel: int, candidates: int, work: float) -> tuple[float, int]:
+    """(wall seconds of `loop run`, candidates decided) in a fresh lab."""
+    from assay import loop
+
+    lab, _ = init_lab(root / f"lab{parallel}")
+    exp = lab.experiment_dir("cpu")
+    exp.mkdir(parents=True)
+    (exp / "train.py").write_text(SCRIPT)
+    (exp / "config.yaml").write_text(dump_yaml({"seed": 0, "knob": 0, "work": work}))
+    (exp / "experiment.yaml").write_text(dump_yaml({"hypothesis": "bench", "metric": {"name": "score", "goal": "max"},
+                                                    "entry": "train.py", "timeout": "10m"}))
+    for args in (["init", "-q", "-b", "main"], ["add", "-A"], ["commit", "-qm", "baseline"]):
+        subprocess.run(["git", *args], cwd=lab.root, check=True, env=GIT_ENV)
+    loop.start("cpu", tag="bench", edit=["config.yaml"], protect=["train.py"], decision="greedy", lab=lab)
+    t0 = time.perf_counter()
+    out = loop.run("bench", parallel=parallel, propose="params", space=["knob=range(1,100000)"],
+                   max_iterations=candidates, plateau=None, lab=lab)
+    wall = time.perf_counter() - t0
+    decided = len(out.lines)
+    if decided != candidates:
+        raise SystemExit(f"parallel={parallel}: {decided} of {candidates} candidates decided ({out.stopped}): {out.lines[-1:]}")
+    return wall, decided
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ncpu = os.cpu_count() or 1
+    ap.add_argument("--candidates", type=int, default=8)
+    ap.add_argument("--work", type=float, default=2.0, help="CPU seconds per run")
+    ap.add_argument("--parallel", type=int, default=min(2, ncpu))
+    args = ap.parse_args()
+    n = args.parallel
+    with tempfile.TemporaryDirectory() as tmp:
+        one = loop_wall(Path(tmp), 1, args.candidates, args.work)
+        many = loop_wall(Path(tmp), n, args.candidates, args.work)
+    per_hour = {1: one[1] / one[0] * 3600, n: many[1] / many[0] * 3600}
+    ratio = per_hour[n] / per_hour[1]
+    print(f"{args.candidates} CPU-bound candidates of {args.work}s CPU each (one run each), {ncpu} CPU cores")
+    print(f"{'slots':>5}  {'wall':>7}  {'per candidate':>13}  {'decided/hour':>12}")
+    for k, (w, d) in ((1, one), (n, many)):
+        print(f"{k:>5}  {w:>6.1f}s  {w / d:>12.2f}s  {per_hour[k]:>12.0f}")
+    print(f"ratio {n} slots / 1 slot: {ratio:.2f}x (target >= {0.8 * n:.1f}x = 0.8 x {n}): "
+          f"{'ok' if ratio >= 0.8 * n else 'below target'}")
+
+
+if __name__ == "__main__":
+    main()

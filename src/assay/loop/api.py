@@ -1,0 +1,172 @@
+"""The loop's Python front door: `assay.loop.start`, `try_`, `run`, `status`, `resume`.
+
+Each takes keyword-only options (and `lab`, default: the lab around the working directory) and
+returns a typed record whose `to_dict()` is what the CLI prints under `--json`.
+
+    import assay.loop
+    assay.loop.start("nanogpt", tag="nov23", edit=["train.py"], protect=["prepare.py"])
+    out = assay.loop.run("nov23", parallel=2, agent="claude -p \"$ASSAY_PROMPT\"", max_iterations=10)
+    print(out.stopped, assay.loop.status("nov23").best)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from assay.lab import Lab
+    from assay.loop.ratchet import Outcome
+
+
+def _lab(lab: Lab | None) -> Lab:
+    from assay.lab import find_lab
+
+    return lab if lab is not None else find_lab()
+
+
+@dataclass(frozen=True)
+class LoopRun:
+    """What `run` did: why it stopped, and one line per decision (or refusal), in decision order."""
+
+    tag: str
+    stopped: str
+    lines: list[str] = field(default_factory=list)
+    parallel: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class LoopStatus:
+    """A loop's best so far, noise, counts, looks, and what a parallel run has in flight."""
+
+    tag: str
+    experiment: str
+    branch: str
+    metric: str
+    goal: str
+    value: str
+    label: str
+    decision: str
+    best_commit: str | None
+    best: float | None
+    best_n: int
+    sigma: float | None
+    sigma_df: int
+    iterations: int
+    counts: dict[str, int]
+    pending_crash: dict[str, Any] | None
+    editable: list[str]
+    protected: list[str]
+    results: str
+    last: list[dict[str, Any]]
+    looks: int
+    looks_lower_bound: bool
+    confirms: int
+    confirmation: dict[str, Any] | None
+    in_flight: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Resumed:
+    """What `resume` rebuilt or cleaned up (`notes`, one line each)."""
+
+    tag: str
+    best_commit: str | None
+    iterations: int
+    notes: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def start(name: str, *, tag: str, edit: Sequence[str], protect: Sequence[str] = (), decision: str = "noise-aware",
+          repeats: int = 3, max_repeats: int = 4, min_delta: float = 0.0, confidence: float = 0.95,
+          lines_per_delta: float = 0.0, timeout: str | None = None, max_retries: int = 2, value: str = "last",
+          lab: Lab | None = None) -> Outcome:
+    """Create branch assay/TAG from the checked-out commit and run the unmodified baseline.
+
+    Returns:
+        The baseline's Outcome (`line()` for one line, `to_dict()` for JSON).
+    Raises:
+        GitError: not a git repo, uncommitted changes outside `edit`, the branch exists.
+        ConfigError: unknown experiment, missing files, bad settings.
+    """
+    from assay.loop.ratchet import start as do_start
+
+    return do_start(_lab(lab), name, tag, list(edit), list(protect), decision=decision, repeats=repeats,
+                    max_repeats=max_repeats, min_delta=min_delta, confidence=confidence, lines_per_delta=lines_per_delta,
+                    timeout=timeout, max_retries=max_retries, value=value)
+
+
+def try_(description: str, *, force: bool = False, retry: bool = False, lab: Lab | None = None) -> Outcome:
+    """Commit the edits in the work tree, run them, keep or reset (`assay try`).
+
+    Raises:
+        GitError: a guard refused the edits (see docs/loop.md, Try).
+    """
+    from assay.loop.ratchet import try_candidate
+
+    return try_candidate(_lab(lab), description, force, retry)
+
+
+def run(tag: str, *, parallel: int = 1, agent: str | None = None, propose: str | None = None,
+        params: Sequence[str] | None = None, space: Sequence[str] | None = None, max_iterations: int | None = 20,
+        max_time: str | None = None, plateau: int | None = 10, max_crashes: int | None = 5, agent_timeout: str = "30m",
+        cost_per_hour: float | None = None, max_cost: float | None = None, executor: str = "local",
+        say: Callable[[str], None] | None = None, lab: Lab | None = None) -> LoopRun:
+    """Let an agent command (`agent`) or a built-in proposer (`propose="params"`) drive the loop
+    within budgets; with `parallel=N`, up to N candidates at once, each in its own worktree.
+
+    `say` gets each decision's line as it is taken (they are also in the result).
+
+    Raises:
+        ConfigError: both or neither of agent/propose, a bad space, an unsupported executor.
+        GitError: the loop's branch is not checked out, or another command holds the loop.
+    """
+    from assay.experiment import load_experiment
+    from assay.loop.driver import Budget, run_loop
+    from assay.loop.proposers import make_proposer
+    from assay.loop.state import find_by_tag
+
+    lab = _lab(lab)
+    st = find_by_tag(lab, tag)
+    proposer = make_proposer(lab, st, load_experiment(lab, st.experiment).goal, agent, propose or (None if agent else "params"),
+                             list(params) if params else None, agent_timeout, list(space) if space else None)
+    budget = Budget(max_iterations, max_time, plateau, cost_per_hour, max_cost, max_crashes)
+    lines: list[str] = []
+
+    def tell(line: str) -> None:
+        lines.append(line)
+        if say is not None:
+            say(line)
+
+    if parallel == 1 and executor == "local":
+        why = run_loop(lab, tag, proposer, budget, tell)
+    else:
+        from assay.loop.parallel import run_parallel
+
+        why = run_parallel(lab, tag, proposer, budget, parallel, tell, executor)
+    return LoopRun(tag, why, lines, parallel)
+
+
+def status(tag: str | None = None, *, lab: Lab | None = None) -> LoopStatus:
+    """The loop's state (default: the loop whose branch is checked out)."""
+    from assay.loop.ratchet import status as do_status
+
+    return LoopStatus(**do_status(_lab(lab), tag))
+
+
+def resume(tag: str, *, lab: Lab | None = None) -> Resumed:
+    """Rebuild the loop's progress from git and results.tsv after an interruption or a kill, and
+    remove what a killed parallel run left (its worktrees, candidate refs and locks)."""
+    from assay.loop.ratchet import resume as do_resume
+
+    out = do_resume(_lab(lab), tag)
+    return Resumed(tag, out["best_commit"], out["iterations"], out["notes"])
