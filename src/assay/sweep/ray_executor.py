@@ -127,7 +127,8 @@ def _run_on_worker(cmd: list[str], cwd: str, env: dict[str, str], timeout: float
                     files[rel] = p.read_bytes()
         return {"returncode": res.returncode, "stopped_by": res.stopped_by, "peak_rss": res.peak_rss,
                 "peak_gpu_mem": res.peak_gpu_mem, "pid": res.pid, "files": files, "skipped": skipped,
-                "node": os.uname().nodename, "pruned": bool(watcher and watcher.pruned)}
+                "node": os.uname().nodename, "pruned": bool(watcher and watcher.pruned),
+                "cpu_seconds": res.cpu_seconds, "gpus": res.gpus}
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -253,7 +254,8 @@ class RayExecutor(ThreadedExecutor):
             _unpack(out, log_path, on_line)
             # Ray may kill the task's children before the task itself: a cancelled or pruned trial is interrupted.
             stopped_by = out["stopped_by"] or ("interrupt" if control.stopped or out.get("pruned") else None)
-            return ProcessResult(out["returncode"], stopped_by, out["peak_rss"], out["peak_gpu_mem"], out["pid"])
+            return ProcessResult(out["returncode"], stopped_by, out["peak_rss"], out["peak_gpu_mem"], out["pid"],
+                                 cpu_seconds=out.get("cpu_seconds"), gpus=out.get("gpus"))
 
         return launch
 
