@@ -200,8 +200,9 @@ def run(
     plateau: Annotated[Optional[int], typer.Option(help="Stop after N measured tries without a keep (crashes do not count).")] = 10,
     max_crashes: Annotated[Optional[int], typer.Option(help="Stop after N crashes in a row.")] = 5,
     agent_timeout: Annotated[str, typer.Option(help="Time limit of one agent call.")] = "30m",
-    cost_per_hour: Annotated[Optional[float], typer.Option(help="Cost of one hour of runs.")] = None,
-    max_cost: Annotated[Optional[float], typer.Option(help="Stop when the runs cost this much.")] = None,
+    cost_per_hour: Annotated[Optional[float], typer.Option(help="Price of one hour of a run's wall time (added to assay.toml's prices).")] = None,
+    max_cost: Annotated[Optional[str], typer.Option(help="Start no try that could take the runs' cost past this: '$20', '10gpu-h', '5cpu-h' (a number: money when priced, else GPU-hours).")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Approve a loop whose estimate is above approve_above in assay.toml.")] = False,
     json_: JsonOpt = False,
 ) -> None:
     """Let an agent command or the params proposer drive the loop within budgets."""
@@ -215,8 +216,14 @@ def run(
     proposer = make_proposer(lab, st, load_experiment(lab, st.experiment).goal, agent, propose or (None if agent else "params"),
                              param, agent_timeout, space)
     lines: list[str] = []
-    why = run_loop(lab, tag, proposer, Budget(max_iterations, max_time, plateau, cost_per_hour, max_cost, max_crashes),
-                   lines.append if json_ else print)
+    budget = Budget(max_iterations, max_time, plateau, cost_per_hour, max_cost, max_crashes)
+    from assay.cli.render import ask_on_tty
+    from assay.loop.driver import approve_loop
+
+    approved = approve_loop(lab, tag, budget, yes=yes, ask=ask_on_tty())
+    if approved:
+        (lines.append if json_ else print)(approved)
+    why = run_loop(lab, tag, proposer, budget, lines.append if json_ else print)
     if json_:
         from assay.cli.render import emit_json
 

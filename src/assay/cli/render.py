@@ -128,3 +128,18 @@ def with_cost(headers: list[str], body: list[list[str]], costs: list[dict[str, A
                                                   *([fmt(c.get("money"))] if priced else [])]
         rows.append([*row, *cells])
     return [*headers, *extra], rows
+
+
+def cost_line(cost: dict[str, Any]) -> str:
+    """`cost: 0.512 gpu-h, 0.0431 cpu-h, 1.28 USD (12 runs)` from the ledger's totals."""
+    money = f", {cost['money']:.2f} {cost['currency']}" if cost.get("money") is not None else ""
+    return f"cost: {cost['gpu_hours']:.3g} gpu-h, {cost['cpu_hours']:.3g} cpu-h{money} ({cost['runs']} runs)"
+
+
+def ask_on_tty() -> Any:
+    """typer.confirm when a person can answer (stdin and stdout are terminals), else None."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        return None
+    import typer
+
+    return lambda question: typer.confirm(question, default=False)
