@@ -452,12 +452,14 @@ def approve_sweep(lab: Lab, config: SweepConfig, *, yes: bool, ask: Callable[[st
     """
     from assay.cost import approve
 
+    if lab.settings.get("approve_above") is None:
+        return None
     if config.sampler == "grid" and not config.trials and sf is None:
         budget = config.space.size()
     else:
         budget = int((sf.settings.get("trials") if sf else None) or config.trials or 0)
     left = budget - (sum(1 for t in sf.trials().values() if t.status is not None) if sf else 0)
-    if lab.settings.get("approve_above") is None or left <= 0:
+    if left <= 0:
         return None
     rerun = f"assay sweep {config.experiment} " + (f"--resume {sf.id}" if sf else "...")
     return approve(lab, sweep_estimate(lab, config, left), what=f"The sweep of {config.experiment} ({left} trial(s))",
