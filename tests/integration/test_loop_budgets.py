@@ -9,7 +9,7 @@ import pytest
 
 from assay.loop.driver import Budget, run_loop
 from assay.loop.ratchet import start, status
-from assay.loop.state import LoopState
+from assay.loop.state import LoopState, find_by_tag
 from tests.integration.conftest import PREPARE, TRAIN, commit_baseline
 
 
@@ -48,7 +48,8 @@ def test_plateau_stops_after_n_tries_without_a_keep(lab, worse):
 def test_cost_budget_stops_once_the_runs_cost_that_much(lab, worse):
     # A price of 3.6 million per run-hour is 1000 per second: one run of a fraction of a second crosses 1.
     why = run_loop(lab, "b", worse, Budget(max_iterations=10, plateau=None, cost_per_hour=3.6e6, max_cost=1.0), lambda s: None)
-    assert why == "max cost (1.0)" and worse.calls == 1
+    assert why.startswith("max cost: ") and worse.calls == 1
+    assert find_by_tag(lab, "b").stopped == why  # recorded in the loop's state
 
 
 def test_max_time_stops_between_tries(lab, worse):

@@ -205,19 +205,21 @@ def run(
     plateau: Annotated[Optional[int], typer.Option(help="Stop after N measured tries without a keep (crashes do not count).")] = 10,
     max_crashes: Annotated[Optional[int], typer.Option(help="Stop after N crashes in a row.")] = 5,
     agent_timeout: Annotated[str, typer.Option(help="Time limit of one agent call.")] = "30m",
-    cost_per_hour: Annotated[Optional[float], typer.Option(help="Cost of one hour of runs.")] = None,
-    max_cost: Annotated[Optional[float], typer.Option(help="Stop when the runs cost this much.")] = None,
+    cost_per_hour: Annotated[Optional[float], typer.Option(help="Price of one hour of a run's wall time (added to assay.toml's prices).")] = None,
+    max_cost: Annotated[Optional[str], typer.Option(help="Start no try that could take the runs' cost past this: '$20', '10gpu-h', '5cpu-h' (a number: money when priced, else GPU-hours).")] = None,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Approve a loop whose estimate is above approve_above in assay.toml.")] = False,
     parallel: Annotated[int, typer.Option(help="Candidates evaluated at once, each in its own git worktree.")] = 1,
     executor: Annotated[str, typer.Option(help="Where candidates' runs go: local (one slot per candidate, one GPU each).")] = "local",
     json_: JsonOpt = False,
 ) -> None:
     """Let an agent command or the params proposer drive the loop within budgets."""
     from assay import loop
+    from assay.cli.render import ask_on_tty
 
     out = loop.run(tag, parallel=parallel, agent=agent, propose=propose, params=param, space=space,
                    max_iterations=max_iterations, max_time=max_time, plateau=plateau, max_crashes=max_crashes,
                    agent_timeout=agent_timeout, cost_per_hour=cost_per_hour, max_cost=max_cost, executor=executor,
-                   say=None if json_ else print, lab=_lab())
+                   yes=yes, ask=ask_on_tty(), say=None if json_ else print, lab=_lab())
     if json_:
         from assay.cli.render import emit_json
 

@@ -290,6 +290,7 @@ def runs(
     limit: Annotated[int, typer.Option(help="Rows to show (0: all).")] = 20,
     all_: Annotated[bool, typer.Option("--all", help="Include ignored runs.")] = False,
     value: Annotated[str, typer.Option("--value", help="Metric columns show each run's last (final) or best value.")] = "last",
+    cost: Annotated[bool, typer.Option("--cost", help="Add the cost ledger's columns: GPU-hours, CPU-hours, money.")] = False,
     json_: JsonOpt = False,
 ) -> None:
     """List runs (newest first), filtered and sorted."""
@@ -317,6 +318,10 @@ def runs(
                      *(fmt((r["metrics"].get(m) or {}).get(value)) for m in metric_keys),
                      *(fmt(r["params"].get(k)) for k in varying),
                      format_duration(r["duration"]), format_bytes(r["peak_rss"]), when(r["started"])])
+    if cost:
+        from assay.cli.render import with_cost
+
+        headers, body = with_cost(headers, body, [r["cost"] for r in rows])
     table(headers, body)
     if total > len(rows):
         print(f"({total - len(rows)} more; --limit 0 shows all)")
@@ -361,6 +366,7 @@ def compare(
     value: Annotated[str, typer.Option("--value", help="Per run: last (final value) or best (best step).")] = "last",
     pool_code: Annotated[bool, typer.Option("--pool-code", help="Pool runs of different code versions with equal params.")] = False,
     all_: Annotated[bool, typer.Option("--all", help="Include ignored runs.")] = False,
+    cost: Annotated[bool, typer.Option("--cost", help="Add each configuration's cost: GPU-hours, CPU-hours, money.")] = False,
     json_: JsonOpt = False,
 ) -> None:
     """Compare configurations (params, entry point, code version): mean ± std over seeds, best row marked."""
@@ -379,7 +385,7 @@ def compare(
         return
     from assay.cli.render import compare_table
 
-    compare_table(res, name)
+    compare_table(res, name, cost=cost)
 
 
 @app.command()

@@ -98,7 +98,7 @@ def table(headers: list[str], rows: list[list[str]], highlight: int | None = Non
         print(prefix + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
 
 
-def compare_table(res: dict[str, Any], name: str) -> None:
+def compare_table(res: dict[str, Any], name: str, cost: bool = False) -> None:
     """The comparison table: a `code` column when code versions differ, `best_<metric>` under --value best."""
     from assay.store.query import comparison_columns
 
@@ -112,4 +112,34 @@ def compare_table(res: dict[str, Any], name: str) -> None:
         val = fmt(r["mean"]) + (f" ± {fmt(r['std'])}" if r["std"] is not None else "")
         body.append([*(fmt(r[k]) for k in keys), *(str(r[k]) for k in extra), val, *([fmt(r["best_step"])] if step else []),
                      str(r["n"]) + (f" (+{r['failed']} failed)" if r["failed"] else ""), versus_best(r, i == res["best"])])
+    if cost:
+        headers, body = with_cost(headers, body, [r.get("cost") for r in rows])
     table(headers, body, highlight=res["best"], title=f"{name}: {m} ({res['goal']} is better)")
+
+
+def with_cost(headers: list[str], body: list[list[str]], costs: list[dict[str, Any] | None]) -> tuple[list[str], list[list[str]]]:
+    """The table with the cost ledger's columns added (`--cost`): GPU-hours, CPU-hours, and money
+    when any row has a price ('-': a run recorded before the ledger)."""
+    priced = any(c and c.get("money") is not None for c in costs)
+    extra = ["gpu_h", "cpu_h", *(["money"] if priced else [])]
+    rows = []
+    for row, c in zip(body, costs):
+        cells = ["-"] * len(extra) if not c else [f"{c.get('gpu_hours') or 0:.3g}", f"{c.get('cpu_hours') or 0:.3g}",
+                                                  *([fmt(c.get("money"))] if priced else [])]
+        rows.append([*row, *cells])
+    return [*headers, *extra], rows
+
+
+def cost_line(cost: dict[str, Any]) -> str:
+    """`cost: 0.512 gpu-h, 0.0431 cpu-h, 1.28 USD (12 runs)` from the ledger's totals."""
+    money = f", {cost['money']:.2f} {cost['currency']}" if cost.get("money") is not None else ""
+    return f"cost: {cost['gpu_hours']:.3g} gpu-h, {cost['cpu_hours']:.3g} cpu-h{money} ({cost['runs']} runs)"
+
+
+def ask_on_tty() -> Any:
+    """typer.confirm when a person can answer (stdin and stdout are terminals), else None."""
+    if not (sys.stdin.isatty() and sys.stdout.isatty()):
+        return None
+    import typer
+
+    return lambda question: typer.confirm(question, default=False)

@@ -9,7 +9,7 @@ import typer
 
 # sweep.yaml keys besides `params:` (command-line options win over them).
 _FILE_KEYS = {"params", "fixed", "sampler", "trials", "parallel", "executor", "address", "seed", "preflight", "pruner",
-              "timeout", "sampler_options", "executor_options"}
+              "timeout", "sampler_options", "executor_options", "max_cost"}
 
 
 def _load_file(path: Path) -> dict[str, Any]:
@@ -49,6 +49,8 @@ def register(app: typer.Typer) -> None:
         multirun: Annotated[bool, typer.Option("-m", "--multirun", help="Accepted for Hydra habits; sweeping is implied.")] = False,
         value: Annotated[str, typer.Option(help="Score each trial by its metric's last (final) or best value.")] = "last",
         strict: Annotated[bool, typer.Option("--strict", help="Exit 1 when any trial did not end ok (default: when none did).")] = False,
+        max_cost: Annotated[Optional[str], typer.Option("--max-cost", help="Stop launching trials before the runs would cost more: '$20', '10gpu-h', '5cpu-h' (a number: money when assay.toml sets a price, else GPU-hours).")] = None,
+        yes: Annotated[bool, typer.Option("--yes", "-y", help="Approve a sweep whose estimate is above approve_above in assay.toml.")] = False,
         json_: Annotated[bool, typer.Option("--json", help="Machine-readable summary with stable keys.")] = False,
     ) -> None:
         """Run many trials of an experiment over a search space; each trial is a run tagged sweep=<id>."""
@@ -66,7 +68,9 @@ def register(app: typer.Typer) -> None:
             sf, cfg = resume_config(lab, name, None if resume == "last" else resume)
             from dataclasses import replace
 
-            cfg = replace(cfg, trials=trials or cfg.trials, parallel=parallel or cfg.parallel)
+            cfg = replace(cfg, trials=trials or cfg.trials, parallel=parallel or cfg.parallel, max_cost=max_cost or cfg.max_cost)
+            if max_cost:
+                sf.settings["max_cost"] = max_cost
         else:
             file_data: dict[str, Any] = {}
             if items and items[0].endswith((".yaml", ".yml")) and "=" not in items[0]:
@@ -94,7 +98,15 @@ def register(app: typer.Typer) -> None:
                               preflight if preflight is not None else bool(file_data.get("preflight", False)),
                               timeout or file_data.get("timeout"),
                               oom_ladder if oom_ladder is not None else file_data.get("oom_ladder"),
-                              tuple(approve_locked or file_data.get("approve_locked") or ()), value)
+                              tuple(approve_locked or file_data.get("approve_locked") or ()), value,
+                              max_cost or file_data.get("max_cost"))
+        from assay.cli.render import ask_on_tty
+        from assay.sweep.driver import approve_sweep
+
+        approved = approve_sweep(lab, cfg, yes=yes, ask=ask_on_tty(), sf=sf if resume else None)
+        if approved and not json_:
+            print(approved)
+        if not resume:
             sf = start_sweep(lab, cfg)
         progress = _Progress(name, sf.id, quiet=json_, value=cfg.value)
         try:
@@ -144,11 +156,15 @@ class _Progress:
                 self.bar.console.print(f"trial {ev.trial} {ev.result.status}: {ev.result.record.get('reason')}")
             elif ev.kind == "oom_retry":
                 self.bar.console.print(_oom_line(ev))
+            elif ev.kind == "max_cost":
+                self.bar.console.print(f"{ev.note}; the running trials finish, no new one starts")
             return
         if ev.kind == "preflight":
             print(f"sweep {ev.sweep_id}: preflight smoke run", flush=True)
         elif ev.kind == "oom_retry":
             print(_oom_line(ev), flush=True)
+        elif ev.kind == "max_cost":
+            print(f"sweep {ev.sweep_id}: {ev.note}; the running trials finish, no new one starts", flush=True)
         elif ev.kind == "trial_finished" and ev.result is not None:
             from assay.config import format_duration
 
@@ -181,11 +197,19 @@ def _summary(lab: Any, name: str, outcome: Any, json_: bool) -> None:
         params = " ".join(f"{k}={fmt(v)}" for k, v in outcome.best.params.items())
         label = outcome.metric if outcome.value == "last" else f"best_{outcome.metric}"
         print(f"best trial: {label}={fmt(outcome.best.value)}  {params}  {outcome.best.run}")
+    if outcome.cost:
+        from assay.cli.render import cost_line
+
+        print(cost_line(outcome.cost))
+    if outcome.stopped:
+        print(f"stopped: {outcome.stopped}")
     for warning in outcome.warnings:
         print(f"warning: {warning}")
     keys = ",".join(k.lstrip("+") for k in (outcome.trials[0].params if outcome.trials else {}))
     if outcome.status == "interrupted":
         print(f"resume: assay sweep {name} --resume {outcome.sweep_id}")
+    elif outcome.status == "max_cost":
+        print(f"resume: assay sweep {name} --resume {outcome.sweep_id} --max-cost <more>")
     elif keys:
         print(f"next: assay compare {name} --by {keys}" + ("" if outcome.value == "last" else f" --value {outcome.value}"))
 

@@ -119,19 +119,23 @@ def try_(description: str, *, force: bool = False, retry: bool = False, lab: Lab
 def run(tag: str, *, parallel: int = 1, agent: str | None = None, propose: str | None = None,
         params: Sequence[str] | None = None, space: Sequence[str] | None = None, max_iterations: int | None = 20,
         max_time: str | None = None, plateau: int | None = 10, max_crashes: int | None = 5, agent_timeout: str = "30m",
-        cost_per_hour: float | None = None, max_cost: float | None = None, executor: str = "local",
+        cost_per_hour: float | None = None, max_cost: str | float | None = None, executor: str = "local",
+        yes: bool = False, ask: Callable[[str], bool] | None = None,
         say: Callable[[str], None] | None = None, lab: Lab | None = None) -> LoopRun:
     """Let an agent command (`agent`) or a built-in proposer (`propose="params"`) drive the loop
     within budgets; with `parallel=N`, up to N candidates at once, each in its own worktree.
 
-    `say` gets each decision's line as it is taken (they are also in the result).
+    `say` gets each decision's line as it is taken (they are also in the result). `max_cost` is a
+    limit in assay.cost's units ('$20', '10gpu-h', '5cpu-h'). When the lab sets `approve_above`
+    and the loop's estimate is above it, `yes=True` approves, else `ask(question)` decides (None:
+    refuse with ConfigError, exit 2).
 
     Raises:
         ConfigError: both or neither of agent/propose, a bad space, an unsupported executor.
         GitError: the loop's branch is not checked out, or another command holds the loop.
     """
     from assay.experiment import load_experiment
-    from assay.loop.driver import Budget, run_loop
+    from assay.loop.driver import Budget, approve_loop, record_stop, run_loop
     from assay.loop.proposers import make_proposer
     from assay.loop.state import find_by_tag
 
@@ -147,12 +151,16 @@ def run(tag: str, *, parallel: int = 1, agent: str | None = None, propose: str |
         if say is not None:
             say(line)
 
+    if approved := approve_loop(lab, tag, budget, yes=yes, ask=ask):
+        tell(approved)
+
     if parallel == 1 and executor == "local":
         why = run_loop(lab, tag, proposer, budget, tell)
     else:
         from assay.loop.parallel import run_parallel
 
         why = run_parallel(lab, tag, proposer, budget, parallel, tell, executor)
+        record_stop(lab, tag, why)
     return LoopRun(tag, why, lines, parallel)
 
 

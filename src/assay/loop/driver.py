@@ -7,6 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from assay.config import parse_duration
+from assay.cost import Limit, Prices, Spend, format_amount, lab_prices, mean_run, parse_limit, total, would_exceed
 from assay.errors import GitError, RunError, StoreError
 from assay.gitops import Repo, diff_hash
 from assay.lab import Lab
@@ -22,14 +23,34 @@ class Budget:
     max_iterations: int | None = 20
     max_time: str | None = None
     plateau: int | None = 10  # stop after this many consecutive measured tries without a keep
-    cost_per_hour: float | None = None  # of run time (e.g. a GPU's price)
-    max_cost: float | None = None
+    cost_per_hour: float | None = None  # of run time (e.g. a GPU's price), on top of assay.toml's prices
+    max_cost: str | float | None = None  # '$20', '10gpu-h', '5cpu-h', or a number (assay.cost.parse_limit)
     max_crashes: int | None = 5  # stop after this many consecutive crashes (they do not count towards plateau)
 
 
 def run_loop(lab: Lab, tag: str, proposer: Proposer, budget: Budget, say: Callable[[str], None]) -> str:
-    """Iterate until a budget runs out; returns why it stopped. Refused proposals are saved as
-    patches under loops/TAG/ and cleared, so the next iteration starts from the best commit.
+    """Iterate until a budget runs out; returns why it stopped, also kept as `stopped` in the
+    loop's state.json. Refused proposals are saved as patches under loops/TAG/ and cleared, so the
+    next iteration starts from the best commit.
+
+    `max_cost` counts what this call's runs cost in the ledger (assay.cost): no try starts when
+    what is spent plus a try's mean cost so far could exceed it."""
+    why = _iterate(lab, tag, proposer, budget, say)
+    record_stop(lab, tag, why)
+    return why
+
+
+def record_stop(lab: Lab, tag: str, why: str) -> None:
+    """Keep why `loop run` stopped in the loop's state.json (shown by `loop status`)."""
+    st = find_by_tag(lab, tag)
+    with locked(lab, st):
+        st = find_by_tag(lab, tag)
+        st.stopped = why
+        save(lab, st)
+
+
+def _iterate(lab: Lab, tag: str, proposer: Proposer, budget: Budget, say: Callable[[str], None]) -> str:
+    """run_loop's iterations.
 
     A crash measures nothing about the idea, so it is accounted apart: it does not use up the
     plateau budget (tries measured and not kept), and `max_crashes` crashes in a row stop the loop."""
@@ -40,7 +61,8 @@ def run_loop(lab: Lab, tag: str, proposer: Proposer, budget: Budget, say: Callab
     deadline = time.monotonic() + (parse_duration(budget.max_time) or float("inf"))
     non_keeps = iterations = crashes = 0
     last_crash = ""
-    run_seconds = 0.0
+    prices, limit = cost_limit(lab, budget)
+    spent, tries = Spend(), []
     while True:
         if budget.max_iterations is not None and iterations >= budget.max_iterations:
             return f"max iterations ({budget.max_iterations})"
@@ -51,8 +73,9 @@ def run_loop(lab: Lab, tag: str, proposer: Proposer, budget: Budget, say: Callab
         if budget.max_crashes is not None and crashes >= budget.max_crashes:
             return (f"max crashes: {crashes} crashes in a row (last: {last_crash[:200]}); fix what makes the runs crash, "
                     f"or allow more with --max-crashes")
-        if budget.cost_per_hour and budget.max_cost is not None and run_seconds / 3600 * budget.cost_per_hour >= budget.max_cost:
-            return f"max cost ({budget.max_cost})"
+        if limit is not None and would_exceed(limit, spent, mean_run(tries), 0, prices):
+            return (f"max cost: {format_amount(spent.amount(limit.unit, prices), limit.unit, prices)} spent of "
+                    f"{limit.describe(prices)} (a try costs ~{format_amount((mean_run(tries) or spent).amount(limit.unit, prices), limit.unit, prices)})")
         st = find_by_tag(lab, tag)
         try:
             description = proposer.propose(brief(lab, st), st)
@@ -69,7 +92,8 @@ def run_loop(lab: Lab, tag: str, proposer: Proposer, budget: Budget, say: Callab
             non_keeps += 1
             continue
         say(out.line())
-        run_seconds += _seconds(lab, out)
+        tries.append(_spend(lab, out))
+        spent = spent + tries[-1]
         proposer.observe(out.description, out.decision, out.value)
         if out.decision in (Decision.CRASH, Decision.DROPPED):
             crashes, last_crash = crashes + 1, out.reason
@@ -95,13 +119,52 @@ def _is_retry(lab: Lab, st: LoopState, repo: Repo) -> bool:
     return False
 
 
-def _seconds(lab: Lab, out: Outcome) -> float:
+def cost_limit(lab: Lab, budget: Budget) -> tuple[Prices, Limit | None]:
+    """The prices (assay.toml's, plus --cost-per-hour per run-hour) and the --max-cost limit."""
+    import dataclasses
+
+    prices = lab_prices(lab)
+    if budget.cost_per_hour is not None:
+        prices = dataclasses.replace(prices, run_hour=budget.cost_per_hour)
+    return prices, parse_limit(budget.max_cost, prices) if budget.max_cost is not None else None
+
+
+def _spend(lab: Lab, out: Outcome) -> Spend:
+    """What one try's runs used, as one entry (its runs summed)."""
     from assay.store.query import show_run
 
-    total = 0.0
+    records = []
     for rid in out.runs:
         try:
-            total += float(show_run(lab, rid).get("duration") or 0)
-        except (RunError, StoreError):  # a missing or torn record only makes the cost estimate low
+            records.append(show_run(lab, rid))
+        except (RunError, StoreError):  # a missing or torn record only makes the spend look low
             continue
-    return total
+    one = total(records)
+    return Spend(1, one.cpu_hours, one.gpu_hours, one.wall_hours)
+
+
+def approve_loop(lab: Lab, tag: str, budget: Budget, *, yes: bool, ask: Callable[[str], bool] | None) -> str | None:
+    """The approval gate before `loop run` (assay.cost.approve): max_iterations tries of the loop's
+    runs per try so far (before any: 1 for the greedy rule, else its baseline repeats).
+
+    Raises:
+        ConfigError: not approved (exit 2).
+    """
+    from assay.cost import approve, estimate, visible_gpus
+    from assay.experiment import load_experiment
+    from assay.sweep.executors import gpu_ids
+
+    if lab.settings.get("approve_above") is None:
+        return None
+    cost_limit(lab, budget)  # an unreadable --max-cost fails first
+    st = find_by_tag(lab, tag)
+    per_try = st.looks / st.iteration if st.iteration and st.looks else (1 if st.decision == "greedy" else st.repeats)
+    import os
+
+    gpus = visible_gpus(os.environ)
+    est = None
+    if budget.max_iterations is not None:
+        est = estimate(lab, load_experiment(lab, st.experiment), max(1, round(budget.max_iterations * per_try)),
+                       len(gpu_ids()) if gpus is None else gpus)
+    return approve(lab, est, what=f"Loop {tag} ({budget.max_iterations or 'unbounded'} tries)", yes=yes, ask=ask,
+                   rerun=f"assay loop run {tag} ...")

@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from assay.config import parse_duration, write_atomic
+from assay.cost import Spend, format_amount, mean_run, spend_of, would_exceed
 from assay.errors import ConfigError, GitError, RunError
 from assay.experiment import Experiment, load_experiment
 from assay.gitops import Repo, diff_hash, diff_size, file_hash
@@ -112,7 +113,10 @@ class ParallelLoop:
         self.mu = threading.Lock()  # guards self.st and self.active between candidate threads
         self.active: dict[int, Candidate] = {}
         self.next_k = 1
-        self.run_seconds = 0.0
+        from assay.loop.driver import cost_limit
+
+        self.prices, self.limit = cost_limit(lab, budget)
+        self.spent, self.spends = Spend(), []  # the ledger of this call's runs (assay.cost)
 
     # -- the driver ---------------------------------------------------------------------------
     def run(self) -> str:
@@ -183,8 +187,9 @@ class ParallelLoop:
             return f"plateau: {non_keeps} tries without a keep"
         if b.max_crashes is not None and crashes >= b.max_crashes:
             return f"max crashes: {crashes} crashes in a row; fix what makes the runs crash, or allow more with --max-crashes"
-        if b.cost_per_hour and b.max_cost is not None and self.run_seconds / 3600 * b.cost_per_hour >= b.max_cost:
-            return f"max cost ({b.max_cost})"
+        if self.limit is not None and would_exceed(self.limit, self.spent, mean_run(self.spends), len(self.active), self.prices):
+            return (f"max cost: {format_amount(self.spent.amount(self.limit.unit, self.prices), self.limit.unit, self.prices)} "
+                    f"spent of {self.limit.describe(self.prices)}")
         return None
 
     # -- one candidate ------------------------------------------------------------------------
@@ -332,7 +337,8 @@ class ParallelLoop:
                 run = _refuse_run(self.lab, st, wt, run, problems, tracked)
             into.append(run)
             with self.mu:
-                self.run_seconds += float(run.record.get("duration") or 0)
+                self.spends.append(spend_of(run.record))
+                self.spent = self.spent + self.spends[-1]
             if run_value(run.record, st.value) is None:
                 return f"{run.record['status']}: {run.record.get('reason', '')} (log: {run.path}/logs/output.log)"
             with self.mu:

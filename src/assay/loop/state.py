@@ -51,6 +51,7 @@ class LoopState:
     looks: int = 0  # runs whose validation value the loop read, to decide or to re-measure (baseline included)
     looks_lower_bound: bool = False  # rebuilt after run folders were deleted: at least this many
     confirms: int = 0  # `loop confirm` attempts: each one used the held-out split (confirms.jsonl)
+    stopped: str | None = None  # why the last `loop run` stopped (a budget, max cost, exhaustion)
 
     @property
     def branch(self) -> str:

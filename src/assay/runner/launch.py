@@ -198,6 +198,9 @@ def start_run(lab: Lab, exp: Experiment, spec: RunSpec, seed_offset: int = 0, gr
     timeout_text = spec.timeout or exp.timeout or lab.default_timeout
     timeout = parse_duration(timeout_text)
     capture = Capture(exp.capture, declared=[exp.metric, *exp.secondary])
+    from assay.cost import lab_prices
+
+    prices = lab_prices(lab)  # a bad price in assay.toml fails before the run, not after it
 
     desc = spec.desc if spec.repeat <= 1 else f"{spec.desc}-seed{seed}"
     started = time.time()
@@ -237,8 +240,9 @@ def start_run(lab: Lab, exp: Experiment, spec: RunSpec, seed_offset: int = 0, gr
     prov_thread.start()
     writer = _CaptureWriter(path, capture)
     child: list[records.RunRecord] = []  # the record once the script's pid is in it
+    child_env = {**_child_env(lab, exp, path, params, seed), **inv.env, **spec.env}
     try:
-        request = LaunchRequest(command=tuple(cmd), cwd=exp.workdir, env={**_child_env(lab, exp, path, params, seed), **inv.env, **spec.env},
+        request = LaunchRequest(command=tuple(cmd), cwd=exp.workdir, env=child_env,
                                 run_dir=path, source=exp.path, timeout=timeout, on_line=writer, capture=capture,
                                 follow=spec.follow, on_start=lambda pid: child.append(_record_child(path, rec, pid)),
                                 **_sampling(writer))
@@ -286,7 +290,8 @@ def start_run(lab: Lab, exp: Experiment, spec: RunSpec, seed_offset: int = 0, gr
         warnings.append(f"provenance capture failed: {prov['error']}")
     rec = (child[-1] if child else rec).with_(
         status=status, reason=reason, exit_code=result.returncode, ended=ended, duration=ended - started,
-        peak_rss=result.peak_rss, peak_gpu_mem=result.peak_gpu_mem, metrics=summary["metrics"],
+        peak_rss=result.peak_rss, peak_gpu_mem=result.peak_gpu_mem, cost=_cost(result, child_env, ended - started, prices),
+        metrics=summary["metrics"],
         artifacts=summary["artifacts"], log_tail=tail, git=prov.get("git"), code=prov.get("code"), env=prov.get("env"),
         tags={**rec.tags, **summary["tags"]}, params=params_after, params_unreached=unreached,
         data=_flag_rewritten(exp.path, prov["data"]) if prov.get("data") else None,
@@ -299,6 +304,16 @@ def start_run(lab: Lab, exp: Experiment, spec: RunSpec, seed_offset: int = 0, gr
     if spec.observer is not None:
         spec.observer.ended(RunResult(path, record))
     return RunResult(path, record)
+
+
+def _cost(result: Any, env: dict[str, str], duration: float, prices: Any) -> dict[str, Any]:
+    """The run's ledger entry; a launcher that measures no CPU time or GPUs (a plug-in executor)
+    leaves CPU-hours at 0 and counts the GPUs its env names."""
+    from assay.cost import run_cost, visible_gpus
+
+    gpus = getattr(result, "gpus", None)
+    return run_cost(duration=duration, cpu_seconds=getattr(result, "cpu_seconds", None),
+                    gpus=gpus if gpus is not None else visible_gpus(env), prices=prices)
 
 
 def _flag_rewritten(exp_path: Path, data: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:

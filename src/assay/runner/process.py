@@ -39,6 +39,8 @@ class ProcessResult:
     pid: int
     oom_kills: int | None = None  # OOM kills in our cgroup during the run (None: its memory events are unreadable)
     leftovers: tuple[str, ...] = ()  # "pid name" of processes left behind by the command and ended by us
+    cpu_seconds: float | None = None  # user+system CPU time of the process tree (None: not measured)
+    gpus: int | None = None  # GPUs the run was given (None: not known to the launcher)
 
 
 def _die_with_parent() -> None:
@@ -136,6 +138,10 @@ class _MemoryWatch:
         self.rss = 0  # bytes, at the last sample
         self.gpu_mem: int | None = None
         self.cpu_seconds: dict[int, float] = {}  # pid -> user+system CPU seconds at the last sample
+        # pid -> CPU seconds of every descendant at its last sample: counts processes that exit
+        # without being waited for by the tree (daemons), which the root's rusage leaves out
+        self.cpu_seen: dict[int, float] = {}
+        self.gpu_devices: set[int] = set()  # devices NVML saw the tree on (counted when CUDA_VISIBLE_DEVICES is unset)
 
     def sample(self) -> None:
         ps = self.psutil
@@ -145,6 +151,9 @@ class _MemoryWatch:
             return
         for p in procs[1:]:
             self.seen.setdefault(p.pid, p)
+            with contextlib.suppress(ps.Error):
+                t = p.cpu_times()
+                self.cpu_seen[p.pid] = t.user + t.system
         total = 0
         for p in procs:
             with contextlib.suppress(ps.Error):
@@ -152,7 +161,7 @@ class _MemoryWatch:
         self.peak_rss = max(self.peak_rss, total)
         self.rss = total
         if self.nvml is not None:
-            used = self.nvml({p.pid for p in procs})
+            used = self.nvml({p.pid for p in procs}, self.gpu_devices)
             self.gpu_mem = used
             if used is not None:
                 self.peak_gpu = max(self.peak_gpu or 0, used)
@@ -202,8 +211,9 @@ SAMPLE_SECONDS = 5.0  # how often the sys/* metrics of a run are written
 _GPU_NODES = ("/dev/nvidiactl", "/dev/dxg")  # the driver's control device; WSL2's GPU device
 
 
-def _nvml() -> Callable[[set[int]], int | None] | None:
-    """A function summing the GPU memory used by a set of pids, or None without NVML/GPUs."""
+def _nvml() -> Callable[..., int | None] | None:
+    """A function summing the GPU memory used by a set of pids (and adding the indices of the
+    devices they use to its optional second argument), or None without NVML/GPUs."""
     if "pynvml" not in sys.modules and not any(os.path.exists(d) for d in _GPU_NODES):
         return None  # no NVIDIA driver here: skip pynvml's ~18 ms import on every run
     try:
@@ -216,11 +226,13 @@ def _nvml() -> Callable[[set[int]], int | None] | None:
     if not handles:
         return None
 
-    def used(pids: set[int]) -> int | None:
+    def used(pids: set[int], devices: set[int] | None = None) -> int | None:
         total = 0
-        for h in handles:
+        for i, h in enumerate(handles):
             try:
                 for proc in pynvml.nvmlDeviceGetComputeRunningProcesses(h):
+                    if proc.pid in pids and devices is not None:
+                        devices.add(i)
                     if proc.pid in pids and proc.usedGpuMemory:
                         total += proc.usedGpuMemory
             except pynvml.NVMLError:
@@ -369,6 +381,7 @@ def run_process(
     kill_at: float | None = None
     interval = 0.005
     rusage_rss = 0
+    rusage_cpu = 0.0
     try:
         if on_start:
             on_start(proc.pid)
@@ -384,6 +397,7 @@ def run_process(
             if pid:
                 proc.returncode = os.waitstatus_to_exitcode(status)
                 rusage_rss = usage.ru_maxrss * 1024  # KiB on Linux
+                rusage_cpu = usage.ru_utime + usage.ru_stime  # the script and the children it waited for
                 break
             watch.sample()
             now = time.monotonic()
@@ -421,7 +435,17 @@ def run_process(
     return ProcessResult(proc.returncode if proc.returncode is not None else -1, stop[0] if stop else None,
                          max(watch.peak_rss, rusage_rss), watch.peak_gpu, proc.pid,
                          oom_kills=None if oom_before is None or oom_after is None else oom_after - oom_before,
-                         leftovers=leftovers)
+                         leftovers=leftovers, cpu_seconds=max(rusage_cpu, sum(watch.cpu_seen.values())),
+                         gpus=_given_gpus(env, watch.gpu_devices))
+
+
+def _given_gpus(env: dict[str, str], used: set[int]) -> int:
+    """GPUs the run was given: those CUDA_VISIBLE_DEVICES names, else (unset: it could see every
+    GPU) the devices NVML saw its processes on; 0 on a machine without GPUs."""
+    from assay.cost import visible_gpus
+
+    given = visible_gpus(env)
+    return len(used) if given is None else given
 
 
 def _trap_signals(stop: list[str]) -> Callable[[], None]:

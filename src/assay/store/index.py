@@ -55,6 +55,13 @@ MIGRATIONS: list[str] = [
     ALTER TABLE runs ADD COLUMN code_label TEXT;
     ALTER TABLE runs ADD COLUMN config TEXT;
     """,
+    # 3 -> 4: the cost ledger (run.json `cost`), for `runs --cost`, `compare --cost` and sweep totals.
+    # Rows indexed before it get theirs from their run.json (_backfill_cost).
+    """
+    ALTER TABLE runs ADD COLUMN cpu_hours REAL;
+    ALTER TABLE runs ADD COLUMN gpu_hours REAL;
+    ALTER TABLE runs ADD COLUMN money REAL;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -159,6 +166,8 @@ class Index:
                         self.db.execute(stmt)
             if 0 < version < 3:
                 _backfill_identity(self.db, self.lab)
+            if 0 < version < 4:
+                _backfill_cost(self.db, self.lab)
             self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             self.db.execute("COMMIT")
         except BaseException:
@@ -365,6 +374,23 @@ def _backfill_identity(db: sqlite3.Connection, lab: Lab) -> None:
                         identity.config_hash(record), rid))
 
 
+def _backfill_cost(db: sqlite3.Connection, lab: Lab) -> None:
+    """Fill the cost columns of rows indexed before they existed, from their run.json (a run
+    recorded before the ledger has none: its columns stay empty)."""
+    from assay.store.records import RECORD_FILE
+
+    for rid, experiment, folder, path in db.execute("SELECT id, experiment, folder, path FROM runs").fetchall():
+        where = lab.experiments_dir / experiment / "runs" / folder if experiment and folder else Path(path or "")
+        try:
+            record = json.loads((where / RECORD_FILE).read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        cost = _mapping(record.get("cost")) if isinstance(record, dict) else {}
+        if cost:
+            db.execute("UPDATE runs SET cpu_hours=?, gpu_hours=?, money=? WHERE id=?",
+                       (*map(_cell, (cost.get("cpu_hours"), cost.get("gpu_hours"), cost.get("money"))), rid))
+
+
 def _upsert(db: sqlite3.Connection, path: Path, record: dict[str, Any], ignored: bool | None) -> None:
     rid = record["id"]
     primary = record.get("primary_metric")
@@ -374,15 +400,17 @@ def _upsert(db: sqlite3.Connection, path: Path, record: dict[str, Any], ignored:
         row = db.execute("SELECT ignored FROM runs WHERE id=?", (rid,)).fetchone()
         ignored = bool(row[0]) if row else False
     git = _mapping(record.get("git"))
+    cost = _mapping(record.get("cost"))
     db.execute(
-        "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+        "INSERT OR REPLACE INTO runs VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
         tuple(map(_cell, (
             rid, record.get("experiment"), path.name, record.get("desc"), record.get("status"), record.get("reason"),
             record.get("exit_code"), record.get("started"), record.get("ended"), record.get("duration"),
             record.get("peak_rss"), record.get("peak_gpu_mem"), git.get("commit"), record.get("seed"), primary,
             pm.get("last"), pm.get("best"), record.get("group"), int(bool(ignored)), str(path),
             record.get("owner_pid"), record.get("owner_started"), record.get("entry"), identity.code_fingerprint(record),
-            identity.code_label(record), identity.config_hash(record)))),
+            identity.code_label(record), identity.config_hash(record), cost.get("cpu_hours"), cost.get("gpu_hours"),
+            cost.get("money")))),
     )
     for table in ("params", "metrics", "tags"):
         db.execute(f"DELETE FROM {table} WHERE run_id=?", (rid,))

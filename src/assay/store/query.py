@@ -201,15 +201,23 @@ def list_runs(
         sql_where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         total = index.db.execute(f"SELECT COUNT(*) FROM runs r {join} {sql_where}", args).fetchone()[0] if count else None
         sql = (f"SELECT r.id, r.experiment, r.status, r.started, r.duration, r.peak_rss, r.seed, r.ignored, "
-               f"r.reason, r.primary_metric, r.desc, r.path, r.group_id FROM runs r {join} {sql_where} ORDER BY {order}")
+               f"r.reason, r.primary_metric, r.desc, r.path, r.group_id, r.cpu_hours, r.gpu_hours, r.money "
+               f"FROM runs r {join} {sql_where} ORDER BY {order}")
         if limit:
             sql += f" LIMIT {int(limit)} OFFSET {int(offset)}"
-        rows = [dict(zip(("id", "experiment", "status", "started", "duration", "peak_rss", "seed", "ignored",
-                          "reason", "primary_metric", "desc", "path", "group"), row))
+        rows = [{**dict(zip(("id", "experiment", "status", "started", "duration", "peak_rss", "seed", "ignored",
+                             "reason", "primary_metric", "desc", "path", "group"), row[:13])), "cost": _cost(row[13:])}
                 for row in index.db.execute(sql, args)]
         _refresh_running(index, rows)
         _attach_details(index, rows)
     return rows, total
+
+
+def _cost(cells: tuple[Any, ...]) -> dict[str, Any] | None:
+    """A row's ledger columns as the `cost` of listings (None for a run recorded before the ledger)."""
+    if all(c is None for c in cells):
+        return None
+    return dict(zip(("cpu_hours", "gpu_hours", "money"), cells))
 
 
 def _refresh_running(index: Index, rows: list[dict[str, Any]]) -> None:
@@ -340,36 +348,42 @@ def compare(lab: Lab, experiment: str, by: list[str] | None = None, metric: str 
         keys = [k for k in by if k != "code"]
         # Only the columns the table needs: one param subquery per --by key and the one metric.
         cols = "".join(f", (SELECT value FROM params p WHERE p.run_id=r.id AND p.key=?) AS b{i}" for i in range(len(keys)))
-        sql = (f"SELECT r.id, r.status, r.seed, r.entry, r.code, r.code_label, r.config, m.{value}, m.{value}_step{cols} "
+        sql = (f"SELECT r.id, r.status, r.seed, r.entry, r.code, r.code_label, r.config, m.{value}, m.{value}_step{cols}, "
+               "r.cpu_hours, r.gpu_hours, r.money "
                "FROM runs r LEFT JOIN metrics m ON m.run_id=r.id AND m.key=? WHERE r.experiment=?"
                f"{hidden} AND r.status!='running' ORDER BY r.started, r.id")
         found = index.db.execute(sql, (*keys, metric, experiment)).fetchall()
     ok = [row for row in found if row[1] == "ok" and row[7] is not None]
     ok = list(dedupe_seeds(ok, key=lambda row: row[6], seed=lambda row: row[2]))
     groups: dict[tuple[Any, ...], dict[str, Any]] = {}
+    end = 9 + len(keys)  # row[9:end]: the --by params' JSON text; row[end:]: the run's cost columns
 
     def group(row: tuple[Any, ...]) -> dict[str, Any]:
-        gkey = (*row[9:], row[3], None if pool_code else row[4])  # the params' JSON text, as the index holds it
+        gkey = (*row[9:end], row[3], None if pool_code else row[4])  # the params' JSON text, as the index holds it
         if gkey not in groups:
-            vals = [json.loads(v) if v is not None else None for v in row[9:]]
+            vals = [json.loads(v) if v is not None else None for v in row[9:end]]
             groups[gkey] = {**dict(zip(keys, vals)), "code": "pooled" if pool_code else row[5], "entry": row[3],
-                            "values": [], "steps": [], "runs": [], "failed": 0}
+                            "values": [], "steps": [], "runs": [], "failed": 0,
+                            "cost": {"cpu_hours": 0.0, "gpu_hours": 0.0, "money": None}}
         return groups[gkey]
 
     for row in ok:
         g = group(row)
+        _add_cost(g["cost"], row[end:])
         g["values"].append(row[7])
         g["steps"].append(row[8])
         g["runs"].append(row[0])
     for row in found:
         if row[1] != "ok" or row[7] is None:
             if row[4] is None:  # died before its code version was recorded: count it where its params ran
-                head = tuple(row[9:])
+                head = tuple(row[9:end])
                 same = next((g for k, g in groups.items() if k[:len(keys)] == head and k[len(keys)] == row[3]), None)
                 if same is not None:
                     same["failed"] += 1
+                    _add_cost(same["cost"], row[end:])
                     continue
             group(row)["failed"] += 1
+            _add_cost(group(row)["cost"], row[end:])  # a failed run cost as much as any
     out_rows = []
     values: dict[int, list[float]] = {}  # id(row) -> the values behind its mean
     for g in groups.values():
@@ -397,6 +411,14 @@ def compare(lab: Lab, experiment: str, by: list[str] | None = None, metric: str 
     _versus_best(out_rows, best, values)
     return {"experiment": experiment, "metric": metric, "goal": goal, "value": value, "by": by, "pool_code": pool_code,
             "rows": out_rows, "best": best_i}
+
+
+def _add_cost(total: dict[str, Any], cells: tuple[Any, ...]) -> None:
+    cpu, gpu, money = (c if isinstance(c, (int, float)) else None for c in cells)
+    total["cpu_hours"] += cpu or 0.0
+    total["gpu_hours"] += gpu or 0.0
+    if money is not None:
+        total["money"] = (total["money"] or 0.0) + money
 
 
 def comparison_columns(res: dict[str, Any]) -> tuple[list[str], list[str]]:

@@ -84,6 +84,7 @@ class RunRecord:
     exit_code: int | None = None
     peak_rss: int | None = None
     peak_gpu_mem: int | None = None
+    cost: dict[str, Any] | None = None  # the ledger: cpu_hours, gpu_hours, gpu_count, money, currency (assay.cost)
     metrics: dict[str, dict[str, Any]] | None = None  # per metric: last, last_step, best, best_step, count
     artifacts: list[str] | None = None
     log_tail: str | None = None

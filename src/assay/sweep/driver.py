@@ -45,11 +45,12 @@ class SweepConfig:
     oom_ladder: bool | None = None  # None: on when the experiment has an `oom_ladder:` section
     approve_locked: tuple[str, ...] = ()
     value: str = "last"  # which value of a trial's primary metric scores it: its final (last) or best step
+    max_cost: str | None = None  # stop launching trials before the sweep's runs would cost more (assay.cost units)
 
 
 @dataclass(frozen=True)
 class SweepEvent:
-    """`kind`: started | preflight | trial_started | trial_finished | oom_retry | done."""
+    """`kind`: started | preflight | trial_started | trial_finished | oom_retry | max_cost | done."""
 
     kind: str
     sweep_id: str
@@ -73,9 +74,11 @@ class SweepOutcome:
     goal: str
     trials: list[TrialEntry]
     best: TrialEntry | None
-    status: str  # done | exhausted | interrupted
+    status: str  # done | exhausted | interrupted | max_cost
     value: str = "last"  # each trial's value: its `last` (final) or `best` step of the metric
     warnings: tuple[str, ...] = ()
+    cost: dict[str, Any] | None = None  # the ledger's totals over the sweep's runs (assay.cost.Spend.to_dict)
+    stopped: str | None = None  # why it stopped launching trials before its budget (max cost)
 
     def counts(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -90,7 +93,7 @@ class SweepOutcome:
                 "path": str(self.path), "counts": self.counts(),
                 "best": None if best is None else {"trial": best.number, "value": best.value, "params": best.params, "run": best.run},
                 "trials": [{"trial": t.number, "params": t.params, "status": t.status, "value": t.value, "run": t.run}
-                           for t in self.trials], "warnings": list(self.warnings)}
+                           for t in self.trials], "warnings": list(self.warnings), "cost": self.cost, "stopped": self.stopped}
 
 
 def _better(a: float, b: float | None, goal: str) -> bool:
@@ -150,6 +153,10 @@ def start_sweep(lab: Lab, config: SweepConfig) -> SweepFiles:
         raise ConfigError(f"The trial budget must be at least 1, got {budget}", "Pass --trials 10.")
     get_sampler(config.sampler, config.space, exp.goal, config.seed, **config.sampler_options)  # name check
     _ladder(exp, config)  # a malformed ladder fails now, not at the first OOM
+    if config.max_cost is not None:
+        from assay.cost import lab_prices, parse_limit
+
+        parse_limit(config.max_cost, lab_prices(lab))  # so does an unreadable limit
     if isinstance(config.executor, str):
         executor_factory(config.executor)  # so does an unknown executor
     return create_sweep(exp.path, {
@@ -158,6 +165,7 @@ def start_sweep(lab: Lab, config: SweepConfig) -> SweepFiles:
         "executor": config.executor, "executor_options": config.executor_options, "seed": config.seed,
         "preflight": config.preflight, "timeout": config.timeout, "space": config.space.to_dict(),
         "oom_ladder": config.oom_ladder, "approve_locked": list(config.approve_locked), "value": config.value,
+        "max_cost": config.max_cost,
     })
 
 
@@ -171,7 +179,8 @@ def resume_config(lab: Lab, experiment: str, sweep_id: str | None) -> tuple[Swee
     cfg = SweepConfig(experiment, space, s.get("sampler", "grid"), s.get("trials"), s.get("parallel"), s.get("executor", "local"),
                       dict(s.get("executor_options") or {}), dict(s.get("sampler_options") or {}), int(s.get("seed", 0)),
                       bool(s.get("preflight")), s.get("timeout"), s.get("oom_ladder"), tuple(s.get("approve_locked") or ()),
-                      s.get("value", "best"))  # sweeps stored before `value` existed scored trials by their best step
+                      s.get("value", "best"),  # sweeps stored before `value` existed scored trials by their best step
+                      s.get("max_cost"))
     return sf, cfg
 
 
@@ -251,6 +260,7 @@ def run_sweep(lab: Lab, sf: SweepFiles, config: SweepConfig, on_event: Callable[
 
     ex = executor or get_executor(config.executor, lab, config.parallel, **config.executor_options)
     owns_executor = executor is None
+    ledger = _Ledger(lab, sf, config)
     done = sum(1 for t in history.values() if t.status is not None)
     next_no = max(history, default=0) + 1
     running: dict[Future[RunResult], TrialEntry] = {}
@@ -279,6 +289,10 @@ def run_sweep(lab: Lab, sf: SweepFiles, config: SweepConfig, on_event: Callable[
     try:
         while True:
             while len(running) < ex.slots and done + len(running) < budget and not exhausted:
+                if ledger.stop_before_next(len(running)):
+                    emit(SweepEvent("max_cost", sf.id, done, budget, len(running), note=ledger.stopped))
+                    exhausted = True
+                    break
                 if requeue:
                     entry = requeue.pop(0)
                 else:
@@ -298,6 +312,7 @@ def run_sweep(lab: Lab, sf: SweepFiles, config: SweepConfig, on_event: Callable[
             for fut in finished:
                 entry = running.pop(fut)
                 res = fut.result()  # a launch error (bad entry point) ends the sweep: every trial would hit it
+                ledger.add(res.record)
                 entry.status, entry.value, entry.run = res.status, _value(res, metric, config.value), res.record.get("id")
                 entry.duration = res.record.get("duration") or (time.monotonic() - started_at.pop(fut, time.monotonic()))
                 if res.status == "interrupted":  # stopped by us or the user: re-run on resume
@@ -340,12 +355,115 @@ def run_sweep(lab: Lab, sf: SweepFiles, config: SweepConfig, on_event: Callable[
         if owns_executor:
             ex.shutdown()
     if status == "done" and exhausted and done < budget:
-        status = "exhausted"
+        status = "max_cost" if ledger.stopped else "exhausted"
+    sf.settings["cost"] = ledger.totals()
+    sf.settings["stopped"] = ledger.stopped if status == "max_cost" else None
     sf.set_status(status)
     trials = sorted(sf.trials().values(), key=lambda e: e.number)
-    outcome = SweepOutcome(sf.id, sf.path, metric, goal, trials, best, status, config.value, _identical(outputs))
+    outcome = SweepOutcome(sf.id, sf.path, metric, goal, trials, best, status, config.value, _identical(outputs),
+                           sf.settings["cost"], sf.settings["stopped"])
     emit(SweepEvent("done", sf.id, done, budget, 0, best.value if best else None, best.params if best else None))
     return outcome
+
+
+class _Ledger:
+    """What the sweep's runs have cost (its earlier runs, preflight and OOM retries included), and
+    whether one more trial could take it past --max-cost: what is spent, plus a trial's mean use
+    (of the trials ended so far, else the estimate) for each trial in flight and the new one."""
+
+    def __init__(self, lab: Lab, sf: SweepFiles, config: SweepConfig) -> None:
+        from assay.cost import lab_prices, parse_limit
+
+        self.prices = lab_prices(lab)
+        self.limit = parse_limit(config.max_cost, self.prices) if config.max_cost is not None else None
+        self.spent, self.trials = _sweep_spend(lab, sf.id)
+        self.estimate = sweep_estimate(lab, config, 1) if self.limit is not None and not self.trials else None
+        self.stopped: str | None = None
+
+    def add(self, record: dict[str, Any]) -> None:
+        from assay.cost import spend_of
+
+        one = spend_of(record)
+        self.spent = self.spent + one
+        if (record.get("tags") or {}).get("trial") is not None:
+            self.trials.append(one)
+
+    def stop_before_next(self, in_flight: int) -> bool:
+        from assay.cost import mean_run, would_exceed
+
+        if self.limit is None or self.stopped:
+            return self.stopped is not None
+        each = mean_run(self.trials) or (self.estimate.each if self.estimate else None)
+        if not would_exceed(self.limit, self.spent, each, in_flight, self.prices):
+            return False
+        from assay.cost import format_amount
+
+        spent = format_amount(self.spent.amount(self.limit.unit, self.prices), self.limit.unit, self.prices)
+        self.stopped = (f"max cost: {spent} spent of {self.limit.describe(self.prices)}; one more trial "
+                        f"(~{format_amount(each.amount(self.limit.unit, self.prices), self.limit.unit, self.prices) if each else '?'}"
+                        f" each) could exceed it")
+        return True
+
+    def totals(self) -> dict[str, Any]:
+        return self.spent.to_dict(self.prices)
+
+
+def _sweep_spend(lab: Lab, sweep_id: str) -> tuple[Any, list[Any]]:
+    """What the finished runs tagged sweep=<id> used: the total, and one Spend per trial run."""
+    from assay.cost import Spend
+    from assay.store.index import Index
+
+    with Index(lab) as index:
+        rows = index.db.execute(
+            "SELECT r.cpu_hours, r.gpu_hours, r.duration, EXISTS (SELECT 1 FROM tags x WHERE x.run_id=r.id AND x.key='trial') "
+            "FROM runs r JOIN tags t ON t.run_id=r.id AND t.key='sweep' AND t.value=? WHERE r.status!='running'",
+            (sweep_id,)).fetchall()
+    total, trials = Spend(), []
+    for cpu, gpu, duration, is_trial in rows:
+        one = Spend(1, cpu or 0.0, gpu or 0.0, (duration or 0.0) / 3600)
+        total = total + one
+        if is_trial:
+            trials.append(one)
+    return total, trials
+
+
+def sweep_estimate(lab: Lab, config: SweepConfig, trials: int) -> Any:
+    """The expected use of `trials` trials (assay.cost.Estimate), or None when the experiment has
+    no smoke run and no ok run to time. GPUs per trial: Ray's `gpus` option, else one per local
+    slot when this machine has GPUs."""
+    import math as _math
+
+    from assay.cost import estimate
+    from assay.sweep.executors import gpu_ids
+
+    if config.executor == "ray":
+        gpus = _math.ceil(float(config.executor_options.get("gpus") or 0))
+    else:
+        gpus = 1 if gpu_ids() else 0
+    return estimate(lab, load_experiment(lab, config.experiment), trials, gpus)
+
+
+def approve_sweep(lab: Lab, config: SweepConfig, *, yes: bool, ask: Callable[[str], bool] | None,
+                  sf: SweepFiles | None = None) -> str | None:
+    """The approval gate before a sweep (or its resume, `sf`): see assay.cost.approve.
+
+    Raises:
+        ConfigError: not approved (exit 2), or a grid over a continuous range.
+    """
+    from assay.cost import approve
+
+    if lab.settings.get("approve_above") is None:
+        return None
+    if config.sampler == "grid" and not config.trials and sf is None:
+        budget = config.space.size()
+    else:
+        budget = int((sf.settings.get("trials") if sf else None) or config.trials or 0)
+    left = budget - (sum(1 for t in sf.trials().values() if t.status is not None) if sf else 0)
+    if left <= 0:
+        return None
+    rerun = f"assay sweep {config.experiment} " + (f"--resume {sf.id}" if sf else "...")
+    return approve(lab, sweep_estimate(lab, config, left), what=f"The sweep of {config.experiment} ({left} trial(s))",
+                   yes=yes, ask=ask, rerun=rerun)
 
 
 class _ParamsLost(Exception):

@@ -144,7 +144,8 @@ def _run_on_worker(job: _Job, code: CodeSnapshot, watch: tuple[Any, str, str, An
         archive, skipped = _pack(scratch)
         return {"returncode": res.returncode, "stopped_by": res.stopped_by, "peak_rss": res.peak_rss,
                 "peak_gpu_mem": res.peak_gpu_mem, "pid": res.pid, "archive": archive, "skipped": skipped,
-                "node": os.uname().nodename, "pruned": bool(watcher and watcher.pruned)}
+                "node": os.uname().nodename, "pruned": bool(watcher and watcher.pruned),
+                "cpu_seconds": res.cpu_seconds, "gpus": res.gpus}
     finally:
         shutil.rmtree(base, ignore_errors=True)
 
@@ -336,7 +337,8 @@ class _RayLauncher:
         _unpack(out, request)
         # Ray may kill the task's children before the task itself: a cancelled or pruned trial is interrupted.
         stopped_by = out["stopped_by"] or ("interrupt" if control.stopped or out.get("pruned") else None)
-        return ProcessResult(out["returncode"], stopped_by, out["peak_rss"], out["peak_gpu_mem"], out["pid"])
+        return ProcessResult(out["returncode"], stopped_by, out["peak_rss"], out["peak_gpu_mem"], out["pid"],
+                             cpu_seconds=out.get("cpu_seconds"), gpus=out.get("gpus"))
 
 
 def _unpack(out: dict[str, Any], request: LaunchRequest) -> None:
