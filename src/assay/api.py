@@ -104,7 +104,7 @@ class ExperimentInfo:
     metric: str
     goal: str
     entry: str
-    workdir: Path
+    workdir: str  # as experiment.yaml writes it (an adopted script runs in its own folder)
     adoption: Any = field(default=None, repr=False)
 
     def to_dict(self) -> dict[str, Any]:
@@ -320,7 +320,7 @@ def new_experiment(name: str, *, hypothesis: str, metric: str | None = None, goa
 
         exp = make(the_lab, name, hypothesis, metric, goal, success, failure, list(secondary) if secondary else None,
                    from_, entry, timeout)
-    return ExperimentInfo(exp.name, exp.path, exp.metric, exp.goal, exp.entry, exp.workdir, found)
+    return ExperimentInfo(exp.name, exp.path, exp.metric, exp.goal, exp.entry, str(exp.raw.get("workdir") or exp.workdir), found)
 
 
 # ------------------------------------------------------------------ running

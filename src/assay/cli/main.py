@@ -103,16 +103,16 @@ def new(
 
     info = api.new_experiment(name, hypothesis=hypothesis, metric=metric, goal=goal, success=success, failure=failure,
                               secondary=secondary, from_=from_, entry=entry, timeout=timeout, script=from_script)
-    emit(info, json_, lambda i: _print_new(i, metric=metric, goal=goal))
+    emit(info, json_, lambda i: _print_new(i, script=from_script, metric=metric, goal=goal))
 
 
-def _print_new(info, *, metric: str | None, goal: str | None) -> None:  # noqa: ANN001 - api.ExperimentInfo
+def _print_new(info, *, script: Path | None, metric: str | None, goal: str | None) -> None:  # noqa: ANN001 - api.ExperimentInfo
     from assay import api
 
     rel = _rel(info.path, api.find().root)
     found = info.adoption
     if found is not None:
-        print(f"adopted {found.script} ({found.kind}: {len(found.params)} params, style {found.style})")
+        print(f"adopted {script} ({found.kind}: {len(found.params)} params, style {found.style})")
         for p in found.params:
             print(f"  {p.name} = {p.default!r}" + (f"  ({p.type})" if p.type else "") + ("  required" if p.required else ""))
         print(f"entry {info.entry}, runs in {info.workdir} (the script's folder); nothing copied")
