@@ -17,8 +17,11 @@ from assay.tracking import (
 
 __version__ = "0.1.0"
 
-# Pipeline steps, loaded on first use so that `import assay` in a training script stays light.
-_LAZY = {"gate": "assay.gates", "best": "assay.gates", "GateFailed": "assay.errors"}
+# Pipeline steps and the front door (assay.api), loaded on first use so that `import assay` in a
+# training script stays light. `assay.run` runs an experiment; `assay.Run` is the in-script tracker.
+_LAZY = {"gate": "assay.gates", "best": "assay.gates", "GateFailed": "assay.errors",
+         **{name: "assay.api" for name in ("run", "runs", "show", "compare", "verdict", "sweep", "new_experiment",
+                                            "report")}}
 
 
 def __getattr__(name: str) -> object:
@@ -34,6 +37,7 @@ __all__ = [
     "Run",
     "__version__",
     "best",
+    "compare",
     "finish",
     "gate",
     "init",
@@ -44,6 +48,13 @@ __all__ = [
     "log_param",
     "log_params",
     "log_values",
+    "new_experiment",
     "params",
+    "report",
+    "run",
+    "runs",
     "set_tag",
+    "show",
+    "sweep",
+    "verdict",
 ]

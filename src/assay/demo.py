@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from assay.errors import ConfigError
+
+if TYPE_CHECKING:
+    from assay.api import Comparison
+    from assay.report.verdict import Verdict
 
 EXAMPLE = "digits"
 VARIANTS: list[tuple[str, list[str]]] = [
@@ -34,12 +40,22 @@ def install_example(exp_dir: Path) -> None:
     (exp_dir / "runs").mkdir(exist_ok=True)
 
 
-def run_demo(path: Path, say: Callable[[str], None]) -> Path:
-    """Create (or reuse) a demo lab at `path`, run the variants, print the comparison. Returns the lab root."""
+@dataclass(frozen=True)
+class Demo:
+    """What the demo made: its lab, the comparison of its configurations and the verdict on them."""
+
+    root: Path
+    experiment: str
+    comparison: Comparison
+    verdict: Verdict
+
+
+def run_demo(path: Path, say: Callable[[str], None]) -> Demo:
+    """Create (or reuse) a demo lab at `path` and run the variants, telling `say` each run's summary.
+    The comparison and the verdict read the same value of each run (its last) and the same
+    configurations, so they name the same best configuration with the same numbers."""
+    from assay import api
     from assay.experiment import load_experiment
-    from assay.journal import add_note
-    from assay.lab import init_lab
-    from assay.runner import RunSpec, run_experiment
     from assay.runner.launch import summary_line
 
     try:
@@ -48,7 +64,7 @@ def run_demo(path: Path, say: Callable[[str], None]) -> Path:
         raise ConfigError("The demo needs scikit-learn", "pip install 'assay[demo]'") from None
     if shutil.which("git") is None:
         say("note: git not found; runs will not record a commit")
-    lab, _ = init_lab(path)
+    lab = api.find(api.init(path).root)
     exp_dir = lab.experiment_dir(EXAMPLE)
     if not (exp_dir / "experiment.yaml").exists():
         install_example(exp_dir)
@@ -60,20 +76,7 @@ def run_demo(path: Path, say: Callable[[str], None]) -> Path:
         # The two sides of the hypothesis's comparison get three seeds each: the run-to-run noise
         # every judgement is measured against.
         repeat = 3 if desc in ("baseline", "logloss") else 1
-        for res in run_experiment(lab, RunSpec(EXAMPLE, desc, overrides, timeout="2m", repeat=repeat)):
+        for res in api.run(EXAMPLE, desc, overrides=overrides, timeout="2m", repeat=repeat, lab=lab):
             say(summary_line(res, lab.root))
-    add_note(exp.path, "[TODO] repeat the two best settings with --repeat 3 before trusting a gap this small.")
-    from assay.cli.render import compare_table
-    from assay.store.query import compare
-
-    # The table and the verdict below read the same value of each run (its last) and the same
-    # configurations, so they name the same best configuration with the same numbers.
-    compare_table(compare(lab, EXAMPLE, ["loss", "alpha"]), EXAMPLE)
-    from assay.report.verdict import verdict
-
-    v = verdict(lab, EXAMPLE)
-    say(f"\nverdict: {v.verdict.upper()}: {v.reason}")
-    if v.hint:
-        say(f"to decide it: {v.hint}")
-    say(f"next: cd {path} && assay runs digits --sort val_f1 && assay verdict digits && assay ui")
-    return lab.root
+    api.note(EXAMPLE, "[TODO] repeat the two best settings with --repeat 3 before trusting a gap this small.", lab=lab)
+    return Demo(lab.root, EXAMPLE, api.compare(EXAMPLE, by=["loss", "alpha"], lab=lab), api.verdict(EXAMPLE, lab=lab))

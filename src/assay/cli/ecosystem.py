@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
+
+from assay.cli.common import JsonOpt, emit
 
 export_app = typer.Typer(help="Copy runs into other tools (MLflow).", no_args_is_help=True)
 import_app = typer.Typer(help="Bring runs from other tools into the lab (MLflow).", no_args_is_help=True)
@@ -18,19 +20,18 @@ def export_mlflow(
     experiment_name: Annotated[Optional[str], typer.Option(help="MLflow experiment (default: the assay experiment's name).")] = None,
     artifact_location: Annotated[Optional[str], typer.Option(help="Artifact root for MLflow experiments created now.")] = None,
     artifacts: Annotated[bool, typer.Option("--artifacts/--no-artifacts", help="Upload the run folders' files.")] = True,
-    json_: Annotated[bool, typer.Option("--json", help="Machine-readable output with stable keys.")] = False,
+    json_: JsonOpt = False,
 ) -> None:
     """Export runs to MLflow: params, per-step metrics, tags, artifacts; a sweep as a parent run with its
     trials nested. Re-running updates, never duplicates."""
-    from assay.cli.main import _lab
-    from assay.integrations.mlflow_export import export_mlflow as do_export
+    from assay import api
 
-    res = do_export(_lab(), ref, tracking_uri, experiment_name, artifact_location, artifacts)
-    if json_:
-        from assay.cli.render import emit_json
+    res = api.export_mlflow(ref, tracking_uri=tracking_uri, experiment_name=experiment_name,
+                            artifact_location=artifact_location, artifacts=artifacts)
+    emit(res, json_, lambda r: _print_export(r.to_dict()))
 
-        emit_json(res)
-        return
+
+def _print_export(res: dict[str, Any]) -> None:
     rows = res["runs"]
     created = sum(r["created"] for r in rows)
     points = sum(r["metrics"] for r in rows)
@@ -48,25 +49,17 @@ def import_mlflow(
     metric: Annotated[Optional[str], typer.Option(help="Primary metric of a new experiment (default: the runs' first metric).")] = None,
     goal: Annotated[Optional[str], typer.Option(help="max or min, for a new experiment (default: guessed from the name).")] = None,
     artifacts: Annotated[bool, typer.Option("--artifacts/--no-artifacts", help="Download the runs' artifacts.")] = True,
-    json_: Annotated[bool, typer.Option("--json", help="Machine-readable output with stable keys.")] = False,
+    json_: JsonOpt = False,
 ) -> None:
     """Import MLflow runs (params, metric histories, tags, artifacts) as run folders. Re-running imports only new runs."""
-    import os
+    from assay import api
 
-    from assay.cli.main import _lab
-    from assay.errors import ConfigError
-    from assay.integrations.mlflow_import import import_mlflow as do_import
+    res = api.import_mlflow(experiment=experiment, tracking_uri=tracking_uri, into=into, metric=metric, goal=goal,
+                            artifacts=artifacts)
+    emit(res, json_, lambda r: _print_import(r.to_dict()))
 
-    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "").strip()
-    if not uri:
-        raise ConfigError("No MLflow store to import from: neither --tracking-uri nor MLFLOW_TRACKING_URI is set",
-                          f"assay import mlflow --tracking-uri sqlite:///mlflow.db --experiment {experiment}")
-    res = do_import(_lab(), tracking_uri=uri, experiment=experiment, into=into, metric=metric, goal=goal, artifacts=artifacts)
-    if json_:
-        from assay.cli.render import emit_json
 
-        emit_json(res)
-        return
+def _print_import(res: dict[str, Any]) -> None:
     made = "new experiment" if res["created"] else "experiment"
     print(f"imported {len(res['imported'])} runs from MLflow '{res['mlflow_experiment']}' into {made} "
           f"{res['experiment']} ({len(res['skipped'])} skipped)")
@@ -80,12 +73,10 @@ def mcp(
     lab: Annotated[Optional[str], typer.Option(help="Lab folder (default: found from the current folder).")] = None,
 ) -> None:
     """Serve this lab to coding agents over the Model Context Protocol (stdio)."""
-    from pathlib import Path
-
+    from assay import api
     from assay.integrations.mcp_server import serve
-    from assay.lab import find_lab
 
-    serve(find_lab(Path(lab) if lab else None))
+    serve(api.find(lab))
 
 
 def register(app: typer.Typer) -> None:

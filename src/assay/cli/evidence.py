@@ -7,14 +7,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output with stable keys.")]
-ValueOpt = Annotated[str, typer.Option("--value", help="Per run: last (final value) or best (best step).")]
-
-
-def _lab():  # noqa: ANN202
-    from assay.lab import find_lab
-
-    return find_lab()
+from assay.cli.common import JsonOpt, ValueOpt, emit
 
 
 def _where(items: list[str] | None) -> dict[str, Any] | None:
@@ -38,13 +31,12 @@ def verdict(
     json_: JsonOpt = False,
 ) -> None:
     """Judge the hypothesis: supported / refuted / inconclusive, with the runs and numbers that decided it."""
-    from assay.cli.render import emit_json
-    from assay.report.verdict import verdict as do_verdict
+    from assay import api
 
-    v = do_verdict(_lab(), name, confidence, value, _where(where))
-    if json_:
-        emit_json(v.to_dict())
-        return
+    emit(api.verdict(name, where=_where(where), confidence=confidence, value=value), json_, _print_verdict)
+
+
+def _print_verdict(v: Any) -> None:
     print(f"{v.experiment}: {v.verdict.upper()}  ({v.reason})")
     print(f"  hypothesis: {v.hypothesis}")
     print(f"  success: {' and '.join(v.success) or '-'}   failure: {' and '.join(v.failure) or '-'}   "
@@ -75,21 +67,14 @@ def plot(
     json_: JsonOpt = False,
 ) -> None:
     """Plot logged metrics only; each figure gets a .json sidecar naming its source files and series."""
-    from assay.report.plots import plot_experiment, plot_run
+    from assay import api
 
-    lab = _lab()
     metrics = [m.strip() for m in (metric or "").split(",") if m.strip()]
-    if compare:
-        figures = []
-        for m in metrics or [None]:
-            figures += plot_experiment(lab, target, m, format_, value)
-    else:
-        figures = plot_run(lab, target, metrics or None, format_)
-    if json_:
-        from assay.cli.render import emit_json
+    figures = api.plot(target, metrics=metrics, compare=compare, format=format_, value=value)
+    emit(figures, json_, _print_figures)
 
-        emit_json([f.to_dict() for f in figures])
-        return
+
+def _print_figures(figures: Any) -> None:
     for f in figures:
         print(f"{f.path}  (data: {f.sidecar.name})")
 
@@ -101,14 +86,12 @@ def report(
     json_: JsonOpt = False,
 ) -> None:
     """Write REPORT.md and a self-contained REPORT.html; regenerates only the generated blocks."""
-    from assay.report.report import write_report
+    from assay import api
 
-    res = write_report(_lab(), name, format_, value)
-    if json_:
-        from assay.cli.render import emit_json
+    emit(api.report(name, format=format_, value=value), json_, _print_report)
 
-        emit_json(res.to_dict())
-        return
+
+def _print_report(res: Any) -> None:
     print(f"{'wrote' if res.created else 'updated'} {res.markdown} ({len(res.regenerated)} generated blocks, "
           f"{len(res.figures)} figures; your text outside the markers is kept)")
     print(f"wrote {res.html} (self-contained)")
@@ -122,18 +105,10 @@ def check(
 ) -> None:
     """Reproducibility and leakage from the code's syntax tree: seeds, pinned deps, paths, outputs, split leakage.
     Exit 1 on findings."""
-    from assay.checks.repro import check as do_check
-    from assay.lab import maybe_find_lab
+    from assay import api
 
-    res = do_check(maybe_find_lab(), target)
-    if json_:
-        from assay.cli.render import emit_json
-
-        emit_json(res.to_dict())
-    else:
-        for f in res.findings:
-            print(f"{f.where}: {f.code}: {f.message}\n    why: {f.why}\n    fix: {f.fix}")
-        print(f"{len(res.findings)} finding(s) in {', '.join(res.files)}")
+    res = api.check(target)
+    emit(res, json_, _print_check)
     if res.findings:
         raise typer.Exit(1)
 
@@ -145,14 +120,12 @@ def rerun(
     json_: JsonOpt = False,
 ) -> None:
     """Re-run from the recorded commit (+ patch), params and seed in a temporary worktree; compare to the original."""
-    from assay.rerun import rerun as do_rerun
+    from assay import api
 
-    r = do_rerun(_lab(), run_ref, value, confidence)
-    if json_:
-        from assay.cli.render import emit_json
+    emit(api.rerun(run_ref, value=value, confidence=confidence), json_, _print_rerun)
 
-        emit_json(r.to_dict())
-        return
+
+def _print_rerun(r: Any) -> None:
     from assay.cli.render import fmt
 
     verdict = {True: "within noise", False: "NOT within noise", None: "noise unknown"}[r.within_noise]
@@ -173,29 +146,37 @@ def check_data(
     json_: JsonOpt = False,
 ) -> None:
     """Leakage between csv/parquet splits: overlaps, time order, too-good features, drift. Exit 1 on findings."""
-    from assay.checks.data import check_data as do_check
+    from assay import api
 
-    rep = do_check(train, val, test, key, time, target)
-    if json_:
-        from assay.cli.render import emit_json
-
-        emit_json(rep.to_dict())
-    else:
-        from assay.cli.render import fmt, table
-
-        for f in rep.findings:
-            print(f"{f.where}: {f.code}: {f.message}\n    why: {f.why}\n    fix: {f.fix}")
-        if rep.drift:
-            table(["split", "column", "test", "statistic", "p", "drift"],
-                  [[d["split"], d["column"], d["test"], fmt(d["statistic"]), fmt(d["p_value"]), "yes" if d["drifted"] else ""]
-                   for d in rep.drift], title="train vs other splits, per column")
-        if rep.predictors:
-            table(["column", "metric", "alone on val", "baseline"],
-                  [[p["column"], p["metric"], fmt(p["score"]), fmt(p["baseline"])] for p in rep.predictors[:10]],
-                  title=f"single-feature predictors of {target} (fit on train)")
-        print(f"{len(rep.findings)} finding(s)")
+    rep = api.check_data(train, val, test, key=key, time=time, target=target)
+    emit(rep, json_, lambda r: _print_data_report(r, target))
     if rep.findings:
         raise typer.Exit(1)
+
+
+def _print_check(res: Any) -> None:
+    _print_findings(res.findings)
+    print(f"{len(res.findings)} finding(s) in {', '.join(res.files)}")
+
+
+def _print_findings(findings: Any) -> None:
+    for f in findings:
+        print(f"{f.where}: {f.code}: {f.message}\n    why: {f.why}\n    fix: {f.fix}")
+
+
+def _print_data_report(rep: Any, target: str | None) -> None:
+    from assay.cli.render import fmt, table
+
+    _print_findings(rep.findings)
+    if rep.drift:
+        table(["split", "column", "test", "statistic", "p", "drift"],
+              [[d["split"], d["column"], d["test"], fmt(d["statistic"]), fmt(d["p_value"]), "yes" if d["drifted"] else ""]
+               for d in rep.drift], title="train vs other splits, per column")
+    if rep.predictors:
+        table(["column", "metric", "alone on val", "baseline"],
+              [[p["column"], p["metric"], fmt(p["score"]), fmt(p["baseline"])] for p in rep.predictors[:10]],
+              title=f"single-feature predictors of {target} (fit on train)")
+    print(f"{len(rep.findings)} finding(s)")
 
 
 def register(app: typer.Typer) -> None:

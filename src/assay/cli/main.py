@@ -30,7 +30,7 @@ app = typer.Typer(
 )
 _state = {"debug": False}
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output with stable keys.")]
+from assay.cli.common import JsonOpt, emit  # noqa: E402
 
 
 def _version(value: bool) -> None:
@@ -69,25 +69,17 @@ def outcome_exit_code(statuses: list[str]) -> int:
     return 0 if all(s == "ok" for s in statuses) else 1
 
 
-def _lab():  # noqa: ANN202
-    from assay.lab import find_lab
-
-    return find_lab()
-
-
 @app.command()
 def init(path: Annotated[Optional[Path], typer.Argument(help="Folder to make a lab (default: here).")] = None,
          json_: JsonOpt = False) -> None:
     """Make a folder an assay lab: assay.toml, .assay/ index, AGENTS.md section (imported by an existing CLAUDE.md)."""
-    from assay.lab import init_lab
+    from assay import api
 
-    lab, written = init_lab(path)
-    if json_:
-        from assay.cli.render import emit_json
+    emit(api.init(path), json_, _print_init)
 
-        emit_json({"root": str(lab.root), "written": written})
-        return
-    print(f"lab ready at {lab.root}" + (f" (wrote {', '.join(written)})" if written else " (already initialised)"))
+
+def _print_init(info) -> None:  # noqa: ANN001 - api.LabInfo
+    print(f"lab ready at {info.root}" + (f" (wrote {', '.join(info.written)})" if info.written else " (already initialised)"))
     print("next: assay new NAME --hypothesis \"...\" --metric val_f1 --goal max")
 
 
@@ -107,59 +99,38 @@ def new(
     json_: JsonOpt = False,
 ) -> None:
     """Create experiments/NAME/ with its hypothesis, criteria, config and a train.py."""
-    from assay.experiment import new_experiment
+    from assay import api
 
-    if not hypothesis:
-        from assay.errors import ConfigError
-
-        raise ConfigError("An experiment needs a hypothesis", f"assay new {name} --hypothesis \"X improves Y because Z\" ...")
-    lab = _lab()
-    if from_script is not None:
-        _adopt(lab, name, from_script, json_, hypothesis=hypothesis, metric=metric, goal=goal, success=success,
-               failure=failure, secondary=secondary, timeout=timeout)
-        return
-    exp = new_experiment(lab, name, hypothesis, metric, goal, success, failure, secondary, from_, entry, timeout)
-    if json_:
-        from assay.cli.render import emit_json
-
-        emit_json(_experiment_json(exp, None))
-        return
-    print(f"created {exp.path.relative_to(lab.root)}/ (metric {exp.metric}, {exp.goal})")
-    print(f"next: assay run {name} baseline")
+    info = api.new_experiment(name, hypothesis=hypothesis, metric=metric, goal=goal, success=success, failure=failure,
+                              secondary=secondary, from_=from_, entry=entry, timeout=timeout, script=from_script)
+    emit(info, json_, lambda i: _print_new(i, script=from_script, metric=metric, goal=goal))
 
 
-def _experiment_json(exp, found) -> dict:  # noqa: ANN001
-    """`assay new --json`: the experiment made, and what adopting a script found in it (else null)."""
-    adopted = None if found is None else {
-        "kind": found.kind, "style": found.style, "notes": list(found.notes),
-        "params": [{"name": p.name, "default": p.default, "type": p.type, "required": p.required} for p in found.params]}
-    return {"experiment": exp.name, "path": str(exp.path), "metric": exp.metric, "goal": exp.goal, "entry": exp.entry,
-            "adopted": adopted}
+def _print_new(info, *, script: Path | None, metric: str | None, goal: str | None) -> None:  # noqa: ANN001 - api.ExperimentInfo
+    from assay import api
+
+    rel = _rel(info.path, api.find().root)
+    found = info.adoption
+    if found is not None:
+        print(f"adopted {script} ({found.kind}: {len(found.params)} params, style {found.style})")
+        for p in found.params:
+            print(f"  {p.name} = {p.default!r}" + (f"  ({p.type})" if p.type else "") + ("  required" if p.required else ""))
+        print(f"entry {info.entry}, runs in {info.workdir} (the script's folder); nothing copied")
+        if metric is None:
+            line = next(n for m, n in found.metrics if m == info.metric)
+            print(f"metric {info.metric}: the one metric the script prints ({found.script.name}:{line}); pass --metric to choose another")
+        if goal is None:
+            print(f"goal {info.goal}: guessed from the name {info.metric}; pass --goal to set it")
+        for note_ in found.notes:
+            print(f"warning: {note_}", file=sys.stderr)
+        print(f"created {rel}/ (metric {info.metric}, {info.goal}; params in {rel}/config.yaml)")
+    else:
+        print(f"created {rel}/ (metric {info.metric}, {info.goal})")
+    print(f"next: assay run {info.experiment} baseline")
 
 
-def _adopt(lab, name: str, script: Path, json_: bool, **kw) -> None:  # noqa: ANN001, ANN003 - the options of `new`
-    from assay.adopt import adopt_script
-
-    exp, found = adopt_script(lab, name, script, **kw)
-    if json_:
-        from assay.cli.render import emit_json
-
-        emit_json(_experiment_json(exp, found))
-        return
-    rel = exp.path.relative_to(lab.root)
-    print(f"adopted {script} ({found.kind}: {len(found.params)} params, style {found.style})")
-    for p in found.params:
-        print(f"  {p.name} = {p.default!r}" + (f"  ({p.type})" if p.type else "") + ("  required" if p.required else ""))
-    print(f"entry {exp.entry}, runs in {exp.raw.get('workdir')} (the script's folder); nothing copied")
-    if kw.get("metric") is None:
-        line = next(n for m, n in found.metrics if m == exp.metric)
-        print(f"metric {exp.metric}: the one metric the script prints ({script.name}:{line}); pass --metric to choose another")
-    if kw.get("goal") is None:
-        print(f"goal {exp.goal}: guessed from the name {exp.metric}; pass --goal to set it")
-    for note in found.notes:
-        print(f"warning: {note}", file=sys.stderr)
-    print(f"created {rel}/ (metric {exp.metric}, {exp.goal}; params in {rel}/config.yaml)")
-    print(f"next: assay run {name} baseline")
+def _rel(path: Path, root: Path) -> Path:
+    return path.relative_to(root) if path.is_relative_to(root) else path
 
 
 @app.command(context_settings={"allow_extra_args": False})
@@ -181,70 +152,36 @@ def run(
     """Run an experiment's entry point; output goes to the run's logs/, one summary line here.
 
     --timeout auto sizes the timeout from a smoke run first (time per step x steps + 30%)."""
+    from assay import api
     from assay.cli.live import LiveRuns, wants_live_status
-    from assay.runner import RunSpec, run_experiment
     from assay.runner.detach import HANDOFF_ENV, HandOff
-    from assay.runner.launch import summary_line
 
-    lab = _lab()
-    tags = parse_tags(tag or [])
+    common = {"overrides": list(overrides or []), "timeout": timeout, "entry": entry, "tags": parse_tags(tag or []),
+              "oom_ladder": oom_ladder, "approve_locked": approve_locked or []}
     if detach:
-        _detach(lab, json_, follow=follow, repeat=repeat, smoke=smoke, auto=timeout == "auto")
+        started = api.run(name, desc, detach=True, follow=follow, repeat=repeat, smoke=smoke, **common)
+        emit(started, json_, lambda d: print(f"running  {d.id}  {d.path}  (pid {d.pid})\nnext: assay wait {d.id}"))
         return
+    lab = api.find()
     handoff = os.environ.pop(HANDOFF_ENV, None)  # set for the `assay run` that --detach starts
     live = LiveRuns(lab.root, live_status=wants_live_status(follow, json_), summaries=not json_)
     observer = live if handoff is None else HandOff(live, Path(handoff))
-    spec = RunSpec(name, desc, list(overrides or []), timeout, repeat, entry, follow, tags, observer=observer)
     try:
-        if smoke or timeout == "auto" or oom_ladder or (oom_ladder is None and _has_ladder(lab, name)):
-            from assay.cli.sweep import run_validated
-
-            results = run_validated(lab, spec, smoke, oom_ladder, approve_locked or [], quiet=json_)
-        else:
-            results = run_experiment(lab, spec)
+        results = api.run(name, desc, repeat=repeat, follow=follow, smoke=smoke, observer=observer,
+                          say=None if json_ else print, lab=lab, **common)
     finally:
         live.stop()
-    if json_:
-        from assay.cli.render import emit_json
-
-        emit_json([{**r.record, "path": str(r.path)} for r in results])
-    else:
-        for r in results:
-            if str(r.path) not in live.printed:  # e.g. a smoke run: not reported as it ended
-                print(summary_line(r, lab.root))
-    # A run the OOM ladder retried is decided by its retry: the exit code reads the final attempts.
-    retried = {r.record.get("tags", {}).get("oom_retry_of") for r in results}
-    raise typer.Exit(outcome_exit_code([r.status for r in results if r.record.get("id") not in retried]))
+    emit(results, json_, lambda rs: _print_unreported(rs, live.printed, lab.root))
+    raise typer.Exit(results.exit_code)
 
 
-def _has_ladder(lab, name: str) -> bool:  # noqa: ANN001
-    """The experiment declares an `oom_ladder:` (its runs then retry an OOM by default). A plain run
-    skips the validate-before-spend module altogether (a few ms of every `assay run`)."""
-    from assay.experiment import load_experiment
+def _print_unreported(results, printed: set[str], root: Path) -> None:  # noqa: ANN001 - api.Runs
+    """Summary lines of the runs not reported as they ended (e.g. a smoke run)."""
+    from assay.runner.launch import summary_line
 
-    return load_experiment(lab, name).has_oom_ladder
-
-
-def _detach(lab, json_: bool, *, follow: bool, repeat: int, smoke: bool, auto: bool) -> None:  # noqa: ANN001
-    """`assay run --detach`: the same command line, without --detach, started in the background."""
-    from assay.errors import ConfigError
-    from assay.runner.detach import NotStarted, start_detached
-
-    clash = "--follow" if follow else "--repeat" if repeat > 1 else "--smoke" if smoke else "--timeout auto" if auto else None
-    if clash:
-        raise ConfigError(f"--detach starts one run and returns; it does not combine with {clash}",
-                          "Start each run with its own `assay run ... --detach`, or drop --detach.")
-    started = start_detached(lab, [a for a in sys.argv[1:] if a != "--detach"])
-    if isinstance(started, NotStarted):  # its own error message (JSON under --json) says why
-        (sys.stdout if json_ else sys.stderr).write(started.output)
-        raise typer.Exit(started.exit_code)
-    if json_:
-        from assay.cli.render import emit_json
-
-        emit_json(started.to_dict())
-        return
-    print(f"running  {started.id}  {started.path}  (pid {started.pid})")
-    print(f"next: assay wait {started.id}")
+    for r in results:
+        if str(r.path) not in printed:
+            print(summary_line(r, root))
 
 
 @app.command()
@@ -254,32 +191,27 @@ def wait(
     json_: JsonOpt = False,
 ) -> None:
     """Wait until runs end; exit as `assay run` would have (0 all ok, 1 any not ok, 130 interrupted; 124 timed out)."""
+    from assay import api
     from assay.config import parse_duration
-    from assay.runner.detach import wait_for_runs
+
+    lab = api.find()
+    waited = api.wait(run_refs, timeout=parse_duration(timeout), lab=lab)
+    emit(waited, json_, lambda w: _print_waited(w, lab.root, run_refs, timeout))
+    raise typer.Exit(waited.exit_code)
+
+
+def _print_waited(waited, root: Path, run_refs: list[str], timeout: str | None) -> None:  # noqa: ANN001 - api.Waited
+    from assay.config import format_duration, parse_duration
     from assay.runner.launch import RunResult, summary_line
 
-    lab = _lab()
-    waited = wait_for_runs(lab, run_refs, parse_duration(timeout))
-    code = WAIT_TIMED_OUT if waited.timed_out else outcome_exit_code([r["status"] for r in waited.runs])
-    if json_:
-        from assay.cli.render import emit_json
-
-        emit_json({"runs": waited.runs, "timed_out": waited.timed_out, "exit": code})
-        raise typer.Exit(code)
     for r in waited.runs:
         path = Path(r["path"])
         if r["status"] == "running":
-            print(f"{'running':<8}  {path.relative_to(lab.root) if path.is_relative_to(lab.root) else path}")
+            print(f"{'running':<8}  {_rel(path, root)}")
         else:
-            print(summary_line(RunResult(path, r), lab.root))
+            print(summary_line(RunResult(path, r), root))
     if waited.timed_out:
-        from assay.config import format_duration
-
         print(f"stopped waiting after {format_duration(parse_duration(timeout))}; the runs go on (assay wait {' '.join(run_refs)})", file=sys.stderr)
-    raise typer.Exit(code)
-
-
-WAIT_TIMED_OUT = 124  # as coreutils' `timeout`: the wait ran out, not the run (README, "Exit codes")
 
 
 @app.command()
@@ -294,68 +226,20 @@ def runs(
     json_: JsonOpt = False,
 ) -> None:
     """List runs (newest first), filtered and sorted."""
-    from assay.cli.render import emit_json, fmt, table, varying_params, when
-    from assay.config import format_bytes, format_duration
-    from assay.report.evidence import check_value
-    from assay.store.query import list_runs
+    from assay import api
+    from assay.cli.render import runs_table
 
-    check_value(value)
-    lab = _lab()
-    rows, total = list_runs(lab, name, where, sort, limit or None, all_)
-    if json_:
-        emit_json({"total": total, "runs": rows})
-        return
-    if not rows:
-        print("no runs" + (f" match '{where}'" if where else "") + (f" in {name}" if name else ""))
-        return
-    varying = varying_params(rows)
-    metric_keys = list(dict.fromkeys(r["primary_metric"] for r in rows if r["primary_metric"]))[:3]
-    headers = ["run", "status", *(m if value == "last" else f"best_{m}" for m in metric_keys), *varying, "time", "mem", "started"]
-    body = []
-    for r in rows:
-        rid = r["id"] if not name else r["id"].split("/", 1)[1]
-        body.append([rid + (" (ignored)" if r["ignored"] else ""), r["status"],
-                     *(fmt((r["metrics"].get(m) or {}).get(value)) for m in metric_keys),
-                     *(fmt(r["params"].get(k)) for k in varying),
-                     format_duration(r["duration"]), format_bytes(r["peak_rss"]), when(r["started"])])
-    if cost:
-        from assay.cli.render import with_cost
-
-        headers, body = with_cost(headers, body, [r["cost"] for r in rows])
-    table(headers, body)
-    if total > len(rows):
-        print(f"({total - len(rows)} more; --limit 0 shows all)")
+    res = api.runs(experiment=name, where=where, sort=sort, limit=limit, include_ignored=all_, value=value)
+    emit(res, json_, lambda t: runs_table(t, name, where, value, cost=cost))
 
 
 @app.command()
 def show(run_ref: Annotated[str, typer.Argument(metavar="RUN")], json_: JsonOpt = False) -> None:
     """Show one run's record: status, params, metrics, provenance, log tail path."""
-    from assay.cli.render import emit_json, fmt, when
-    from assay.config import format_bytes, format_duration
-    from assay.store.query import show_run
+    from assay import api
+    from assay.cli.render import run_details
 
-    lab = _lab()
-    rec = show_run(lab, run_ref)
-    if json_:
-        emit_json(rec)
-        return
-    print(f"{rec['id']}  {rec['status']}" + (f"  ({rec['reason']})" if rec.get("reason") else ""))
-    if rec.get("ignored"):
-        print(f"ignored: {rec['ignored']}")
-    print(f"started {when(rec.get('started'))}  duration {format_duration(rec.get('duration'))}  "
-          f"peak {format_bytes(rec.get('peak_rss'))}" + (f"  gpu {format_bytes(rec['peak_gpu_mem'])}" if rec.get("peak_gpu_mem") else "")
-          + f"  exit {fmt(rec.get('exit_code'))}")
-    from assay.config import flatten
-
-    print("params: " + ", ".join(f"{k}={fmt(v)}" for k, v in flatten(rec.get("params") or {}).items()))
-    for k, s in (rec.get("metrics") or {}).items():
-        print(f"  {k}: last {fmt(s.get('last'))} @ {s.get('last_step')}, best {fmt(s.get('best'))} @ {s.get('best_step')} ({s.get('count')} points)")
-    git = rec.get("git") or {}
-    if git:
-        print(f"git: {(git.get('commit') or '-')[:10]} on {git.get('branch')}" + (f", dirty ({len(git['dirty'])} files, patch {git.get('patch')})" if git.get("dirty") else ""))
-    for w in rec.get("warnings", []):
-        print(f"warning: {w}")
-    print(f"log: {rec['path']}/logs/output.log")
+    emit(api.show(run_ref), json_, run_details)
 
 
 @app.command()
@@ -370,60 +254,33 @@ def compare(
     json_: JsonOpt = False,
 ) -> None:
     """Compare configurations (params, entry point, code version): mean ± std over seeds, best row marked."""
-    from assay.cli.render import emit_json
-
-    lab = _lab()
-    keys = None if by is None else [k.strip() for k in by.split(",") if k.strip()]
-    from assay.store.query import compare as do_compare
-
-    res = do_compare(lab, name, keys, metric, all_, value=value, pool_code=pool_code)
-    if json_:
-        emit_json(res)
-        return
-    if not res["rows"]:
-        print(f"no finished runs in {name}")
-        return
+    from assay import api
     from assay.cli.render import compare_table
 
-    compare_table(res, name, cost=cost)
+    res = api.compare(name, by=by, metric=metric, value=value, pool_code=pool_code, include_ignored=all_)
+    emit(res, json_, lambda c: compare_table(c, name, cost=cost) if c.rows else print(f"no finished runs in {name}"))
 
 
 @app.command()
 def note(name: str, text: str, run: Annotated[Optional[str], typer.Option(help="Run the note is about.")] = None,
          json_: JsonOpt = False) -> None:
     """Append a timestamped note to JOURNAL.md: "[HUNCH] ...", tags WEIRD, HUNCH, TODO, RESOLVED."""
-    from assay.experiment import load_experiment
-    from assay.journal import add_note
-    from assay.store.query import find_run
+    from assay import api
 
-    lab = _lab()
-    exp = load_experiment(lab, name)
-    run_id = None
-    if run:
-        p = find_run(lab, run)
-        run_id = f"{p.parent.parent.name}/{p.name}"
-    e = add_note(exp.path, text, run_id)
-    if json_:
-        from assay.cli.render import emit_json
-
-        emit_json({**e.to_dict(), "journal": str(exp.path / "JOURNAL.md")})
-        return
-    print(f"noted [{e.tag}] in {exp.path.relative_to(lab.root)}/JOURNAL.md")
+    lab = api.find()
+    emit(api.note(name, text, run=run, lab=lab), json_,
+         lambda n: print(f"noted [{n.entry.tag}] in {_rel(n.journal, lab.root)}"))
 
 
 @app.command()
 def journal(name: str, tag: Annotated[Optional[str], typer.Option(help="Only this tag.")] = None, json_: JsonOpt = False) -> None:
     """Read an experiment's journal entries."""
-    from assay.experiment import load_experiment
-    from assay.journal import read_journal
+    from assay import api
 
-    exp = load_experiment(_lab(), name)
-    entries = read_journal(exp.path, tag)
-    if json_:
-        from assay.cli.render import emit_json
+    emit(api.journal(name, tag=tag), json_, lambda j: _print_journal(j, tag))
 
-        emit_json([e.to_dict() for e in entries])
-        return
+
+def _print_journal(entries, tag: str | None) -> None:  # noqa: ANN001 - api.Journal
     for e in entries:
         print(f"{e.when} [{e.tag}] {e.text}" + (f" (run: {e.run})" if e.run else ""))
     if not entries:
@@ -434,61 +291,37 @@ def journal(name: str, tag: Annotated[Optional[str], typer.Option(help="Only thi
 def ignore(run_ref: Annotated[str, typer.Argument(metavar="RUN")], why: Annotated[str, typer.Option(help="Why it is left out.")],
            json_: JsonOpt = False) -> None:
     """Leave a run out of tables and comparisons (recorded in IGNORED_RUNS.md)."""
-    from assay.journal import ignore_run
-    from assay.store.index import Index
-    from assay.store.query import find_run
+    from assay import api
 
-    lab = _lab()
-    path = find_run(lab, run_ref)
-    ignore_run(path, why)
-    with Index(lab) as index:
-        index.set_ignored(f"{path.parent.parent.name}/{path.name}", True)
-    if json_:
-        from assay.cli.render import emit_json
-
-        emit_json({"id": f"{path.parent.parent.name}/{path.name}", "path": str(path), "why": why})
-        return
-    print(f"ignored {path.parent.parent.name}/{path.name}")
+    emit(api.ignore(run_ref, why=why), json_, lambda i: print(f"ignored {i.id}"))
 
 
 @app.command()
 def reindex(force: Annotated[bool, typer.Option(help="Move an unreadable index aside first.")] = False, json_: JsonOpt = False) -> None:
     """Rebuild the SQLite index from the run folders (the files are the truth)."""
-    from assay.store.query import reindex as do_reindex
+    from assay import api
 
-    res = do_reindex(_lab(), force)
-    if json_:
-        from assay.cli.render import emit_json
+    emit(api.reindex(force=force), json_, _print_reindex)
 
-        emit_json(res)
-        return
-    if res.get("moved_aside"):
-        print(f"moved the unreadable index to {res['moved_aside']}")
-    print(f"indexed {res['runs']} runs" + (f", {res['newly_lost']} newly marked lost" if res["newly_lost"] else ""))
-    for p in res["problems"]:
+
+def _print_reindex(res) -> None:  # noqa: ANN001 - api.Reindexed
+    d = res.to_dict()
+    if d.get("moved_aside"):
+        print(f"moved the unreadable index to {d['moved_aside']}")
+    print(f"indexed {d['runs']} runs" + (f", {d['newly_lost']} newly marked lost" if d["newly_lost"] else ""))
+    for p in d["problems"]:
         print(f"  unreadable: {p['path']}: {p['error']}")
-    for w in res.get("warnings", []):
+    for w in d.get("warnings", []):
         print(f"  warning: {w['path']}: {w['warning']}")
 
 
 @app.command()
 def status(json_: JsonOpt = False) -> None:
     """Runs in progress, and runs lost (their process died without a final record)."""
-    from assay.cli.render import emit_json, fmt, when
-    from assay.store.query import running_and_lost
+    from assay import api
+    from assay.cli.render import running_and_lost
 
-    res = running_and_lost(_lab())
-    if json_:
-        emit_json(res)
-        return
-    for r in res["running"]:
-        last = ", ".join(f"{k}={fmt(v)}" for k, v in list(r.get("metrics", {}).items())[:4])
-        step = f"  step {r['last_step']}" if r.get("last_step") is not None else ""
-        print(f"running  {r['id']}  since {when(r['started'])}{step}  {last}")
-    for r in res["lost"]:
-        print(f"lost     {r['id']}  started {when(r['started'])}")
-    if not res["running"] and not res["lost"]:
-        print("nothing running, nothing lost")
+    emit(api.status(), json_, running_and_lost)
 
 
 @app.command()
@@ -496,9 +329,16 @@ def demo(
     path: Annotated[Path, typer.Argument(help="Folder for the demo lab.")] = Path("assay-demo"),
 ) -> None:
     """Create a demo lab (scikit-learn digits), run a baseline and variants, print the comparison."""
+    from assay.cli.render import compare_table
     from assay.demo import run_demo
 
-    run_demo(path, print)
+    shown = run_demo(path, print)
+    compare_table(shown.comparison, shown.experiment)
+    v = shown.verdict
+    print(f"\nverdict: {v.verdict.upper()}: {v.reason}")
+    if v.hint:
+        print(f"to decide it: {v.hint}")
+    print(f"next: cd {path} && assay runs digits --sort val_f1 && assay verdict digits && assay ui")
 
 
 @app.command("agent-guide")
@@ -506,12 +346,7 @@ def agent_guide(json_: JsonOpt = False) -> None:
     """Print the guide for coding agents (installed into AGENTS.md by `assay init`)."""
     from assay.agents import GUIDE
 
-    if json_:
-        from assay.cli.render import emit_json
-
-        emit_json({"guide": GUIDE})
-        return
-    print(GUIDE, end="")
+    emit({"guide": GUIDE}, json_, lambda g: print(g["guide"], end=""))
 
 
 # Commands of the larger areas live in their own modules; each exposes register(app) and keeps

@@ -2,18 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 import typer
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output with stable keys.")]
-ValueOpt = Annotated[str, typer.Option("--value", help="Per run: last (final value) or best (best step).")]
-
-
-def _lab():  # noqa: ANN202
-    from assay.lab import find_lab
-
-    return find_lab()
+from assay.cli.common import JsonOpt, ValueOpt, emit
 
 
 def gate(
@@ -28,20 +21,19 @@ def gate(
     """Gate a pipeline step on a run's metric: exit 0 holds, 1 fails, 2 nothing to judge (no run, no metric).
 
     With repeated seeds the interval of their mean is judged; one that straddles the threshold exits 1."""
-    from assay.gates import check_gate
+    from assay import api
 
-    res = check_gate(_lab(), name, criterion, run=run, best=best, value=value, confidence=confidence)
+    res = api.check_gate(name, criterion, run=run, best=best, value=value, confidence=confidence)
     code = 0 if res.holds else 1
-    if json_:
-        from assay.cli.render import emit_json
-
-        emit_json({**res.to_dict(), "exit": code})
-    else:
-        print(f"gate {res.outcome}: {res.reason}")
-        print(f"  run {res.run}" + (f" (+{len(res.runs) - 1} more seeds of its configuration)" if len(res.runs) > 1 else ""))
-        if res.hint:
-            print(f"  next: {res.hint}")
+    emit(res, json_, _print_gate, exit=code)
     raise typer.Exit(code)
+
+
+def _print_gate(res: Any) -> None:
+    print(f"gate {res.outcome}: {res.reason}")
+    print(f"  run {res.run}" + (f" (+{len(res.runs) - 1} more seeds of its configuration)" if len(res.runs) > 1 else ""))
+    if res.hint:
+        print(f"  next: {res.hint}")
 
 
 def best(
@@ -51,15 +43,9 @@ def best(
     json_: JsonOpt = False,
 ) -> None:
     """Print the folder of the best run (best single run of the best configuration), or one of its files."""
-    from assay.gates import best_run, best_summary
+    from assay import api
 
-    out = best_summary(name, best_run(_lab(), name, value=value), value, artifact)
-    if json_:
-        from assay.cli.render import emit_json
-
-        emit_json(out)
-        return
-    print(out["artifact"] or out["path"])
+    emit(api.best(name, value=value, artifact=artifact), json_, lambda b: print(b.artifact or b.path))
 
 
 def register(app: typer.Typer) -> None:

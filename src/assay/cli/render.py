@@ -6,6 +6,7 @@ import json
 import math
 import sys
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 
@@ -13,19 +14,10 @@ def is_tty() -> bool:
     return sys.stdout.isatty()
 
 
-def _clean(v: Any) -> Any:
-    """Strict JSON for agents: NaN/inf become the strings "nan"/"inf"/"-inf"."""
-    if isinstance(v, float) and not math.isfinite(v):
-        return str(v)
-    if isinstance(v, dict):
-        return {str(k): _clean(x) for k, x in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_clean(x) for x in v]
-    return v
-
-
 def emit_json(data: Any) -> None:
-    sys.stdout.write(json.dumps(_clean(data), indent=1, default=str, allow_nan=False) + "\n")
+    from assay.api import json_safe
+
+    sys.stdout.write(json.dumps(json_safe(data), indent=1, default=str, allow_nan=False) + "\n")
 
 
 def fmt(v: Any) -> str:
@@ -98,11 +90,10 @@ def table(headers: list[str], rows: list[list[str]], highlight: int | None = Non
         print(prefix + "  ".join(c.ljust(w) for c, w in zip(row, widths)).rstrip())
 
 
-def compare_table(res: dict[str, Any], name: str, cost: bool = False) -> None:
-    """The comparison table: a `code` column when code versions differ, `best_<metric>` under --value best."""
-    from assay.store.query import comparison_columns
-
-    keys, extra = comparison_columns(res)
+def compare_table(cmp: Any, name: str, cost: bool = False) -> None:
+    """The comparison table (an api.Comparison): a `code` column when code versions differ, `best_<metric>` under --value best."""
+    keys, extra = cmp.columns()
+    res = cmp.to_dict()
     rows = res["rows"]
     m = res["metric"] if res["value"] == "last" else f"best_{res['metric']}"
     step = ["best_step" if not any("epoch" in str(k) for k in keys) else "best_epoch"] if res["value"] == "best" else []
@@ -143,3 +134,62 @@ def ask_on_tty() -> Any:
     import typer
 
     return lambda question: typer.confirm(question, default=False)
+
+
+def runs_table(res: Any, name: str | None, where: str | None, value: str, cost: bool = False) -> None:
+    """`assay runs`: one row per run, the params that vary, up to three metric columns."""
+    from assay.config import format_bytes, format_duration
+
+    rows, total = res.runs, res.total
+    if not rows:
+        print("no runs" + (f" match '{where}'" if where else "") + (f" in {name}" if name else ""))
+        return
+    varying = varying_params(rows)
+    metric_keys = list(dict.fromkeys(r["primary_metric"] for r in rows if r["primary_metric"]))[:3]
+    headers = ["run", "status", *(m if value == "last" else f"best_{m}" for m in metric_keys), *varying, "time", "mem", "started"]
+    body = []
+    for r in rows:
+        rid = r["id"] if not name else r["id"].split("/", 1)[1]
+        body.append([rid + (" (ignored)" if r["ignored"] else ""), r["status"],
+                     *(fmt((r["metrics"].get(m) or {}).get(value)) for m in metric_keys),
+                     *(fmt(r["params"].get(k)) for k in varying),
+                     format_duration(r["duration"]), format_bytes(r["peak_rss"]), when(r["started"])])
+    if cost:
+        headers, body = with_cost(headers, body, [r.get("cost") for r in rows])
+    table(headers, body)
+    if total > len(rows):
+        print(f"({total - len(rows)} more; --limit 0 shows all)")
+
+
+def run_details(res: Any) -> None:
+    """`assay show`: a run's record in a few lines."""
+    from assay.config import flatten, format_bytes, format_duration
+
+    rec = res.to_dict()
+    print(f"{rec['id']}  {rec['status']}" + (f"  ({rec['reason']})" if rec.get("reason") else ""))
+    if rec.get("ignored"):
+        print(f"ignored: {rec['ignored']}")
+    print(f"started {when(rec.get('started'))}  duration {format_duration(rec.get('duration'))}  "
+          f"peak {format_bytes(rec.get('peak_rss'))}" + (f"  gpu {format_bytes(rec['peak_gpu_mem'])}" if rec.get("peak_gpu_mem") else "")
+          + f"  exit {fmt(rec.get('exit_code'))}")
+    print("params: " + ", ".join(f"{k}={fmt(v)}" for k, v in flatten(rec.get("params") or {}).items()))
+    for k, s in (rec.get("metrics") or {}).items():
+        print(f"  {k}: last {fmt(s.get('last'))} @ {s.get('last_step')}, best {fmt(s.get('best'))} @ {s.get('best_step')} ({s.get('count')} points)")
+    git = rec.get("git") or {}
+    if git:
+        print(f"git: {(git.get('commit') or '-')[:10]} on {git.get('branch')}" + (f", dirty ({len(git['dirty'])} files, patch {git.get('patch')})" if git.get("dirty") else ""))
+    for w in rec.get("warnings", []):
+        print(f"warning: {w}")
+    print(f"log: {Path(rec['path']) / 'logs' / 'output.log'}")
+
+
+def running_and_lost(res: Any) -> None:
+    """`assay status`: the runs in progress with their latest metrics, then the lost ones."""
+    for r in res.running:
+        last = ", ".join(f"{k}={fmt(v)}" for k, v in list(r.get("metrics", {}).items())[:4])
+        step = f"  step {r['last_step']}" if r.get("last_step") is not None else ""
+        print(f"running  {r['id']}  since {when(r['started'])}{step}  {last}")
+    for r in res.lost:
+        print(f"lost     {r['id']}  started {when(r['started'])}")
+    if not res.running and not res.lost:
+        print("nothing running, nothing lost")

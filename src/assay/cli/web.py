@@ -19,10 +19,10 @@ def ui(
                                                                "read the lab.")] = False,
 ) -> None:
     """Serve the read-only dashboard: experiments, runs tables, run pages with charts, loop, journal, report."""
-    from assay.lab import find_lab
+    from assay import api
     from assay.web.server import plan, serve
 
-    lab = find_lab()
+    lab = api.find()
     env_token = os.environ.get("ASSAY_UI_TOKEN") or None if token is None and not no_token else None
     p = plan(host, port, allow_remote, token if token is not None else env_token, no_token=no_token,
              token_from="ASSAY_UI_TOKEN" if env_token else "--token")

@@ -94,9 +94,9 @@ def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def _clean(value: Any) -> Any:
     """JSON-safe (NaN/inf as strings), as `--json` does."""
-    from assay.cli.render import _clean as clean
+    from assay.api import json_safe
 
-    return json.loads(json.dumps(clean(value), default=str))
+    return json.loads(json.dumps(json_safe(value), default=str))
 
 
 def _context_class() -> type:
@@ -366,14 +366,17 @@ def _experiment_tools(lab: Lab, tool: Callable[..., Any]) -> None:
                        from_experiment: str | None = None, timeout: str | None = None) -> dict[str, Any]:
         """Create experiments/NAME/ (as `assay new`): one hypothesis, one primary metric (goal max or min),
         success/failure criteria such as "val_f1 >= 0.80"; from_experiment copies an experiment's scripts and config."""
+        from assay import api
         from assay.config import parse_duration
-        from assay.experiment import new_experiment as create
+        from assay.experiment import load_experiment
 
         if not hypothesis.strip():
             raise ConfigError("An experiment needs a hypothesis", 'Pass hypothesis="X improves Y because Z".')
         if timeout is not None:
             parse_duration(timeout)
-        exp = create(lab, name, hypothesis, metric, goal, success, failure, secondary, from_experiment, None, timeout)
+        made = api.new_experiment(name, hypothesis=hypothesis, metric=metric, goal=goal, success=success, failure=failure,
+                                  secondary=secondary, from_=from_experiment, timeout=timeout, lab=lab)
+        exp = load_experiment(lab, made.experiment)
         return {"name": exp.name, "path": str(exp.path), "metric": exp.metric, "goal": exp.goal, "entry": exp.entry,
                 "success": exp.success, "failure": exp.failure,
                 "next": f"edit {exp.path / exp.entry}, then call run(experiment={exp.name!r}, desc='baseline')"}
@@ -381,27 +384,17 @@ def _experiment_tools(lab: Lab, tool: Callable[..., Any]) -> None:
     @tool()
     def note(experiment: str, text: str, run: str | None = None) -> dict[str, Any]:
         """Append a note to the experiment's JOURNAL.md; start it with [WEIRD], [HUNCH], [TODO] or [RESOLVED]."""
-        from assay.experiment import load_experiment
-        from assay.journal import add_note
-        from assay.store import records
+        from assay import api
 
-        exp = load_experiment(lab, experiment)
-        run_id = records.run_id(_lab_run(lab, run)) if run else None
-        return add_note(exp.path, text, run_id).to_dict()
+        return api.note(experiment, text, run=str(_lab_run(lab, run)) if run else None, lab=lab).entry.to_dict()
 
     @tool()
     def ignore(run: str, why: str) -> dict[str, Any]:
         """Leave a run out of tables, comparisons, verdicts and gates (recorded in IGNORED_RUNS.md with `why`)."""
-        from assay.journal import ignore_run
-        from assay.store import records
-        from assay.store.index import Index
+        from assay import api
 
-        path = _lab_run(lab, run)
-        ignore_run(path, why)
-        run_id = records.run_id(path)
-        with Index(lab) as index:
-            index.set_ignored(run_id, True)
-        return {"run": run_id, "ignored": " ".join(why.split())}
+        done = api.ignore(str(_lab_run(lab, run)), why=why, lab=lab)
+        return {"run": done.id, "ignored": " ".join(why.split())}
 
 
 def _run_tools(lab: Lab, tool: Callable[..., Any]) -> None:
@@ -409,17 +402,16 @@ def _run_tools(lab: Lab, tool: Callable[..., Any]) -> None:
     def runs(experiment: str | None = None, where: str | None = None, sort: str | None = None,
              limit: int = 20) -> dict[str, Any]:
         """Runs, newest first (or by `sort`), filtered by `where` ("val_f1>0.8 and lr<1e-3"); same keys as `assay runs --json`."""
-        from assay.store.query import list_runs
+        from assay import api
 
-        rows, total = list_runs(lab, experiment, where, sort, max(1, min(limit, MAX_ROWS)))
-        return _clean({"total": total, "runs": rows})
+        return _clean(api.runs(experiment=experiment, where=where, sort=sort, limit=max(1, min(limit, MAX_ROWS)), lab=lab).to_dict())
 
     @tool(read_only=True)
     def show(run: str) -> dict[str, Any]:
         """One run's full record (status, reason, params, metric summaries, git, a short log tail)."""
-        from assay.store.query import show_run
+        from assay import api
 
-        return _clean(show_run(lab, str(_lab_run(lab, run))))
+        return _clean(api.show(str(_lab_run(lab, run)), lab=lab).to_dict())
 
     @tool(read_only=True)
     def read_metrics(run: str, metric: str | None = None, last: int = 20) -> dict[str, Any]:
@@ -452,17 +444,16 @@ def _run_tools(lab: Lab, tool: Callable[..., Any]) -> None:
         """Run an experiment with key=value params (repeat=K: K seeds, at most 10; timeout at most 4h per run).
         wait=true returns the finished runs' summaries (with progress notifications per run); wait=false
         returns at once with the first run's id (poll show / read_metrics)."""
-        from dataclasses import replace
-
-        from assay.runner import run_experiment
+        from assay import api
         from assay.runner.launch import summary_line
 
         spec = _checked_spec(lab, experiment, desc, params, timeout, repeat)
         if not wait:
             return _clean(_start_detached(lab, spec))
 
-        def work(report: Callable[..., None]) -> list[Any]:
-            return run_experiment(lab, replace(spec, observer=_RunProgress(report, spec.repeat)))
+        def work(report: Callable[..., None]) -> Any:
+            return api.run(spec.experiment, spec.desc, overrides=spec.overrides, timeout=spec.timeout, repeat=spec.repeat,
+                           oom_ladder=False, observer=_RunProgress(report, spec.repeat), lab=lab)
 
         results = await _in_thread(ctx, work, total=spec.repeat)
         return _clean({"runs": [{**_run_summary(r.record, r.path), "summary": summary_line(r, lab.root)} for r in results]})
@@ -474,8 +465,8 @@ def _run_tools(lab: Lab, tool: Callable[..., Any]) -> None:
         """Many runs over a search space, as `assay sweep` (local executor): space items such as "lr=1e-4,3e-4",
         "lr=log(1e-5,1e-2)", "depth=range(2,8)"; sampler grid, random or tpe; at most 50 trials (a grid
         defaults to its size). Sends a progress notification per trial. Returns `assay sweep --json`'s keys."""
+        from assay import api
         from assay.experiment import load_experiment
-        from assay.sweep.driver import SweepConfig, run_sweep, start_sweep
         from assay.sweep.space import space_from_args
 
         items = list(space)
@@ -492,9 +483,7 @@ def _run_tools(lab: Lab, tool: Callable[..., Any]) -> None:
                               f"Pass trials={MAX_TRIALS} or fewer (a grid: fewer values); a sweep file with `assay sweep` has no limit.")
         if parallel is not None and not 1 <= parallel <= MAX_PARALLEL:
             raise ConfigError(f"sweep parallel must be 1 to {MAX_PARALLEL}, got {parallel}", "Pass parallel=4, or leave it out.")
-        config = SweepConfig(experiment, parsed, sampler, budget, parallel, "local", seed=seed,
-                             timeout=_bounded_timeout(lab, exp, timeout, "sweep"), value=value)
-        files = start_sweep(lab, config)
+        bounded = _bounded_timeout(lab, exp, timeout, "sweep")
 
         def work(report: Callable[..., None]) -> Any:
             def on_event(ev: Any) -> None:
@@ -502,7 +491,8 @@ def _run_tools(lab: Lab, tool: Callable[..., Any]) -> None:
                     best = "" if ev.best is None else f", best {ev.best:.4g}"
                     report(ev.done, ev.total, f"sweep {ev.sweep_id}: {ev.done}/{ev.total} trials done, {ev.running} running{best}")
 
-            return run_sweep(lab, files, config, on_event)
+            return api.sweep(experiment, parsed, sampler=sampler, trials=budget, parallel=parallel, executor="local",
+                             seed=seed, timeout=bounded, value=value, on_event=on_event, lab=lab)
 
         outcome = await _in_thread(ctx, work, total=budget)
         return _clean(outcome.to_dict())
@@ -528,16 +518,17 @@ def _evidence_tools(lab: Lab, tool: Callable[..., Any]) -> None:
                 pool_code: bool = False, include_ignored: bool = False) -> dict[str, Any]:
         """Configurations side by side (as `assay compare --json`): mean, std and n over seeds of the metric,
         the best row, and each row's gap to the best with its 95% interval (within_noise: the gap may be luck)."""
-        from assay.store.query import compare as do_compare
+        from assay import api
 
-        return _clean(do_compare(lab, experiment, by, metric, include_ignored, value=value, pool_code=pool_code))
+        return _clean(api.compare(experiment, by=by, metric=metric, value=value, pool_code=pool_code,
+                                  include_ignored=include_ignored, lab=lab).to_dict())
 
     @tool(read_only=True)
     def verdict(experiment: str, confidence: float = 0.95, value: str = "last") -> dict[str, Any]:
         """The experiment's verdict against its success/failure criteria, per configuration, with the evidence."""
-        from assay.report.verdict import verdict as judge
+        from assay import api
 
-        return _clean(judge(lab, experiment, confidence, value).to_dict())
+        return _clean(api.verdict(experiment, confidence=confidence, value=value, lab=lab).to_dict())
 
     @tool(read_only=True)
     def gate(experiment: str, criterion: str, run: str | None = None, best: bool = False, value: str = "last",
@@ -545,19 +536,20 @@ def _evidence_tools(lab: Lab, tool: Callable[..., Any]) -> None:
         """Does "val_f1 >= 0.75" hold on a run (default: the newest finished one; best=true: the best run)?
         With repeated seeds it judges the interval of their mean. outcome: holds, fails, or undecided (the
         interval straddles the threshold). A missing run or metric is a tool error (as `assay gate`'s exit 2)."""
-        from assay.gates import check_gate
+        from assay import api
 
         if run is not None:
             run = str(_lab_run(lab, run))
-        return _clean(check_gate(lab, experiment, criterion, run=run, best=best, value=value, confidence=confidence).to_dict())
+        return _clean(api.check_gate(experiment, criterion, run=run, best=best, value=value, confidence=confidence,
+                                     lab=lab).to_dict())
 
     @tool(read_only=True)
     def best(experiment: str, value: str = "last", artifact: str | None = None) -> dict[str, Any]:
         """The best run (the best single run of the configuration with the best mean): its id, folder, score and
         params; with `artifact` (e.g. "checkpoints/model.pt") that file's path, checked to exist."""
-        from assay.gates import best_run, best_summary
+        from assay import api
 
-        return _clean(best_summary(experiment, best_run(lab, experiment, value=value), value, artifact))
+        return _clean(api.best(experiment, value=value, artifact=artifact, lab=lab).to_dict())
 
 
 def _loop_tools(lab: Lab, tool: Callable[..., Any]) -> None:

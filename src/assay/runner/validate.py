@@ -248,3 +248,43 @@ def run_with_oom_ladder(lab: Lab, spec: RunSpec, approve: Approve | None = None,
 def _report(on_step: Callable[[LadderStep], None] | None, step: LadderStep) -> None:
     if on_step:
         on_step(step)
+
+
+# ------------------------------------------------------------------ one run, validated
+
+
+def run_checked(lab: Lab, spec: RunSpec, *, smoke: bool = False, oom_ladder: bool | None = None,
+                approve_locked: list[str] | None = None, say: Callable[[str], None] | None = None) -> list[RunResult]:
+    """`spec` as a smoke run, with its timeout sized by one (`spec.timeout == "auto"`) and/or under the
+    OOM ladder (default: when the experiment has one). `say` is told what each step did. Returns the
+    runs made, smoke and retries included.
+
+    Raises:
+        ConfigError: smoke with timeout auto; what `run_experiment` raises.
+    """
+    tell = say or (lambda line: None)
+    exp = load_experiment(lab, spec.experiment)
+    if smoke:
+        if spec.timeout == "auto":
+            raise ConfigError("--smoke and --timeout auto do not combine", "A smoke run has its own limit (smoke.limit, default 60s).")
+        res = smoke_run(lab, exp, spec.desc, spec.overrides, spec.extra_params, dict(spec.tags, smoke="true"), spec.entry)
+        m = res.record.get("smoke") or {}
+        if m.get("steps_per_second"):
+            tell(f"smoke: {m['steps']} {m.get('steps_key') or 'steps'} in {m['seconds']:.1f}s, {m['steps_per_second']:.3g} steps/s")
+        return [res]
+    use_ladder = oom_ladder if oom_ladder is not None else exp.has_oom_ladder
+    approved = set(approve_locked or [])
+
+    def launch(lab_: Lab, spec_: RunSpec) -> list[RunResult]:
+        if not use_ladder:
+            return run_experiment(lab_, spec_)
+        out = run_with_oom_ladder(lab_, spec_, approve=lambda key, old, new: key in approved,
+                                  on_step=lambda st: tell(f"oom ladder rung {st.rung} ({st.remedy}): "
+                                                          + (f"skipped, {st.skipped}" if st.skipped else f"{st.status}  {st.run}")))
+        return out.results
+
+    if spec.timeout == "auto":
+        sized = run_with_auto_timeout(lab, replace(spec, timeout=None), launch)
+        tell(f"smoke {sized.smoke.record['id']}: timeout {format_duration(sized.timeout)} ({sized.why})")
+        return sized.results
+    return launch(lab, spec)

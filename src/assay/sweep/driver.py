@@ -13,7 +13,7 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from assay.config import parse_duration
@@ -21,31 +21,11 @@ from assay.errors import ConfigError, RunError
 from assay.experiment import Experiment, load_experiment
 from assay.lab import Lab
 from assay.runner.launch import RunResult, RunSpec, entry_command, resolve_params
+from assay.sweep.config import SweepConfig
 from assay.sweep.executors import Executor, executor_factory, get_executor
 from assay.sweep.samplers import Pruning, Resumable, Sampler, TrialResult, get_sampler
 from assay.sweep.space import SearchSpace, space_from_mapping, to_overrides, validate_space
 from assay.sweep.state import SweepFiles, TrialEntry, create_sweep, open_sweep
-
-
-@dataclass(frozen=True)
-class SweepConfig:
-    """What to sweep and how. `trials` is the budget (default: the whole grid; required otherwise)."""
-
-    experiment: str
-    space: SearchSpace
-    sampler: str = "grid"
-    trials: int | None = None
-    parallel: int | None = None
-    executor: str = "local"
-    executor_options: dict[str, Any] = field(default_factory=dict)
-    sampler_options: dict[str, Any] = field(default_factory=dict)
-    seed: int = 0
-    preflight: bool = False
-    timeout: str | None = None
-    oom_ladder: bool | None = None  # None: on when the experiment has an `oom_ladder:` section
-    approve_locked: tuple[str, ...] = ()
-    value: str = "last"  # which value of a trial's primary metric scores it: its final (last) or best step
-    max_cost: str | None = None  # stop launching trials before the sweep's runs would cost more (assay.cost units)
 
 
 @dataclass(frozen=True)
