@@ -249,7 +249,9 @@ class TransformersPreset:
         return self.point, found
 
 
-_TQDM = re.compile(r"^(?P<desc>[^|]*?):?\s*(?P<pct>\d+)%\|[^|]*\|\s*(?P<n>\d+)/(?P<total>\d+|\?)\s*\[(?P<info>[^\]]*)\]\s*$")
+# No `$`: a bar's line has no newline until the bar closes, so what the script logs meanwhile on the other
+# stream (`Trainer.fit stopped: ...`) lands after the `]` on the same line.
+_TQDM = re.compile(r"^(?P<desc>[^|]*?):?\s*(?P<pct>\d+)%\|[^|]*\|\s*(?P<n>\d+)/(?P<total>\d+|\?)\s*\[(?P<info>[^\]]*)\]")
 _LIGHTNING_EPOCH = re.compile(r"^Epoch (\d+)\b")
 # Lightning's RichProgressBar (its default where rich is installed): `Epoch 1/4 ━━━━ 4/4 0:00:00 • 0:00:00 462.38it/s
 # val_loss: 0.310 train_loss: 0.808`, its metrics wrapped onto the next lines when the console is narrow.

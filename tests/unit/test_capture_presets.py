@@ -99,6 +99,14 @@ def test_lightning_progress_bar_counts_full_bars_once_and_reads_the_test_table()
     assert not any("v_num" in m or "max_epochs" in m for _, m in rows)
 
 
+def test_lightning_bar_with_a_message_from_the_other_stream_on_its_line_is_still_the_bar():
+    # real output under a pipe: the last bar has no newline when Lightning logs that fit stopped
+    text = ("Epoch 2: 100%|██████████| 4/4 [00:00<00:00, 144.74it/s, val_loss=0.0768, train_loss=0.808]\n"
+            "Epoch 2: 100%|██████████| 4/4 [00:00<00:00, 142.90it/s, val_loss=0.0768, train_loss=0.177]"
+            "`Trainer.fit` stopped: `max_epochs=3` reached.\n")
+    assert captured(text) == [(2, {"val_loss": 0.0768, "train_loss": 0.808}), (2, {"train_loss": 0.177})]
+
+
 def test_lightning_rich_bar_under_a_pipe_gives_its_last_epoch_with_the_wrapped_metrics_and_not_the_model_size():
     # verbatim from Lightning 2.6's default RichProgressBar and RichModelSummary writing to a pipe (80 columns)
     text = ("Trainable params: 5                                                             \n"
