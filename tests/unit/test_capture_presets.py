@@ -1,6 +1,6 @@
 """Capture presets on samples of what libraries print (tests/fixtures/capture/), and on
-scikit-learn's real output where it is installed here. xgboost, lightgbm and Keras 3 are also
-tested on their real output: tests/integration/test_capture_real_libraries.py."""
+scikit-learn's real output where it is installed here. xgboost, lightgbm, Keras 3, transformers,
+Lightning and nanoGPT are also tested on their real output: tests/integration/test_capture_real_*.py."""
 
 from __future__ import annotations
 
