@@ -157,10 +157,6 @@ def _num(text: str) -> float | None:
         return None
 
 
-def _integral(value: float) -> int | None:
-    return int(value) if math.isfinite(value) and value == int(value) else None
-
-
 # -- presets -------------------------------------------------------------------------------------
 
 _KERAS_EPOCH = re.compile(r"^Epoch (\d+)/\d+\s*$")
@@ -224,7 +220,16 @@ def _looks_like_metrics(keys: Iterable[str]) -> bool:
 class TransformersPreset:
     """Hugging Face Trainer log lines: `{'loss': 0.5, 'learning_rate': 4e-05, 'epoch': 0.5}`.
 
-    The step is the epoch when it is whole; a fractional epoch is kept as the metric `epoch`."""
+    The step is the Trainer's logging point, counted from 1: each new `epoch` value starts one, and
+    an eval log shares the point of the train log at the same epoch. A Trainer that logs once an
+    epoch thus gets the epoch as its step; one that logs every few steps gets steps in order (its
+    global step over `logging_steps`), where taking whole epochs as steps and counting the
+    fractional ones in between would give one step two values. `epoch` is kept as a metric
+    unless it equals the step."""
+
+    def __init__(self) -> None:
+        self.epoch: float | None = None
+        self.point = 0
 
     def parse(self, line: str) -> tuple[int | None, dict[str, float]] | None:
         if "{'" not in line:
@@ -235,26 +240,42 @@ class TransformersPreset:
         found = {metric_name(k): to_float(v) for k, v in _HF_ITEM.findall(line)}
         if not _looks_like_metrics(found):
             return None
-        step = _integral(found["epoch"]) if "epoch" in found else None
-        if step is not None:
+        if "epoch" not in found:
+            return None, found
+        if found["epoch"] != self.epoch:
+            self.epoch, self.point = found["epoch"], self.point + 1
+        if found["epoch"] == self.point:
             del found["epoch"]
-        return step, found
+        return self.point, found
 
 
-_TQDM = re.compile(r"^(?P<desc>[^|]*?):?\s*(?P<pct>\d+)%\|[^|]*\|\s*(?P<n>\d+)/(?P<total>\d+|\?)\s*\[(?P<info>[^\]]*)\]\s*$")
+# No `$`: a bar's line has no newline until the bar closes, so what the script logs meanwhile on the other
+# stream (`Trainer.fit stopped: ...`) lands after the `]` on the same line.
+_TQDM = re.compile(r"^(?P<desc>[^|]*?):?\s*(?P<pct>\d+)%\|[^|]*\|\s*(?P<n>\d+)/(?P<total>\d+|\?)\s*\[(?P<info>[^\]]*)\]")
 _LIGHTNING_EPOCH = re.compile(r"^Epoch (\d+)\b")
+# Lightning's RichProgressBar (its default where rich is installed): `Epoch 1/4 ━━━━ 4/4 0:00:00 • 0:00:00 462.38it/s
+# val_loss: 0.310 train_loss: 0.808`, its metrics wrapped onto the next lines when the console is narrow.
+_RICH_BAR = re.compile(r"^Epoch (\d+)(?:/\d+)?\s.*?\s(\d+)/(\d+|\?) [\d:\-]+ • [\d:\-]+(?:\s+[\d.]+(?:it/s|s/it))?(.*)$")
+_RICH_PAIR = re.compile(rf"([A-Za-z_][\w./\-]*): ({_NUM})(?=\s|$)")
+_RICH_PAIRS = re.compile(rf"^\s*(?:[A-Za-z_][\w./\-]*: {_NUM}\s+)*[A-Za-z_][\w./\-]*: {_NUM}\s*$")
+_RICH_SUMMARY = re.compile(r"^(?:Trainable params|Non-trainable params|Total params|Total estimated model params size \(MB\)"
+                           r"|Modules in (?:train|eval) mode|Total FLOPs): ")  # RichModelSummary: the model's size, not results
 _TABLE_HEAD = re.compile(r"^[\s│┃|]*(?:Test|Validate|Predict) metric\s")
 _TABLE_ROW = re.compile(rf"^[\s│┃|]*([A-Za-z_][\w./\-]*)[\s│┃|]+({_NUM})[\s│┃|]*$")
 
 
 class LightningPreset:
-    """PyTorch Lightning's progress bar (`Epoch 3: 100%|...| 938/938 [..., val_loss=0.3, train_loss=0.25]`)
-    and its `Test metric` table. A bar counts when full; values redrawn unchanged are not repeated."""
+    """PyTorch Lightning's progress bar, tqdm (`Epoch 3: 100%|...| 938/938 [..., val_loss=0.3, train_loss=0.25]`)
+    or rich (`Epoch 3/9 ━━━━ 938/938 0:00:12 • 0:00:00 75.10it/s val_loss: 0.300 train_loss: 0.250`),
+    and its `Test metric` table. A bar counts when full. A value is taken when it changes: an
+    epoch's bar first shows the values of the epoch before until validation and the epoch's end
+    update them, so a value redrawn unchanged is not repeated, within an epoch or across one.
+    Under a pipe, rich prints only the last epoch's bar, when training ends."""
 
     def __init__(self) -> None:
-        self.epoch: int | None = None
         self.sent: dict[str, float] = {}
         self.in_table = False
+        self.rich_epoch: int | None = None  # the epoch of a rich bar whose metrics may wrap onto the next lines
 
     def parse(self, line: str) -> tuple[int | None, dict[str, float]] | None:
         if self.in_table:
@@ -265,29 +286,44 @@ class LightningPreset:
                 self.in_table = False
                 return None
             return None, {}
+        if self.rich_epoch is not None:
+            if ": " in line and _RICH_PAIRS.match(line):
+                return self.rich_epoch, self._changed(_RICH_PAIR.findall(line))
+            self.rich_epoch = None
         if "metric" in line and _TABLE_HEAD.match(line):
             self.in_table = True
             return None, {}
+        if ("params" in line or " mode: " in line or "FLOPs" in line) and _RICH_SUMMARY.match(line):
+            return None, {}
         if "%|" not in line:
-            return None
+            return self._rich(line) if line.startswith("Epoch ") and " • " in line else None
         m = _TQDM.match(line)
         if not m:
             return None
         epoch = _LIGHTNING_EPOCH.match(m.group("desc").strip())
         if not epoch:
             return None if m.group("desc").strip() == "" else (None, {})  # a bare tqdm bar is the script's own
-        step = int(epoch.group(1))
-        if step != self.epoch:
-            self.epoch, self.sent = step, {}
         if m.group("n") != m.group("total"):
             return None, {}
+        pairs = [part.partition("=")[::2] for part in m.group("info").split(", ")[1:]]
+        return int(epoch.group(1)), self._changed(pairs)
+
+    def _rich(self, line: str) -> tuple[int | None, dict[str, float]] | None:
+        m = _RICH_BAR.match(line.rstrip())
+        if not m:
+            return None
+        if m.group(2) != m.group(3):
+            return None, {}
+        self.rich_epoch = int(m.group(1))
+        return self.rich_epoch, self._changed(_RICH_PAIR.findall(m.group(4)))
+
+    def _changed(self, pairs: Iterable[tuple[str, str]]) -> dict[str, float]:
         found: dict[str, float] = {}
-        for part in m.group("info").split(", ")[1:]:
-            key, _, value = part.partition("=")
+        for key, value in pairs:
             num = _num(value) if key and key != "v_num" else None
             if num is not None and self.sent.get(key) != num:
                 found[metric_name(key)] = self.sent[key] = num
-        return step, found
+        return found
 
 
 _PROGRESS = re.compile(r"^(step|iter|iteration) (\d+): (.+)$")
@@ -297,11 +333,13 @@ _PROGRESS_ITEM = re.compile(rf"^([A-Za-z][A-Za-z_ ]*?) ({_NUM})(ms|s|%)?$")
 class NanoGPTPreset:
     """nanoGPT's `step 250: train loss 1.9234, val loss 2.0123` and `iter 10: loss 3.1234, time
     35.21ms, mfu 12.34%` (time in ms as `time_ms`; mfu in percent, skipped while nanoGPT prints
-    its not-yet-measured -100.00%)."""
+    its not-yet-measured -100.00%). Its `tokens per iteration will be: 480` is the configured batch, not a result."""
 
     def parse(self, line: str) -> tuple[int | None, dict[str, float]] | None:
-        if not line.startswith(("step ", "iter")):
+        if not line.startswith(("step ", "iter", "tokens per iteration will be: ")):
             return None
+        if line[0] == "t":
+            return None, {}
         m = _PROGRESS.match(line.rstrip())
         if not m:
             return None
@@ -504,6 +542,8 @@ class Capture:
             return None, {}
         if "\x1b" in line:
             line = _ANSI.sub("", line)
+            if not line:  # tqdm's lone cursor-up `\x1b[A` between two `\r`
+                return None, {}
         if (self.in_repr or line[-1] == "(") and self._inside_repr(line):
             return None, {}
         step, found, claimed = None, {}, None

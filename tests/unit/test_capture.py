@@ -49,3 +49,8 @@ def test_custom_patterns_and_ignore():
 def test_unknown_format_is_a_config_error():
     with pytest.raises(ConfigError, match="Did you mean 'colon'"):
         Capture({"formats": ["colom"]})
+
+
+def test_a_line_that_is_only_an_ansi_escape_holds_no_metrics():
+    # tqdm under a pipe writes `\r\x1b[A\r` between bars: split on \r, the middle piece is the escape alone
+    assert Capture().parse("\x1b[A") == (None, {})

@@ -1,6 +1,6 @@
 """Capture presets on samples of what libraries print (tests/fixtures/capture/), and on
-scikit-learn's real output where it is installed here. xgboost, lightgbm and Keras 3 are also
-tested on their real output: tests/integration/test_capture_real_libraries.py."""
+scikit-learn's real output where it is installed here. xgboost, lightgbm, Keras 3, transformers,
+Lightning and nanoGPT are also tested on their real output: tests/integration/test_capture_real_*.py."""
 
 from __future__ import annotations
 
@@ -55,12 +55,33 @@ def test_transformers_trainer_logs_and_not_its_arguments_or_a_params_dict():
     assert not names & {"adafactor", "num_train_epochs", "seed", "lr", "batch_size", "_n_gpu", "weight_decay",
                          "per_device_train_batch_size"}
     evals = [(step, m) for step, m in rows if "eval_f1" in m]
-    assert [(s, m["eval_loss"], m["eval_f1"]) for s, m in evals] == [(1, 0.3107, 0.9012), (2, 0.2811, 0.9123)]
+    # logging points: epoch 0.5, 1.0 (eval), 1.5, 2.0 (eval and the run's summary)
+    assert [(s, m["eval_loss"], m["eval_f1"]) for s, m in evals] == [(2, 0.3107, 0.9012), (4, 0.2811, 0.9123)]
     train = [m for _, m in rows if "loss" in m]
     assert [m["loss"] for m in train] == [0.6867, 0.2716]
-    assert train[0]["learning_rate"] == 4e-05 and train[0]["epoch"] == 0.5  # a fractional epoch stays a metric
-    assert rows[-1] == (2, {"train_runtime": 61.2113, "train_samples_per_second": 65.35,
-                            "train_steps_per_second": 8.168, "train_loss": 0.4791})
+    assert train[0]["learning_rate"] == 4e-05 and train[0]["epoch"] == 0.5  # an epoch other than the step stays a metric
+    assert rows[-1] == (4, {"train_runtime": 61.2113, "train_samples_per_second": 65.35,
+                            "train_steps_per_second": 8.168, "train_loss": 0.4791, "epoch": 2.0})
+
+
+# A real Trainer's output (transformers 5.25, logging_steps=2, 4 steps an epoch, eval each epoch).
+TRAINER_EVERY_2_STEPS = """\
+{'loss': '0.6931', 'grad_norm': '0.4052', 'learning_rate': '0.000875', 'epoch': '0.5'}
+{'loss': '0.6926', 'grad_norm': '0.1313', 'learning_rate': '0.000625', 'epoch': '1'}
+{'eval_loss': '0.6912', 'eval_runtime': '0.0033', 'eval_samples_per_second': '4860', 'eval_steps_per_second': '303.7', 'epoch': '1'}
+{'loss': '0.6887', 'grad_norm': '0.3977', 'learning_rate': '0.000375', 'epoch': '1.5'}
+{'loss': '0.6899', 'grad_norm': '0.2492', 'learning_rate': '0.000125', 'epoch': '2'}
+{'eval_loss': '0.6904', 'eval_runtime': '0.0027', 'eval_samples_per_second': '5838', 'eval_steps_per_second': '364.8', 'epoch': '2'}
+{'train_runtime': '0.0623', 'train_samples_per_second': '1027', 'train_steps_per_second': '128.4', 'train_loss': '0.6911', 'epoch': '2'}
+"""
+
+
+def test_transformers_logging_within_epochs_gives_each_log_its_own_step_in_order():
+    rows = captured(TRAINER_EVERY_2_STEPS)
+    assert [step for step, _ in rows] == [1, 2, 2, 3, 4, 4, 4]  # the eval shares the train log's point
+    assert [(s, m["loss"], m["epoch"]) for s, m in rows if "loss" in m] == [
+        (1, 0.6931, 0.5), (2, 0.6926, 1.0), (3, 0.6887, 1.5), (4, 0.6899, 2.0)]  # no step holds two losses
+    assert [(s, m["eval_loss"]) for s, m in rows if "eval_loss" in m] == [(2, 0.6912), (4, 0.6904)]
 
 
 def test_transformers_values_printed_as_strings_are_numbers():
@@ -70,11 +91,40 @@ def test_transformers_values_printed_as_strings_are_numbers():
 
 def test_lightning_progress_bar_counts_full_bars_once_and_reads_the_test_table():
     rows = captured(sample("lightning_fit.txt"))
+    # epoch 1's bar shows epoch 0's val_loss=0.320 until validation: not taken again as epoch 1's
     assert rows[:4] == [(0, {"train_loss": 0.301}), (0, {"val_loss": 0.32}),
-                        (1, {"train_loss": 0.25, "val_loss": 0.32}), (1, {"val_loss": 0.3})]
+                        (1, {"train_loss": 0.25}), (1, {"val_loss": 0.3})]
     table = {k: v for _, m in rows[4:] for k, v in m.items()}
     assert table == {"test_acc": 0.9700000286102295, "test_loss": 0.08500000089406967}
     assert not any("v_num" in m or "max_epochs" in m for _, m in rows)
+
+
+def test_lightning_bar_with_a_message_from_the_other_stream_on_its_line_is_still_the_bar():
+    # real output under a pipe: the last bar has no newline when Lightning logs that fit stopped
+    text = ("Epoch 2: 100%|██████████| 4/4 [00:00<00:00, 144.74it/s, val_loss=0.0768, train_loss=0.808]\n"
+            "Epoch 2: 100%|██████████| 4/4 [00:00<00:00, 142.90it/s, val_loss=0.0768, train_loss=0.177]"
+            "`Trainer.fit` stopped: `max_epochs=3` reached.\n")
+    assert captured(text) == [(2, {"val_loss": 0.0768, "train_loss": 0.808}), (2, {"train_loss": 0.177})]
+
+
+def test_lightning_rich_bar_under_a_pipe_gives_its_last_epoch_with_the_wrapped_metrics_and_not_the_model_size():
+    # verbatim from Lightning 2.6's default RichProgressBar and RichModelSummary writing to a pipe (80 columns)
+    text = ("Trainable params: 5                                                             \n"
+            "Non-trainable params: 0                                                         \n"
+            "Total params: 5                                                                 \n"
+            "Total estimated model params size (MB): 0.000                                   \n"
+            "Modules in train mode: 1                                                        \n"
+            "Modules in eval mode: 0                                                         \n"
+            "Total FLOPs: 0                                                                  \n"
+            "Epoch 1/1  ━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━━ 4/4 0:00:00 • 0:00:00 462.38it/s val_loss: 0.310   \n"
+            "                                                              train_loss: 0.808 \n"
+            "`Trainer.fit` stopped: `max_epochs=2` reached.\n")
+    assert captured(text) == [(1, {"val_loss": 0.31}), (1, {"train_loss": 0.808})]
+
+
+def test_lightning_rich_bar_on_one_line_skips_v_num():
+    line = "Epoch 3/9 ━━━━━━━━━━━━━━━━━━ 938/938 0:00:12 • 0:00:00 75.10it/s v_num: 0.000 val_loss: 0.300 train_loss: 0.250"
+    assert captured(line) == [(3, {"val_loss": 0.3, "train_loss": 0.25})]
 
 
 def test_lightning_rich_test_table():
@@ -95,6 +145,10 @@ def test_nanogpt_steps_and_iters_and_not_its_config_echo():
     assert (250, {"train_loss": 1.9234, "val_loss": 2.0123}) in rows
     names = set().union(*(m for _, m in rows))
     assert names == {"train_loss", "val_loss", "loss", "time_ms", "mfu"}  # no max_iters, batch_size, vocab_size
+
+
+def test_nanogpt_tokens_per_iteration_is_its_batch_not_a_metric():
+    assert captured("tokens per iteration will be: 491,520\ntokens per iteration will be: 128\n") == []
 
 
 def test_xgboost_rounds_are_steps_and_cv_std_is_kept():
