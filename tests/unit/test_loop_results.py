@@ -76,7 +76,7 @@ def test_a_crash_row_has_no_value_and_its_json_says_so(tmp_path):
     results.append(f, results.Row("def5678", "0.000000", "0.0", results.Decision.CRASH, "bad"))
     keep, crash = results.read(f)
     assert keep.status is results.Decision.KEEP and keep.value == 0.5
-    assert crash.value is None and crash.to_json()["value"] is None and crash.to_json()["status"] == "crash"
+    assert crash.value is None and crash.to_dict()["value"] is None and crash.to_dict()["status"] == "crash"
 
 
 def test_an_unknown_status_is_a_store_error_naming_the_line(tmp_path):

@@ -2,19 +2,13 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
-JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output with stable keys.")]
+from assay.cli.common import JsonOpt, emit
+
 loop_app = typer.Typer(help="The autonomous loop: baseline, try, keep or reset, results.tsv.", no_args_is_help=True)
-
-
-def _lab():  # noqa: ANN202
-    from assay.lab import find_lab
-
-    return find_lab()
 
 
 @loop_app.command("start")
@@ -38,20 +32,12 @@ def start(
     import sys
 
     from assay import loop
-    from assay.experiment import confirm_settings, load_experiment
 
-    lab = _lab()
-    if confirm_settings(load_experiment(lab, name)) is None:
-        print(f"warning: experiment '{name}' declares no `confirm:` in experiment.yaml: every decision looks at the validation "
-              "split and no held-out split can check the result (add e.g. `confirm: {params: {split: test}}`)", file=sys.stderr)
     out = loop.start(name, tag=tag, edit=edit, protect=protect or (), decision=decision, repeats=repeats,
                      max_repeats=max_repeats, min_delta=min_delta, confidence=confidence, lines_per_delta=lines_per_delta,
-                     timeout=timeout, max_retries=max_retries, value=value, lab=lab)
-    if json_:
-        _emit_outcome(out)
-        return
-    print(out.line())
-    print(f"next: edit {', '.join(edit)}, then: assay try \"what you changed\"")
+                     timeout=timeout, max_retries=max_retries, value=value,
+                     warn=lambda line: print(f"warning: {line}", file=sys.stderr))
+    emit(out, json_, lambda o: print(f"{o.line()}\nnext: edit {', '.join(edit)}, then: assay try \"what you changed\""))
 
 
 def try_(
@@ -63,17 +49,7 @@ def try_(
     """Commit the edits, run them, keep or reset: one line with the decision, metric ± noise, reason."""
     from assay import loop
 
-    out = loop.try_(description, force=force, retry=retry, lab=_lab())
-    if json_:
-        _emit_outcome(out)
-    else:
-        print(out.line())
-
-
-def _emit_outcome(out) -> None:  # noqa: ANN001 - a loop Outcome
-    from assay.cli.render import emit_json
-
-    emit_json(out.to_dict())
+    emit(loop.try_(description, force=force, retry=retry), json_, lambda o: print(o.line()))
 
 
 @loop_app.command("status")
@@ -81,13 +57,14 @@ def status(tag: Annotated[Optional[str], typer.Argument(help="Loop tag (default:
            json_: JsonOpt = False) -> None:
     """Best so far, noise estimate, counts, a pending crash."""
     from assay import loop
-    from assay.cli.render import emit_json, fmt
+
+    emit(loop.status(tag), json_, lambda st: _status_lines(st.to_dict()))
+
+
+def _status_lines(s: dict) -> None:
+    from assay.cli.render import fmt
     from assay.loop.results import show, show_delta
 
-    s = loop.status(tag, lab=_lab()).to_dict()
-    if json_:
-        emit_json(s)
-        return
     c = s["counts"]
     looks = f"{'at least ' if s['looks_lower_bound'] else ''}{s['looks']}"
     print(f"loop {s['tag']} on {s['branch']}: best {s['label']}={show(s['best']) or '-'} (n={s['best_n']}, {s['goal']}) "
@@ -112,19 +89,19 @@ def status(tag: Annotated[Optional[str], typer.Argument(help="Loop tag (default:
 def log(tag: Annotated[Optional[str], typer.Argument()] = None, last: Annotated[int, typer.Option(help="Rows (0: all).")] = 20,
         json_: JsonOpt = False) -> None:
     """results.tsv as a table."""
-    from assay.cli.render import emit_json, table
-    from assay.loop import results
-    from assay.loop.ratchet import status as do_status
+    from assay import loop
 
-    s = do_status(_lab(), tag)
-    rows = [r for r in results.read(Path(s["results"])) if r.tag == s["tag"]]
-    rows = rows[-last:] if last else rows
-    if json_:
-        emit_json([r.to_json() for r in rows])
-        return
-    table(["#", "commit", s["label"], "status", "Δ", "n", "description", "reason"],
-          [[r.iteration, r.commit, results.show(r.value) or "-", r.status, r.delta, r.n, r.description[:40], r.reason[:70]]
-           for r in rows])
+    res = loop.log(tag, last=last)
+    emit(res.rows, json_, lambda rows: _log_table(res.label, rows))  # --json: the rows, a list (docs/ecosystem.md)
+
+
+def _log_table(label: str, rows: list[dict]) -> None:
+    from assay.cli.render import table
+    from assay.loop.results import show
+
+    table(["#", "commit", label, "status", "Δ", "n", "description", "reason"],
+          [[r["iteration"], r["commit"], show(r["value"]) or "-", r["status"], r["delta"], r["n"], r["description"][:40],
+            r["reason"][:70]] for r in rows])
 
 
 @loop_app.command("resume")
@@ -132,15 +109,12 @@ def resume(tag: str, json_: JsonOpt = False) -> None:
     """Rebuild the loop's state from git + results.tsv after an interruption; run a missing baseline."""
     from assay import loop
 
-    out = loop.resume(tag, lab=_lab())
-    if json_:
-        from assay.cli.render import emit_json
+    def lines(out: loop.Resumed) -> None:
+        for n in out.notes:
+            print(n)
+        print(f"loop {tag}: best {(out.best_commit or '-')[:8]}, {out.iterations} tried; next: assay try \"...\"")
 
-        emit_json(out.to_dict())
-        return
-    for n in out.notes:
-        print(n)
-    print(f"loop {tag}: best {(out.best_commit or '-')[:8]}, {out.iterations} tried; next: assay try \"...\"")
+    emit(loop.resume(tag), json_, lines)
 
 
 @loop_app.command("confirm")
@@ -148,48 +122,26 @@ def confirm(tag: str,
             force: Annotated[bool, typer.Option(help="Confirm a best commit that was confirmed before (one more look).")] = False,
             json_: JsonOpt = False) -> None:
     """Run the baseline and the best on the held-out split (`confirm:`), once: confirmed vs claimed gain."""
-    from assay.loop.confirm import confirm as do_confirm
+    from assay import loop
 
-    out = do_confirm(_lab(), tag, force)
-    if json_:
-        from assay.cli.render import emit_json
-
-        emit_json(out.to_json())
-    else:
-        print(out.line())
+    emit(loop.confirm(tag, force=force), json_, lambda o: print(o.line()))
 
 
 @loop_app.command("drop")
 def drop(tag: str, json_: JsonOpt = False) -> None:
     """Abandon the crashed candidate (its diff stays under refs/assay/TAG/tried/)."""
-    from assay.loop.ratchet import drop as do_drop
+    from assay import loop
 
-    dropped = do_drop(_lab(), tag)
-    if json_:
-        from assay.cli.render import emit_json
-
-        emit_json({"tag": tag, "dropped": dropped})
-        return
-    print(f"dropped: {dropped}")
+    emit(loop.drop(tag), json_, lambda o: print(f"dropped: {o.dropped}"))
 
 
 @loop_app.command("prompt")
 def prompt(tag: Annotated[Optional[str], typer.Argument()] = None,
            last: Annotated[int, typer.Option(help="Results rows to include.")] = 10, json_: JsonOpt = False) -> None:
     """Print the compact brief for whoever proposes the next change."""
-    from assay.loop.brief import brief
-    from assay.loop.ratchet import current
-    from assay.loop.state import find_by_tag
+    from assay import loop
 
-    lab = _lab()
-    st = find_by_tag(lab, tag) if tag else current(lab)[0]
-    text = brief(lab, st, last)
-    if json_:
-        from assay.cli.render import emit_json
-
-        emit_json({"tag": st.tag, "prompt": text})
-        return
-    print(text, end="")
+    emit(loop.prompt(tag, last=last), json_, lambda o: print(o.prompt, end=""))
 
 
 @loop_app.command("run")
@@ -219,31 +171,16 @@ def run(
     out = loop.run(tag, parallel=parallel, agent=agent, propose=propose, params=param, space=space,
                    max_iterations=max_iterations, max_time=max_time, plateau=plateau, max_crashes=max_crashes,
                    agent_timeout=agent_timeout, cost_per_hour=cost_per_hour, max_cost=max_cost, executor=executor,
-                   yes=yes, ask=ask_on_tty(), say=None if json_ else print, lab=_lab())
-    if json_:
-        from assay.cli.render import emit_json
-
-        emit_json(out.to_dict())
-        return
-    print(f"stopped: {out.stopped}")
+                   yes=yes, ask=ask_on_tty(), say=None if json_ else print)
+    emit(out, json_, lambda o: print(f"stopped: {o.stopped}"))
 
 
 @loop_app.command("plot")
 def plot(tag: Annotated[Optional[str], typer.Argument()] = None, json_: JsonOpt = False) -> None:
     """The progress plot from results.tsv: every try; kept green (labelled), discarded grey, crashes as red crosses."""
-    from assay.loop.plot import progress_plot
-    from assay.loop.ratchet import current
-    from assay.loop.state import find_by_tag
+    from assay import loop
 
-    lab = _lab()
-    st = find_by_tag(lab, tag) if tag else current(lab)[0]
-    path = progress_plot(lab, st)
-    if json_:
-        from assay.cli.render import emit_json
-
-        emit_json({"tag": st.tag, "path": str(path), "sidecar": str(path.with_suffix(".json"))})
-        return
-    print(path)
+    emit(loop.plot(tag), json_, lambda o: print(o.path))
 
 
 def register(app: typer.Typer) -> None:

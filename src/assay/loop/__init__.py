@@ -1,10 +1,12 @@
 """The autonomous loop: a keep-or-discard ratchet over git commits on branch `assay/<tag>`.
 
-Its Python API (`start`, `try_`, `run`, `status`, `resume`) lives in assay.loop.api and loads on
+Its Python API (`start`, `try_`, `run`, `status`, `resume`, `log`, `confirm`, `drop`, `prompt`,
+`plot`) lives in assay.loop.api and loads on
 first use, so that importing the package stays light.
 """
 
-_API = ("start", "try_", "run", "status", "resume", "LoopRun", "LoopStatus", "Resumed")
+_API = ("start", "try_", "run", "status", "resume", "log", "confirm", "drop", "prompt", "plot",
+        "LoopRun", "LoopStatus", "Resumed", "LoopLog", "Dropped", "Prompt", "LoopPlot")
 
 
 def __getattr__(name: str) -> object:

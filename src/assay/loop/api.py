@@ -1,4 +1,5 @@
-"""The loop's Python front door: `assay.loop.start`, `try_`, `run`, `status`, `resume`.
+"""The loop's Python front door: `assay.loop.start`, `try_`, `run`, `status`, `resume`, `log`,
+`confirm`, `drop`, `prompt`, `plot`.
 
 Each takes keyword-only options (and `lab`, default: the lab around the working directory) and
 returns a typed record whose `to_dict()` is what the CLI prints under `--json`.
@@ -16,7 +17,10 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from assay.lab import Lab
+    from assay.loop.confirm import Confirmation
     from assay.loop.ratchet import Outcome
 
 
@@ -89,8 +93,10 @@ class Resumed:
 def start(name: str, *, tag: str, edit: Sequence[str], protect: Sequence[str] = (), decision: str = "noise-aware",
           repeats: int = 3, max_repeats: int = 4, min_delta: float = 0.0, confidence: float = 0.95,
           lines_per_delta: float = 0.0, timeout: str | None = None, max_retries: int = 2, value: str = "last",
-          lab: Lab | None = None) -> Outcome:
+          warn: Callable[[str], None] | None = None, lab: Lab | None = None) -> Outcome:
     """Create branch assay/TAG from the checked-out commit and run the unmodified baseline.
+
+    `warn` is told when the experiment declares no held-out `confirm:` split.
 
     Returns:
         The baseline's Outcome (`line()` for one line, `to_dict()` for JSON).
@@ -98,9 +104,14 @@ def start(name: str, *, tag: str, edit: Sequence[str], protect: Sequence[str] = 
         GitError: not a git repo, uncommitted changes outside `edit`, the branch exists.
         ConfigError: unknown experiment, missing files, bad settings.
     """
+    from assay.experiment import confirm_settings, load_experiment
     from assay.loop.ratchet import start as do_start
 
-    return do_start(_lab(lab), name, tag, list(edit), list(protect), decision=decision, repeats=repeats,
+    lab = _lab(lab)
+    if warn is not None and confirm_settings(load_experiment(lab, name)) is None:
+        warn(f"experiment '{name}' declares no `confirm:` in experiment.yaml: every decision looks at the validation "
+             "split and no held-out split can check the result (add e.g. `confirm: {params: {split: test}}`)")
+    return do_start(lab, name, tag, list(edit), list(protect), decision=decision, repeats=repeats,
                     max_repeats=max_repeats, min_delta=min_delta, confidence=confidence, lines_per_delta=lines_per_delta,
                     timeout=timeout, max_retries=max_retries, value=value)
 
@@ -178,3 +189,98 @@ def resume(tag: str, *, lab: Lab | None = None) -> Resumed:
 
     out = do_resume(_lab(lab), tag)
     return Resumed(tag, out["best_commit"], out["iterations"], out["notes"])
+
+
+@dataclass(frozen=True)
+class LoopLog:
+    """results.tsv's rows of one loop (`assay loop log`), oldest first; `label` names the value column."""
+
+    tag: str
+    label: str
+    rows: list[dict[str, Any]]
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Dropped:
+    """The crashed candidate `drop` abandoned (None: there was none)."""
+
+    tag: str
+    dropped: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """The compact brief for whoever proposes the next change."""
+
+    tag: str
+    prompt: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class LoopPlot:
+    """The progress figure and its data sidecar."""
+
+    tag: str
+    path: str
+    sidecar: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def log(tag: str | None = None, *, last: int = 20, lab: Lab | None = None) -> LoopLog:
+    """The last `last` rows (0: all) of results.tsv for the loop (default: the checked-out one)."""
+    from pathlib import Path
+
+    from assay.loop import results
+    from assay.loop.ratchet import status as do_status
+
+    s = do_status(_lab(lab), tag)
+    rows = [r for r in results.read(Path(s["results"])) if r.tag == s["tag"]]
+    return LoopLog(s["tag"], s["label"], [r.to_dict() for r in (rows[-last:] if last else rows)])
+
+
+def confirm(tag: str, *, force: bool = False, lab: Lab | None = None) -> Confirmation:
+    """Run the baseline and the best on the held-out split (`confirm:`), once (`assay loop confirm`)."""
+    from assay.loop.confirm import confirm as do_confirm
+
+    return do_confirm(_lab(lab), tag, force)
+
+
+def drop(tag: str, *, lab: Lab | None = None) -> Dropped:
+    """Abandon the crashed candidate (its diff stays under refs/assay/TAG/tried/)."""
+    from assay.loop.ratchet import drop as do_drop
+
+    return Dropped(tag, do_drop(_lab(lab), tag))
+
+
+def prompt(tag: str | None = None, *, last: int = 10, lab: Lab | None = None) -> Prompt:
+    """The brief an agent gets: goal, rules, best so far and the last `last` results."""
+    from assay.loop.brief import brief
+    from assay.loop.ratchet import current
+    from assay.loop.state import find_by_tag
+
+    the_lab = _lab(lab)
+    st = find_by_tag(the_lab, tag) if tag else current(the_lab)[0]
+    return Prompt(st.tag, brief(the_lab, st, last))
+
+
+def plot(tag: str | None = None, *, lab: Lab | None = None) -> LoopPlot:
+    """Draw the progress plot from results.tsv (kept green and labelled, discarded grey, crashes red)."""
+    from assay.loop.plot import progress_plot
+    from assay.loop.ratchet import current
+    from assay.loop.state import find_by_tag
+
+    the_lab = _lab(lab)
+    st = find_by_tag(the_lab, tag) if tag else current(the_lab)[0]
+    path: Path = progress_plot(the_lab, st)
+    return LoopPlot(st.tag, str(path), str(path.with_suffix(".json")))

@@ -92,7 +92,7 @@ class Confirmation:
                  f"(n={len(self.best_values)})")
         return f"confirm {self.number} of loop {self.tag}: {means}; {self.summary()}\n{outcome}"
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "survives": self.survives}
 
 
@@ -226,7 +226,7 @@ def _confirm(lab: Lab, tag: str, force: bool, confidence: float) -> Confirmation
             break
     st.confirms = max(st.confirms, len(past)) + 1
     out = _result(lab, st, exp, settings, base, best, measured, confidence, force, reason)
-    _append(confirms_path(lab, st), out.to_json())
+    _append(confirms_path(lab, st), out.to_dict())
     save(lab, st)
     if reason:
         raise RunError(f"Confirm {out.number} of loop '{tag}' stopped: {reason}",

@@ -499,7 +499,7 @@ def status(lab: Lab, tag: str | None = None) -> dict[str, Any]:
         "sigma": st.sigma, "sigma_df": st.sigma_df, "iterations": st.iteration,
         "counts": {str(d): sum(r.status == d for r in rows) for d in results.RECORDED},  # crashes included
         "pending_crash": st.pending_crash, "editable": st.editable, "protected": list(st.protected),
-        "results": str(_results_path(lab, st)), "last": [r.to_json() for r in rows[-5:]],
+        "results": str(_results_path(lab, st)), "last": [r.to_dict() for r in rows[-5:]],
         "looks": st.looks, "looks_lower_bound": st.looks_lower_bound, "confirms": st.confirms,
         "confirmation": _latest_confirmation(lab, st),
         "in_flight": _in_flight(lab, st),

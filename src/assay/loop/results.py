@@ -83,7 +83,7 @@ class Row:
                 return v
         return None
 
-    def to_json(self) -> dict[str, Any]:
+    def to_dict(self) -> dict[str, Any]:
         """The row's columns as written, plus `value` (a number, or None for a crash)."""
         return {**asdict(self), "status": str(self.status), "value": self.value}
 

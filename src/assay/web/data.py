@@ -274,7 +274,7 @@ def loop_results(lab: Lab, name: str) -> dict[str, Any]:
         return {"columns": [], "rows": [], "metric": exp.metric, "goal": exp.goal}
     with file.open(encoding="utf-8") as fh:
         header = fh.readline().rstrip("\n").split("\t")
-    return {"columns": [c for c in header if c in results.COLUMNS], "rows": [r.to_json() for r in rows],
+    return {"columns": [c for c in header if c in results.COLUMNS], "rows": [r.to_dict() for r in rows],
             "metric": exp.metric, "goal": exp.goal}
 
 
