@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
+
+if TYPE_CHECKING:  # kept out of `assay --help`
+    from assay.lab import Lab
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output with stable keys.")]
 ValueOpt = Annotated[str, typer.Option("--value", help="Per run: last (final value) or best (best step).")]
 
 
-def _lab():  # noqa: ANN202
+def _lab() -> Lab:
     from assay.lab import find_lab
 
     return find_lab()
@@ -81,7 +84,7 @@ def plot(
     metrics = [m.strip() for m in (metric or "").split(",") if m.strip()]
     if compare:
         figures = []
-        for m in metrics or [None]:
+        for m in metrics if metrics else [None]:  # None: the primary metric
             figures += plot_experiment(lab, target, m, format_, value)
     else:
         figures = plot_run(lab, target, metrics or None, format_)

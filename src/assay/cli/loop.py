@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
+
+if TYPE_CHECKING:  # kept out of `assay --help`
+    from assay.lab import Lab
+    from assay.loop.ratchet import Outcome
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output with stable keys.")]
 loop_app = typer.Typer(help="The autonomous loop: baseline, try, keep or reset, results.tsv.", no_args_is_help=True)
 
 
-def _lab():  # noqa: ANN202
+def _lab() -> Lab:
     from assay.lab import find_lab
 
     return find_lab()
@@ -68,7 +72,7 @@ def try_(
         print(out.line())
 
 
-def _emit_outcome(out) -> None:  # noqa: ANN001 - a loop Outcome
+def _emit_outcome(out: Outcome) -> None:
     from dataclasses import asdict
 
     from assay.cli.render import emit_json

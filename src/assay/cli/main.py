@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 # Rich help only on a terminal: piped (agents, scripts) it costs ~75 ms of imports for boxes
 # nobody sees. Typer reads TYPER_USE_RICH once, at import; it is removed again so that the
@@ -19,6 +19,11 @@ if _PLAIN:
     del os.environ["TYPER_USE_RICH"]
 
 from assay.errors import AssayError  # noqa: E402
+
+if TYPE_CHECKING:  # kept out of `assay --help`
+    from assay.adopt import Adoption
+    from assay.experiment import Experiment
+    from assay.lab import Lab
 
 app = typer.Typer(
     name="assay",
@@ -69,7 +74,7 @@ def outcome_exit_code(statuses: list[str]) -> int:
     return 0 if all(s == "ok" for s in statuses) else 1
 
 
-def _lab():  # noqa: ANN202
+def _lab() -> Lab:
     from assay.lab import find_lab
 
     return find_lab()
@@ -128,7 +133,7 @@ def new(
     print(f"next: assay run {name} baseline")
 
 
-def _experiment_json(exp, found) -> dict:  # noqa: ANN001
+def _experiment_json(exp: Experiment, found: Adoption | None) -> dict[str, Any]:
     """`assay new --json`: the experiment made, and what adopting a script found in it (else null)."""
     adopted = None if found is None else {
         "kind": found.kind, "style": found.style, "notes": list(found.notes),
@@ -137,7 +142,7 @@ def _experiment_json(exp, found) -> dict:  # noqa: ANN001
             "adopted": adopted}
 
 
-def _adopt(lab, name: str, script: Path, json_: bool, **kw) -> None:  # noqa: ANN001, ANN003 - the options of `new`
+def _adopt(lab: Lab, name: str, script: Path, json_: bool, **kw: Any) -> None:  # noqa: ANN003 - the options of `new`
     from assay.adopt import adopt_script
 
     exp, found = adopt_script(lab, name, script, **kw)
@@ -217,7 +222,7 @@ def run(
     raise typer.Exit(outcome_exit_code([r.status for r in results if r.record.get("id") not in retried]))
 
 
-def _has_ladder(lab, name: str) -> bool:  # noqa: ANN001
+def _has_ladder(lab: Lab, name: str) -> bool:
     """The experiment declares an `oom_ladder:` (its runs then retry an OOM by default). A plain run
     skips the validate-before-spend module altogether (a few ms of every `assay run`)."""
     from assay.experiment import load_experiment
@@ -225,7 +230,7 @@ def _has_ladder(lab, name: str) -> bool:  # noqa: ANN001
     return load_experiment(lab, name).has_oom_ladder
 
 
-def _detach(lab, json_: bool, *, follow: bool, repeat: int, smoke: bool, auto: bool) -> None:  # noqa: ANN001
+def _detach(lab: Lab, json_: bool, *, follow: bool, repeat: int, smoke: bool, auto: bool) -> None:
     """`assay run --detach`: the same command line, without --detach, started in the background."""
     from assay.errors import ConfigError
     from assay.runner.detach import NotStarted, start_detached
@@ -318,7 +323,7 @@ def runs(
                      *(fmt(r["params"].get(k)) for k in varying),
                      format_duration(r["duration"]), format_bytes(r["peak_rss"]), when(r["started"])])
     table(headers, body)
-    if total > len(rows):
+    if total is not None and total > len(rows):
         print(f"({total - len(rows)} more; --limit 0 shows all)")
 
 
@@ -535,8 +540,9 @@ def _only_the_named_command(argv: list[str]) -> typer.Typer:
     args = [a for a in argv if a != "--debug"]
     if not args or args[0].startswith("-"):
         return app
-    cmds = [c for c in app.registered_commands if (c.name or get_command_name(c.callback.__name__)) == args[0]]
-    groups = [g for g in app.registered_groups if (g.name or g.typer_instance.info.name) == args[0]]
+    cmds = [c for c in app.registered_commands
+            if (c.name or (c.callback and get_command_name(c.callback.__name__))) == args[0]]
+    groups = [g for g in app.registered_groups if (g.name or (g.typer_instance and g.typer_instance.info.name)) == args[0]]
     if not cmds and not groups:
         return app
     narrow = copy.copy(app)

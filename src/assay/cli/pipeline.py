@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
+
+if TYPE_CHECKING:  # kept out of `assay --help`
+    from assay.lab import Lab
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output with stable keys.")]
 ValueOpt = Annotated[str, typer.Option("--value", help="Per run: last (final value) or best (best step).")]
 
 
-def _lab():  # noqa: ANN202
+def _lab() -> Lab:
     from assay.lab import find_lab
 
     return find_lab()
