@@ -157,7 +157,7 @@ def _dotted(node: ast.AST) -> str:
     return ""
 
 
-def _kw(call: ast.Call) -> dict[str, ast.AST]:
+def _kw(call: ast.Call) -> dict[str, ast.expr]:
     return {k.arg: k.value for k in call.keywords if k.arg}
 
 
@@ -406,7 +406,8 @@ def _signature(r: _Reader, fn: ast.FunctionDef, *, typer: bool, enums: dict[str,
             continue
         ann, info = arg.annotation, None
         if isinstance(ann, ast.Subscript) and _dotted(ann.value).endswith("Annotated") and isinstance(ann.slice, ast.Tuple):
-            ann, extras = ann.slice.elts[0], ann.slice.elts[1:]
+            extras = ann.slice.elts[1:]
+            ann = ann.slice.elts[0]
             info = next((e for e in extras if isinstance(e, ast.Call) and _dotted(e.func).split(".")[-1] in ("Option", "Argument")), None)
         if isinstance(dnode, ast.Call) and _dotted(dnode.func).split(".")[-1] in ("Option", "Argument"):
             info, dnode = dnode, (dnode.args[0] if dnode.args else _kw(dnode).get("default"))
@@ -425,7 +426,7 @@ def _signature(r: _Reader, fn: ast.FunctionDef, *, typer: bool, enums: dict[str,
         if ann_name in enums:
             members = enums[ann_name]
             member = dnode.attr if isinstance(dnode, ast.Attribute) and _dotted(dnode.value) == ann_name else None  # Scheduler.cosine
-            r.add(Param(name, members.get(member), "str", _text(kw.get("help")), tuple(members.values()) or None, line=arg.lineno))
+            r.add(Param(name, members.get(member) if member is not None else None, "str", _text(kw.get("help")), tuple(members.values()) or None, line=arg.lineno))
             continue
         ok, default = _literal(dnode)
         if not ok or isinstance(default, type(...)):
@@ -482,7 +483,7 @@ def _hf_field(r: _Reader, stmt: ast.AnnAssign) -> None:
             value = kw.get("default")
             required = "default" not in kw
     ok, default = _literal(value)
-    if not ok:
+    if not ok and value is not None:
         r.note(stmt, f"default of '{key}' is computed ({_code(value)}): left null in config.yaml")
     r.add(Param(key, _typed(default, type_), type_, help_, choices, required, stmt.lineno))
 

@@ -546,7 +546,8 @@ class Capture:
                 return None, {}
         if (self.in_repr or line[-1] == "(") and self._inside_repr(line):
             return None, {}
-        step, found, claimed = None, {}, None
+        step, claimed = None, None
+        found: dict[str, float] = {}
         for preset in self.presets:
             claimed = preset.parse(line)
             if claimed is not None:

@@ -17,6 +17,7 @@ Foreign exceptions (yaml, tomllib, sqlite3, OSError) are translated where they e
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 
@@ -73,7 +74,7 @@ class PluginError(AssayError):
     exit_code = 2
 
 
-def did_you_mean(word: str, known: list[str] | tuple[str, ...] | set[str]) -> str:
+def did_you_mean(word: str, known: Iterable[str]) -> str:
     """' Did you mean 'x'?' for the closest known word, or '' when nothing is close."""
     import difflib
 

@@ -104,7 +104,8 @@ def _judge(c: Any, values: dict[str, float], confidence: float) -> Check:
         why = f"{c.metric}={v:.4g} (one run, no repeated seeds)"
         return Check(c.text, c.metric, outcome, 1, v, None, why, values)
     s = spread(vals, confidence)
-    lo, hi = float(s.lo), float(s.hi)  # n >= 2: the interval exists
+    assert s.lo is not None and s.hi is not None  # n >= 2: the interval exists
+    lo, hi = s.lo, s.hi
     ci = f"mean {s.mean:.4g}, {confidence:.1%} CI [{lo:.4g}, {hi:.4g}], n={n}"
     if c.op == "==":
         outcome = HOLDS if lo == hi == c.value else FAILS if not lo <= c.value <= hi else UNDECIDED

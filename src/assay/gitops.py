@@ -90,7 +90,8 @@ class Repo:
     def changed_files(self) -> tuple[list[str], list[str]]:
         """(tracked files changed against HEAD, untracked files not ignored)."""
         out = self.git("status", "--porcelain=v1", "-z", "--untracked-files=all")
-        tracked, untracked = [], []
+        tracked: list[str] = []
+        untracked: list[str] = []
         entries = out.split("\0")
         i = 0
         while i < len(entries):

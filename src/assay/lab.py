@@ -152,7 +152,7 @@ def _set_by_runner(value: str) -> bool:
     inside it): an `assay` command such a script calls keeps finding its lab from its working directory,
     as it always did. A lab a script names itself, outside its run's lab, is honoured."""
     run_dir = os.environ.get("ASSAY_RUN_DIR")
-    return bool(run_dir) and Path(run_dir).resolve().is_relative_to(Path(value).expanduser().resolve())
+    return bool(run_dir and Path(run_dir).resolve().is_relative_to(Path(value).expanduser().resolve()))
 
 
 def maybe_find_lab(start: Path | None = None) -> Lab | None:

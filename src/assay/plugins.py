@@ -14,9 +14,11 @@ Built-in names win over plug-ins of the same name.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar, cast
 
 from assay.errors import PluginError
+
+T = TypeVar("T")
 
 
 def names(group: str) -> list[str]:
@@ -33,28 +35,29 @@ def find(group: str, name: str) -> Callable[..., Any] | None:
     for ep in entry_points(group=group):
         if ep.name == name:
             try:
-                return ep.load()
+                loaded: Callable[..., Any] = ep.load()  # entry points are untyped: trust the group's contract
+                return loaded
             except Exception as exc:  # noqa: BLE001 - any import failure in someone else's package
                 raise PluginError(f"The {group} plug-in '{name}' ({ep.value}) failed to load: {type(exc).__name__}: {exc}",
                                   f"Fix or reinstall the package that provides it ({ep.value.split(':')[0]}).") from None
     return None
 
 
-def factory(group: str, name: str | None, builtins: Mapping[str, Callable[..., Any] | str], what: str, hint: str,
-            also_known: str = "") -> Callable[..., Any]:
+def factory(group: str, name: str | None, builtins: Mapping[str, Callable[..., T] | str], what: str, hint: str,
+            also_known: str = "") -> Callable[..., T]:
     """The built-in named `name`, else the plug-in registered under it in `group`; an unknown name
     is a PluginError listing every known one (`also_known` adds forms that are not names). A
     built-in given as "module:attribute" is imported now, so heavy or dependent modules load only when named."""
     from assay.errors import did_you_mean
 
-    if name in builtins:
-        builtin = builtins[name]  # type: ignore[index]
-        return load(builtin) if isinstance(builtin, str) else builtin
+    if name is not None and name in builtins:
+        builtin = builtins[name]
+        return cast("Callable[..., T]", load(builtin)) if isinstance(builtin, str) else builtin
     found = find(group, name) if name else None
     if found is None:
         known = [*builtins, *names(group)]
         raise PluginError(f"Unknown {what} '{name}' (known: {', '.join(known)}{also_known})." + did_you_mean(name or "", known), hint)
-    return found
+    return cast("Callable[..., T]", found)  # a plug-in's factory makes what its group's built-ins make
 
 
 def load(ref: str) -> Callable[..., Any]:

@@ -92,7 +92,7 @@ def code_version(exp_path: Path, code_paths: list[str] | tuple[str, ...] = (), g
     h = hashlib.sha256()
     files = 0
     top = Path(git["root"]) if git and git.get("root") and git.get("commit") else None
-    if top is not None:
+    if top is not None and git is not None:
         rels = []
         for r in roots:
             try:
@@ -155,7 +155,8 @@ def packages(python: str, cache_dir: Path | None) -> dict[str, str]:
     cache = cache_dir / f"packages-{_site_stamp(python)}.json" if cache_dir else None
     if cache and cache.is_file():
         try:
-            return json.loads(cache.read_text())
+            listed: dict[str, str] = json.loads(cache.read_text())
+            return listed
         except ValueError:
             pass
     if python == sys.executable:

@@ -192,7 +192,8 @@ def rerun(lab: Lab, ref: str, value: str = "last", confidence: float = 0.95) -> 
     new = ((new_record.get("metrics") or {}).get(metric) or {}).get(value)
     sigma, df, source = _noise(lab, name, record, metric, value)
     if old is None or new is None or new_record["status"] != "ok":
-        diff, ok, tol = None, False, None
+        diff, tol = None, None
+        ok: bool | None = False
         why = f"rerun status {new_record['status']}" + (f" ({new_record.get('reason')})" if new_record.get("reason") else "")
         why += f"; {metric}: original {old}, rerun {new}"
     else:

@@ -182,7 +182,7 @@ def _predictors(train: Any, val: Any, target: str, skip: set[str | None]) -> lis
         y_tr, y_va = y_tr.astype(str), y_va.astype(str)
     else:
         y_tr, y_va = y_tr.astype(float), y_va.astype(float)
-    out = []
+    out: list[dict[str, Any]] = []
     for col in [c for c in train.columns if c not in skip and c in val.columns]:
         pred = _predict(train[col], y_tr, val[col], classify)
         if classify:

@@ -299,7 +299,7 @@ class _Flow:
         lo, hi = const(s.lower), const(s.upper)
         side = "train" if s.lower is None else "test"  # X[:n] trains, X[n:] and X[a:b] are held out
         rng = None
-        if lo != "?" and hi != "?" and (lo is None or lo >= 0) and (hi is None or hi >= 0):
+        if not isinstance(lo, str) and not isinstance(hi, str) and (lo is None or lo >= 0) and (hi is None or hi >= 0):  # "?": computed
             rng = (float(lo or 0), float("inf") if hi is None else float(hi))
         part = Part(("slice", base.tokens, base.sides), side, node.lineno, base.sides, rng)
         out = self.cut(base, part, node.lineno, source_of(node), check=False)
@@ -380,7 +380,7 @@ class _Flow:
         if isinstance(f, ast.Attribute) and not self.is_module(f):
             return self.method(node, self.ev(f.value), f.attr, args, kws, key_of(f.value))
         callee = self.env.get(f.id) if isinstance(f, ast.Name) else None
-        if callee is not None and callee.kind in OBJECTS and args:
+        if isinstance(f, ast.Name) and callee is not None and callee.kind in OBJECTS and args:
             return self.model_call(node, callee, f.id, args)
         return self.function(node, name, last, args, kws)
 
@@ -445,7 +445,7 @@ class _Flow:
         self.select(j, node.lineno)
         return j
 
-    def function(self, node: ast.Call, name: str, last: str, args: list[Val], kws: dict[str, Val]) -> Val:
+    def function(self, node: ast.Call, name: str, last: str, args: list[Val], kws: dict[str | None, Val]) -> Val:
         line = node.lineno
         if last == "train_test_split":
             arrays = args or [v for k, v in kws.items() if k in ("X", "y", "arrays")]
@@ -508,7 +508,7 @@ class _Flow:
         self.evaluate(node, model, data, scoring=False)
         return replace(data, kind="data")
 
-    def method(self, node: ast.Call, recv: Val, m: str, args: list[Val], kws: dict[str, Val],  # noqa: C901
+    def method(self, node: ast.Call, recv: Val, m: str, args: list[Val], kws: dict[str | None, Val],  # noqa: C901
                key: str | None) -> Val:
         line = node.lineno
         obj = recv.kind in OBJECTS or recv.fitted is not None
@@ -593,7 +593,7 @@ class _Flow:
             return recv  # a shuffle
         return self.cut(recv, Part(("sample", node.lineno), "train", node.lineno, recv.sides), node.lineno, source_of(node))
 
-    def fit(self, node: ast.Call, recv: Val, args: list[Val], kws: dict[str, Val], key: str | None) -> Val:
+    def fit(self, node: ast.Call, recv: Val, args: list[Val], kws: dict[str | None, Val], key: str | None) -> Val:
         line = node.lineno
         data = join(*args) if args else join(kws.get("X", EMPTY), kws.get("x", EMPTY), kws.get("y", EMPTY))
         text = source_of(node)

@@ -270,10 +270,10 @@ def _seed_findings(mods: list[_Module], base: Path) -> list[Finding]:
                 "Set torch.backends.cudnn.deterministic = True and torch.backends.cudnn.benchmark = False "
                 "(or torch.use_deterministic_algorithms(True)).")
         for mm in mods:
-            for n in ast.walk(mm.tree):
-                if (isinstance(n, ast.Assign) and isinstance(n.value, ast.Constant) and n.value.value is True
-                        and any(dotted(t, mm.aliases) == "torch.backends.cudnn.benchmark" for t in n.targets)):
-                    add(mm, n, "cudnn-benchmark", "torch.backends.cudnn.benchmark = True",
+            for a in ast.walk(mm.tree):
+                if (isinstance(a, ast.Assign) and isinstance(a.value, ast.Constant) and a.value.value is True
+                        and any(dotted(t, mm.aliases) == "torch.backends.cudnn.benchmark" for t in a.targets)):
+                    add(mm, a, "cudnn-benchmark", "torch.backends.cudnn.benchmark = True",
                         "Benchmark mode times kernels per run and may pick different (non-deterministic) ones.",
                         "Set it to False for runs that must be repeatable.")
     for m, c, n in calls:
@@ -322,7 +322,7 @@ def _path_findings(m: _Module, base: Path) -> list[Finding]:
                                    "The path differs per user and machine: nobody else can rerun the script as is.",
                                    "Take the location from a param or an environment variable with a documented default."))
             continue
-        if text is None or "\n" in text or not _ABS.match(text) or text.startswith(_SYSTEM):
+        if text is None or not isinstance(node, ast.expr) or "\n" in text or not _ABS.match(text) or text.startswith(_SYSTEM):
             continue
         out.append(Finding("absolute-path", _rel(m.path, base), node.lineno, f"absolute or user-specific path '{text}'",
                            "It exists only on the machine where it was written; a rerun elsewhere fails or reads other data.",

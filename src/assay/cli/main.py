@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 # Rich help only on a terminal: piped (agents, scripts) it costs ~75 ms of imports for boxes
 # nobody sees. Typer reads TYPER_USE_RICH once, at import; it is removed again so that the
@@ -19,6 +19,9 @@ if _PLAIN:
     del os.environ["TYPER_USE_RICH"]
 
 from assay.errors import AssayError  # noqa: E402
+
+if TYPE_CHECKING:  # kept out of `assay --help`
+    pass
 
 app = typer.Typer(
     name="assay",
@@ -376,8 +379,9 @@ def _only_the_named_command(argv: list[str]) -> typer.Typer:
     args = [a for a in argv if a != "--debug"]
     if not args or args[0].startswith("-"):
         return app
-    cmds = [c for c in app.registered_commands if (c.name or get_command_name(c.callback.__name__)) == args[0]]
-    groups = [g for g in app.registered_groups if (g.name or g.typer_instance.info.name) == args[0]]
+    cmds = [c for c in app.registered_commands
+            if (c.name or (c.callback and get_command_name(c.callback.__name__))) == args[0]]
+    groups = [g for g in app.registered_groups if (g.name or (g.typer_instance and g.typer_instance.info.name)) == args[0]]
     if not cmds and not groups:
         return app
     narrow = copy.copy(app)

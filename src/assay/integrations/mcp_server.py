@@ -61,7 +61,7 @@ def _server_class() -> Any:
 
         return MCPServer
     except ImportError:
-        from mcp.server.fastmcp import FastMCP  # SDK 1.x
+        from mcp.server.fastmcp import FastMCP  # type: ignore[attr-defined]  # SDK 1.x (the extra installs 2.x)
 
         return FastMCP
 
@@ -70,7 +70,7 @@ def _tool_error() -> type[Exception]:
     try:
         from mcp.server.mcpserver.exceptions import ToolError
     except ImportError:
-        from mcp.server.fastmcp.exceptions import ToolError
+        from mcp.server.fastmcp.exceptions import ToolError  # type: ignore[import-not-found,no-redef]  # SDK 1.x
     return ToolError
 
 
@@ -103,7 +103,7 @@ def _context_class() -> type:
     try:
         from mcp.server.mcpserver import Context  # SDK 2.x
     except ImportError:
-        from mcp.server.fastmcp import Context  # SDK 1.x
+        from mcp.server.fastmcp import Context  # type: ignore[attr-defined,no-redef]  # SDK 1.x
     return Context
 
 
@@ -111,9 +111,11 @@ def _annotations(read_only: bool, destructive: bool = False, lab_only: bool = Tr
     from mcp.types import ToolAnnotations
 
     if read_only:
-        return ToolAnnotations(readOnlyHint=True, openWorldHint=False)
+        return ToolAnnotations.model_validate({"readOnlyHint": True, "openWorldHint": False})
     # Tools that run the experiment's code leave openWorldHint unset: that code may reach anything.
-    return ToolAnnotations(readOnlyHint=False, destructiveHint=destructive, openWorldHint=False if lab_only else None)
+    # (By the spec's names, which both SDKs accept; 2.x spells its keyword arguments in snake case.)
+    return ToolAnnotations.model_validate({"readOnlyHint": False, "destructiveHint": destructive,
+                                           "openWorldHint": False if lab_only else None})
 
 
 class _Progress:
@@ -132,7 +134,9 @@ class _Progress:
         self.done, self.ticks, self.message = 0.0, 0, "started"
         self.started = time.monotonic()
         self.token = anyio.lowlevel.current_token()
-        self.send, self.receive = anyio.create_memory_object_stream(max_buffer_size=float("inf"))
+        # (done, total, message) reports; subscripted as anyio 4 (which mcp needs) allows
+        self.send, self.receive = anyio.create_memory_object_stream[tuple[float, float | None, str | None]](
+            max_buffer_size=float("inf"))
 
     def report(self, done: float, total: float | None = None, message: str | None = None) -> None:
         import anyio.from_thread
@@ -239,12 +243,15 @@ def _bounded_timeout(lab: Lab, exp: Any, timeout: str | None, tool: str) -> str 
     from assay.config import parse_duration
 
     limit = parse_duration(MAX_TIMEOUT)
+    assert limit is not None  # MAX_TIMEOUT is a finite duration
     if timeout is not None:
-        if parse_duration(timeout) > limit:
+        asked = parse_duration(timeout)
+        if asked is None or asked > limit:  # "none" is no limit at all: over it too
             raise ConfigError(f"{tool} timeout '{timeout}' is over the limit of {MAX_TIMEOUT} for runs started over MCP",
                               f"Pass timeout={MAX_TIMEOUT} or less, or start longer runs from a shell: assay run {exp.name} ...")
         return timeout
-    return None if parse_duration(exp.timeout or lab.default_timeout) <= limit else MAX_TIMEOUT
+    own = parse_duration(exp.timeout or lab.default_timeout)
+    return None if own is not None and own <= limit else MAX_TIMEOUT
 
 
 def _run_command(spec: RunSpec) -> list[str]:

@@ -211,7 +211,7 @@ def _experiment_id(client: Any, name: str, artifact_location: str | None, hypoth
     """The MLflow experiment called `name` (created when missing), tagged for MLflow 3's classic view."""
     found = client.get_experiment_by_name(name)
     if found is None:
-        exp_id = client.create_experiment(name, artifact_location)
+        exp_id: str = client.create_experiment(name, artifact_location)
         have: dict[str, str] = {}
     else:
         exp_id, have = found.experiment_id, found.tags
@@ -257,7 +257,7 @@ def export_sweep(client: Any, experiment_id: str, exp_dir: Path, sweep_id: str) 
     else:
         run = client.create_run(experiment_id, start_time=created_ms, tags={SWEEP_TAG: key, KIND_TAG: "sweep"},
                                 run_name=f"sweep {sweep_id}")
-    rid = run.info.run_id
+    rid: str = run.info.run_id
     wanted = {k: v for k, v in settings.items() if k in ("sampler", "trials", "parallel", "executor", "seed", "value", "timeout")}
     wanted.update({f"space.{k}": v for k, v in flatten(settings.get("space") or {}).items()})
     params = [Param(k, _short(v)) for k, v in wanted.items() if k not in run.data.params and v is not None]

@@ -190,7 +190,7 @@ def execute(
     class _Client(NotebookClient):
         """Echoes each output when its message arrives, not when the cell ends (live logs, timestamps)."""
 
-        def output(self, outs: list, msg: dict, display_id: str | None, cell_index: int) -> Any:  # type: ignore[override]
+        def output(self, outs: list, msg: dict, display_id: str | None, cell_index: int) -> Any:
             out = super().output(outs, msg, display_id, cell_index)
             if out is not None:
                 _echo(out, out_stream, err_stream)

@@ -291,7 +291,7 @@ def _wandb(run_dir: Path) -> Imported | None:
         summary: dict[str, float] = {}
         last: tuple[float, int | None] = (file.stat().st_mtime, None)
         for raw in _wandb_records(file):
-            rec = pb.Record()
+            rec = pb.Record()  # type: ignore[attr-defined]  # re-exported per protobuf version, out of mypy's sight
             rec.ParseFromString(raw)
             kind = rec.WhichOneof("record_type")
             if kind == "history":

@@ -315,7 +315,8 @@ def loop_confirmations(lab: Lab, exp: Experiment) -> list[dict[str, Any]]:
         if done:
             c = done[-1]
             note.update({k: c[k] for k in ("confirmed_gain", "ci", "confidence", "shrinkage", "split", "survives", "number")})
-            note["text"] = f"loop {st.tag}: {Confirmation(**{f.name: c.get(f.name) for f in fields(Confirmation)}).summary()}"
+            kept: dict[str, Any] = {f.name: c.get(f.name) for f in fields(Confirmation)}
+            note["text"] = f"loop {st.tag}: {Confirmation(**kept).summary()}"
         else:
             how = (f"assay loop confirm {st.tag}" if "confirm" in exp.raw
                    else f"declare `confirm:` in {exp.file.name}, then assay loop confirm {st.tag}")

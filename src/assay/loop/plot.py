@@ -48,7 +48,7 @@ def progress_plot(lab: Lab, st: LoopState) -> Path:
             best = r.value
         line.append(best)
     fig, ax = new_figure(10, 4.8)
-    ys = [r.value for r in every]
+    ys = [r.value if r.value is not None else float("nan") for r in every]  # only tries with a value are drawn
     ax.scatter(discarded, [ys[i] for i in discarded], c=DISCARDED, s=18, label=f"discarded ({len(discarded)})", zorder=2)
     ax.scatter(kept, [ys[i] for i in kept], c=KEPT, s=36, label=f"kept ({len(kept)})", zorder=3)
     ax.step(range(len(every)), [b if b is not None else float("nan") for b in line], where="post", c=KEPT, lw=1.5,

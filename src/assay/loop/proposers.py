@@ -173,10 +173,11 @@ class ParamsProposer:
     def __init__(self, lab: Lab, st: LoopState, goal: str, keys: list[str] | None = None, seed: int = 0,
                  space: SearchSpace | None = None) -> None:
         self.lab, self.goal = lab, goal
-        self.config = next((lab.root / p for p in st.editable if p.endswith("config.yaml")), None)
-        if self.config is None:
+        found = next((lab.root / p for p in st.editable if p.endswith("config.yaml")), None)
+        if found is None:
             raise ConfigError("The params proposer edits config.yaml, which is not editable in this loop",
                               f"Start the loop with --edit config.yaml (assay loop start {st.experiment} --tag NEW --edit config.yaml ...)")
+        self.config = found
         config = load_yaml(self.config) or {}
         self.space = self._space(lab, st, config, keys, space)
         flat = flatten(config)

@@ -248,7 +248,7 @@ def _refuse_run(lab: Lab, st: LoopState, repo: Repo, result: RunResult, problems
 
 
 def _values(runs: list[RunResult], st: LoopState) -> tuple[list[float], RunResult | None]:
-    values = []
+    values: list[float] = []
     for r in runs:
         v = run_value(r.record, st.value)
         if v is None:
@@ -481,7 +481,7 @@ def _drop(lab: Lab, tag: str) -> str:
         raise GitError(f"Loop '{tag}' has no crashed candidate to drop", "assay loop status")
     repo.reset_branch(st.branch, st.best_commit or repo.head(), hard=True,
                       keep=_own_files(repo, load_experiment(lab, st.experiment)))
-    desc = st.pending_crash["description"]
+    desc: str = st.pending_crash["description"]
     st.pending_crash = None
     save(lab, st)
     return desc

@@ -136,8 +136,8 @@ def read(path: Path) -> list[Row]:
             status = Decision(values.get("status", ""))
         except ValueError:
             status = None
-        if status not in RECORDED:
+        if status is None or status not in RECORDED:
             raise StoreError(f"{path}:{lineno} has status '{values.get('status', '')}' (known: keep, discard, crash)",
                              f"Fix or remove line {lineno} of {path}.")
-        rows.append(Row(**{**{c: values.get(c, "") for c in COLUMNS}, "status": status}))
+        rows.append(Row(**{c: values.get(c, "") for c in COLUMNS if c != "status"}, status=status))
     return rows

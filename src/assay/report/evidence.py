@@ -95,7 +95,7 @@ def load_runs(exp: Experiment) -> list[RunView]:
     from assay.journal import ignored_runs
 
     ignored = ignored_runs(exp.path)
-    out = []
+    out: list[RunView] = []
     if not exp.runs_dir.is_dir():
         return out
     for path in records.run_folders(exp.runs_dir):

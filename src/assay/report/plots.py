@@ -16,13 +16,17 @@ import math
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from assay.errors import ConfigError
 from assay.experiment import Criterion, Experiment, load_experiment
 from assay.lab import Lab
 from assay.report.evidence import Config, RunView, check_value, group_configs, load_runs, rel, spread
 from assay.store import records
+
+if TYPE_CHECKING:  # matplotlib itself loads only when a plot is drawn
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure as MplFigure
 
 FORMATS = ("png", "svg", "pdf", "webp")
 GREY = "#8c8c8c"
@@ -77,7 +81,7 @@ def require_matplotlib() -> None:
     matplotlib.use("Agg")
 
 
-def new_figure(width: float = 7.0, height: float = 4.2):  # noqa: ANN201 - matplotlib types stay lazy
+def new_figure(width: float = 7.0, height: float = 4.2) -> tuple[MplFigure, Axes]:
     """A matplotlib Figure (Agg, no pyplot state) and its one Axes."""
     require_matplotlib()
     from matplotlib.figure import Figure as MplFigure
@@ -274,7 +278,7 @@ def _intervals(exp: Experiment, cs: Configs, metric: str, value: str, excluded: 
                folder: Path, fmt: str) -> Figure:
     """A forest plot: one row per configuration, the mean with its 95% CI over seeds, each run a
     dot, repeated seeds as hollow rings; the axis spans the data, never forced to start at 0."""
-    rows = []
+    rows: list[dict[str, Any]] = []
     for i, cfg in enumerate(cs.configs):
         vals = _values(cfg.runs, metric, value)
         dups = _values([r for r in cs.duplicate_runs if cs.duplicates[r.id] == i], metric, value)
@@ -448,7 +452,7 @@ def _sweep(exp: Experiment, cs: Configs, param: str, metric: str, value: str,
     """The metric against one param: each run a dot in its configuration's colour; runs that share
     the values of the other varying params get one marker and a line through their means."""
     others = [k for k in cs.varying if k != param]
-    points = []
+    points: list[dict[str, Any]] = []
     for i, cfg in enumerate(cs.configs):
         group = ", ".join(f"{k}={cfg.pseudo(k)}" for k in others) or "all"
         for rid, v in _values(cfg.runs, metric, value).items():

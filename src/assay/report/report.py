@@ -169,7 +169,8 @@ def render_markdown(markdown: str, image: Callable[[Token], None] | None = None)
         for child in tok.children or []:
             if child.type == "image" and image is not None:
                 image(child)
-    return md.renderer.render(tokens, md.options, {})
+    html: str = md.renderer.render(tokens, md.options, {})
+    return html
 
 
 def to_html(markdown: str, base: Path, title: str) -> str:

@@ -191,9 +191,9 @@ def results(exp: Experiment, runs: list[RunView], figures: list[Figure], value: 
     out += ["", "Every run (including those left out of the table above):", ""]
     run_rows = []
     for r in runs:
-        s = (r.record.get("metrics") or {}).get(m) or {}
+        ms = (r.record.get("metrics") or {}).get(m) or {}
         run_rows.append([r.id.split("/", 1)[-1], r.status + (" (ignored)" if r.ignored is not None else ""), num(r.seed),
-                         num(s.get("last")), f"{num(s.get('best'))} @ {num(s.get('best_step'))}",
+                         num(ms.get("last")), f"{num(ms.get('best'))} @ {num(ms.get('best_step'))}",
                          link(rel(r.path / records.METRICS_FILE, exp.path))])
     out.append(table(["run", "status", "seed", f"{m} last", f"{m} best @ step", "source"], run_rows))
     return "\n".join(out)

@@ -22,6 +22,7 @@ criterion fails.
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import statistics
@@ -132,6 +133,7 @@ def judge(c: Criterion, values: list[float], confidence: float, pooled: tuple[fl
         if isinstance(boot, str):
             return "undecided", stats, boot
         s, stats, ci = boot
+    assert s.lo is not None and s.hi is not None  # checked above; a bootstrap interval has both ends
     if c.holds(s.lo) and c.holds(s.hi):
         return "holds", stats, f"{ci} lies entirely {c.op} {c.value:g}"
     if not c.holds(s.lo) and not c.holds(s.hi):
@@ -301,7 +303,7 @@ def verdict(lab: Lab, name: str, confidence: float = 0.95, value: str = "last", 
     runs = load_runs(exp) if runs is None else runs
     excluded = _excluded(exp, runs)
     good = [r for r in usable(runs) if _matches(r, where)]
-    base = dict(experiment=name, hypothesis=exp.hypothesis, confidence=confidence, value=value,
+    base: dict[str, Any] = dict(experiment=name, hypothesis=exp.hypothesis, confidence=confidence, value=value,
                 success=[c.text for c in all_succ], failure=[c.text for c in all_fail], excluded=excluded)
     if not all_succ and not all_fail:
         return _with_loops(lab, exp, Verdict(**base, verdict="inconclusive", reason="the experiment declares no success or failure criteria",
@@ -324,11 +326,11 @@ def verdict(lab: Lab, name: str, confidence: float = 0.95, value: str = "last", 
                     judged.append(Judged(kind, c, "undecided", {}, {"n": 0}, f"no run of this configuration logged {c.metric}"))
                     continue
                 outcome, stats, why = judge(c, list(vals.values()), per, pooled[c.metric],
-                                            examples=lambda runs=cfg.runs, m=c.metric: example_values(runs, m))
+                                            examples=functools.partial(example_values, cfg.runs, c.metric))
                 judged.append(Judged(kind, c, outcome, vals, stats, why))
-        v, reason = _config_verdict(judged, bool(fail))
+        said, reason = _config_verdict(judged, bool(fail))
         out.append(ConfigVerdict(cfg.label(varying), cfg.params, [r.id for r in cfg.runs],
-                                 [rel(r.path / "run.json", exp.path) for r in cfg.runs], v, reason, judged))
+                                 [rel(r.path / "run.json", exp.path) for r in cfg.runs], said, reason, judged))
     # New seeds, not the ones already run: a seed run twice measures the same draw (and counts once).
     next_seed = max((r.seed for r in good if isinstance(r.seed, int)), default=-1) + 1
     if succ or fail:
@@ -426,7 +428,8 @@ def _code_today(exp: Experiment, recorded: str) -> str | None:
         git = git_state(exp.path, Path(tmp) / "p")
         if recorded.startswith("git:"):
             return None if git is None else identity.code_fingerprint({"git": git})
-        return code_version(exp.path, exp.code_paths, git)["fingerprint"]
+        fingerprint: str = code_version(exp.path, exp.code_paths, git)["fingerprint"]
+        return fingerprint
 
 
 def _matches(r: RunView, where: dict[str, Any] | None) -> bool:

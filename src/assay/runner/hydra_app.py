@@ -103,7 +103,7 @@ def compose(app: HydraApp, overrides: list[str], source: str) -> frozenset[str] 
     assert isinstance(data, dict) and isinstance(choices, dict)
     data.pop("hydra", None)
     groups = {str(g).replace("/", ".") for g in choices if not str(g).startswith("hydra/")}
-    return frozenset(flatten(data)) | frozenset(groups)
+    return frozenset(flatten({str(k): v for k, v in data.items()})) | frozenset(groups)
 
 
 def _one_line(message: str) -> str:

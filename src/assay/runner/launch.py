@@ -179,7 +179,7 @@ class _CaptureWriter:
 
 
 def start_run(lab: Lab, exp: Experiment, spec: RunSpec, seed_offset: int = 0, group: str | None = None,
-              resolved: tuple[dict[str, Any], list[tuple[str, Any, bool]]] | None = None) -> RunResult:
+              resolved: tuple[dict[str, Any], list[Override]] | None = None) -> RunResult:
     """Run one seed of `spec` to completion and return its final record. Never raises for a
     script's failure: crash, timeout, OOM and NaN are statuses in the record."""
     import copy

@@ -193,7 +193,7 @@ class _MemoryWatch:
 
 def _gpu_util(pids: set[int]) -> float | None:
     """Mean utilisation % of the GPUs running one of `pids` (NVML is initialised by _nvml)."""
-    import pynvml  # type: ignore[import-not-found]
+    import pynvml
 
     rates = []
     try:
@@ -217,7 +217,7 @@ def _nvml() -> Callable[..., int | None] | None:
     if "pynvml" not in sys.modules and not any(os.path.exists(d) for d in _GPU_NODES):
         return None  # no NVIDIA driver here: skip pynvml's ~18 ms import on every run
     try:
-        import pynvml  # type: ignore[import-not-found]
+        import pynvml
 
         pynvml.nvmlInit()
         handles = [pynvml.nvmlDeviceGetHandleByIndex(i) for i in range(pynvml.nvmlDeviceGetCount())]
@@ -330,7 +330,7 @@ def _alive(proc: Any) -> bool:
     import psutil
 
     try:
-        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+        return bool(proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE)
     except psutil.Error:
         return False
 
@@ -460,4 +460,9 @@ def _trap_signals(stop: list[str]) -> Callable[[], None]:
             stop.append("kill")
 
     old = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
-    return lambda: [signal.signal(s, h) for s, h in old.items()] and None
+
+    def restore() -> None:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+    return restore

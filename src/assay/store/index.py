@@ -12,14 +12,16 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from assay import identity
 from assay.errors import StoreError
 from assay.lab import Lab
+
+T = TypeVar("T")
 
 MIGRATIONS: list[str] = [
     # 0 -> 1
@@ -195,7 +197,7 @@ class Index:
             raise _store_error(exc, self.path) from None
 
     # -- writes -------------------------------------------------------------
-    def write(self, fn: Any, *args: Any) -> Any:
+    def write(self, fn: Callable[..., T], *args: Any) -> T:
         """Run fn(db, *args) in one immediate transaction, retrying if the lock wait runs out."""
         if self.readonly:
             raise StoreError(f"The lab {self.lab.root} is read-only: cannot update its index {self.path}",

@@ -11,6 +11,7 @@ import math
 import re
 import statistics
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -125,7 +126,7 @@ class _Keys:
             self._cache[key] = self.db.execute(sql, args).fetchone() is not None
         return self._cache[key]
 
-    def __iter__(self):  # noqa: ANN204 - only for error messages: all names
+    def __iter__(self) -> Iterator[str]:  # only for error messages: all names
         where, args = ("WHERE r.experiment=?", (self.experiment,)) if self.experiment else ("", ())
         sql = f"SELECT DISTINCT t.key FROM {self.table} t JOIN runs r ON r.id=t.run_id {where}"
         return iter(sorted(k for (k,) in self.db.execute(sql, args)))
@@ -484,7 +485,7 @@ def _progress(record: dict[str, Any], summary: dict[str, Any]) -> dict[str, Any]
     """How far a running run is: its primary metric's last value and step (else the latest step of any
     metric), and the seconds since it started."""
     primary = record.get("primary_metric")
-    own = summary.get(primary) or {}
+    own = (summary.get(primary) if primary else None) or {}
     steps = [s["last_step"] for s in summary.values() if s.get("last_step") is not None]
     started = record.get("started")
     return {"primary_metric": primary, "last": own.get("last"),

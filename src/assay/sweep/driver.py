@@ -547,4 +547,8 @@ def _sigterm_as_interrupt() -> Callable[[], None]:
         raise KeyboardInterrupt
 
     old = signal.signal(signal.SIGTERM, handler)
-    return lambda: signal.signal(signal.SIGTERM, old) and None
+
+    def restore() -> None:
+        signal.signal(signal.SIGTERM, old)
+
+    return restore

@@ -115,7 +115,7 @@ class WatchedLauncher:
                 elif api:
                     continue
                 seen += 1
-                step = ev.get("step") if isinstance(ev.get("step"), int) else seen
+                step = s if isinstance(s := ev.get("step"), int) else seen
                 if step in reported:
                     continue
                 reported.add(step)

@@ -27,7 +27,7 @@ _LOCK = threading.Lock()
 
 def _stamp(paths: list[Path]) -> tuple[Any, ...]:
     """What changes when a run appends a point: each metrics file's size and mtime."""
-    out = []
+    out: list[tuple[int, int] | None] = []
     for p in paths:
         try:
             st = (p / METRICS_FILE).stat()
@@ -76,21 +76,25 @@ def band(columns: list[list[float | None]]) -> tuple[list[float | None], list[fl
     ns: list[int] = []
     tq: dict[int, float] = {}
     for i in range(len(columns[0]) if columns else 0):
-        vals = [c[i] for c in columns if c[i] is not None]
+        vals = [v for c in columns if (v := c[i]) is not None]
         n = len(vals)
         ns.append(n)
         if not n:
-            means.append(None), lo.append(None), hi.append(None)
+            means.append(None)
+            lo.append(None)
+            hi.append(None)
             continue
         m = math.fsum(vals) / n
         means.append(m)
         if n < 2:
-            lo.append(None), hi.append(None)
+            lo.append(None)
+            hi.append(None)
             continue
         if n not in tq:
             tq[n] = t_quantile(0.975, n - 1)
         half = tq[n] * statistics.stdev(vals) / math.sqrt(n)
-        lo.append(m - half), hi.append(m + half)
+        lo.append(m - half)
+        hi.append(m + half)
     return means, lo, hi, ns
 
 

@@ -160,7 +160,7 @@ def experiments(lab: Lab) -> list[dict[str, Any]]:
                         "success": exp.success, "failure": exp.failure, "runs": n, "running": running or 0,
                         "last_started": last, "value": "last",  # best: the best configuration's mean of last values
                         "best": top["mean"] if top else None, "best_n": top["n"] if top else 0,
-                        "best_config": _config_label(cmp, top) if top else None, "best_run": top["runs"][-1] if top else None,
+                        "best_config": _config_label(cmp, top) if cmp and top else None, "best_run": top["runs"][-1] if top else None,
                         "verdict": judged["verdict"], "verdict_reason": judged["reason"],
                         "has_loop": (folder / "results.tsv").is_file(), "has_report": (folder / "REPORT.md").is_file(),
                         "has_journal": (folder / "JOURNAL.md").is_file()})

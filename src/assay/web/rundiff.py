@@ -33,7 +33,8 @@ def _git(cwd: Path, *args: str) -> subprocess.CompletedProcess[bytes] | None:
 
 def _env(path: Path) -> dict[str, Any] | None:
     try:
-        return json.loads((path / "env.json").read_text(encoding="utf-8"))
+        env: dict[str, Any] = json.loads((path / "env.json").read_text(encoding="utf-8"))
+        return env
     except (OSError, ValueError):
         return None
 

@@ -10,6 +10,7 @@ Kept to the standard library and a few microseconds of start-up.
 
 import os
 import sys
+from types import FrameType  # already loaded by site: free
 
 
 def _install() -> None:
@@ -17,7 +18,7 @@ def _install() -> None:
     if not run_dir:
         return
     path = os.path.join(run_dir, "params_env_read.txt")
-    seen: set = set()
+    seen: set[str] = set()
     bulk = [0]
 
     def note(line: str) -> None:
@@ -31,7 +32,7 @@ def _install() -> None:
             pass
 
     def from_assay_api() -> bool:
-        frame = sys._getframe(2)
+        frame: FrameType | None = sys._getframe(2)
         while frame is not None and frame.f_globals.get("__name__") in ("os", "_collections_abc", "collections.abc"):
             frame = frame.f_back
         return frame is not None and frame.f_globals.get("__name__") == "assay.tracking"
@@ -39,7 +40,7 @@ def _install() -> None:
     base = type(os.environ)
 
     class _Watched(base):  # type: ignore[valid-type,misc]
-        def __getitem__(self, key):
+        def __getitem__(self, key: str) -> str:
             value = base.__getitem__(self, key)
             if (not bulk[0] and isinstance(key, str) and (key.startswith("ASSAY_PARAM") or key == "ASSAY_SEED")
                     and key not in seen and not from_assay_api()):
@@ -47,7 +48,7 @@ def _install() -> None:
                 note("read " + key)
             return value
 
-        def copy(self):  # a copy for a subprocess is not a read
+        def copy(self) -> dict[str, str]:  # a copy for a subprocess is not a read
             bulk[0] += 1
             try:
                 return base.copy(self)
@@ -64,7 +65,7 @@ def _chain() -> None:
     sys.path[:] = [p for p in sys.path if os.path.abspath(p or os.curdir) != here]
     ours = sys.modules.pop("sitecustomize")
     try:
-        import sitecustomize  # noqa: F401
+        import sitecustomize  # type: ignore[import-not-found]  # noqa: F401 - the one this shadows, if any (none here)
     except ImportError:
         pass
     finally:
