@@ -20,6 +20,7 @@ from assay.gitops import Repo, diff_hash, diff_size, file_hash
 from assay.lab import Lab
 from assay.loop import guards, results
 from assay.loop.decisions import Decided, Decision, Evidence, Settings, make_decision, pooled_sigma
+from assay.loop.results import run_value
 from assay.loop.state import SETTINGS, LoopState, find_by_tag, locked, save, settings_ref, state_dir
 from assay.runner.launch import RunResult, RunSpec, start_run
 from assay.store.records import slug
@@ -201,16 +202,6 @@ def _run(lab: Lab, st: LoopState, desc: str, seed_offset: int, commit: str) -> R
     st.outputs.extend(p for p in new if not p.startswith(_own_files(repo, exp)))
     guards.save_code(_code_path(lab, st), guards.code_files(repo.root))
     return result
-
-
-def run_value(record: dict[str, Any], which: str = "last") -> float | None:
-    """The value of one run for the loop: the `last` (or, for a loop started with --value best,
-    `best`) value of its primary metric, when it finished ok with a finite one. Every number the
-    loop shows is computed from these."""
-    v = ((record.get("metrics") or {}).get(record.get("primary_metric") or "") or {}).get(which)
-    if record.get("status") != "ok" or not isinstance(v, (int, float)) or not math.isfinite(v):
-        return None
-    return float(v)
 
 
 def _code_path(lab: Lab, st: LoopState) -> Path:
