@@ -131,7 +131,6 @@ def rerun(lab: Lab, ref: str, value: str = "last", confidence: float = 0.95) -> 
     from assay.experiment import load_experiment
     from assay.report.evidence import check_value
     from assay.runner.launch import RunSpec, start_run
-    from assay.store.index import Index
     from assay.store.query import find_run
 
     check_value(value)
@@ -183,7 +182,7 @@ def rerun(lab: Lab, ref: str, value: str = "last", confidence: float = 0.95) -> 
         rec = records.RunRecord.from_dict(records.read_record(new_path)).with_(rerun_of=rid)
         records.write_record(new_path, rec)
         new_record = rec.to_dict()
-        with Index(lab) as index:  # the launcher indexed it under the worktree path; point it home
+        with lab.index() as index:  # the launcher indexed it under the worktree path; point it home
             index.upsert(new_path, new_record)
     if record.get("seed") != new_record.get("seed"):
         raise RunError(f"Rerun {new_record['id']} used seed {new_record.get('seed')}, not {record.get('seed')}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlite3
 
-from assay.store.index import MIGRATIONS, SCHEMA_VERSION, Index
+from assay.store.index import MIGRATIONS, SCHEMA_VERSION
 
 
 def test_a_schema_1_index_migrates_to_the_current_schema_and_keeps_its_rows(lab):
@@ -17,7 +17,7 @@ def test_a_schema_1_index_migrates_to_the_current_schema_and_keeps_its_rows(lab)
     db.execute("PRAGMA user_version=1")
     db.commit()
     db.close()
-    with Index(lab) as index:
+    with lab.index() as index:
         assert index.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         assert index.db.execute("SELECT id, status FROM runs").fetchall() == [("e/a", "ok")]
         names = {n for (n,) in index.db.execute("SELECT name FROM sqlite_master WHERE type='index'")}

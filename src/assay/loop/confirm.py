@@ -263,7 +263,6 @@ def _measure_at(lab: Lab, st: LoopState, exp: Experiment, settings: ConfirmSetti
     from assay.gitops import Repo
     from assay.rerun import link_runs, worktree_at
     from assay.runner.launch import RunSpec, start_run
-    from assay.store.index import Index
 
     repo = Repo(exp.path)
     exp_rel = exp.path.resolve().relative_to(repo.root.resolve())
@@ -281,7 +280,7 @@ def _measure_at(lab: Lab, st: LoopState, exp: Experiment, settings: ConfirmSetti
             except (ConfigError, RunError) as exc:
                 return values, ids, f"could not start its held-out run: {exc.message}"
             run = RunResult(exp.runs_dir.resolve() / res.path.name, res.record)
-            with Index(lab) as index:  # the launcher indexed it under the worktree path; point it home
+            with lab.index() as index:  # the launcher indexed it under the worktree path; point it home
                 index.upsert(run.path, run.record)
             ids.append(str(run.record["id"]))
             v = run_value(run.record, st.value)

@@ -218,7 +218,6 @@ def _refuse_run(lab: Lab, st: LoopState, repo: Repo, result: RunResult, problems
     """A run that changed what it may not (the evaluation, the code, bytecode): its value is not
     used, its record says why, and the untracked files it wrote move out of the tree."""
     from assay.store import records
-    from assay.store.index import Index
 
     dest = state_dir(lab, st.experiment, st.tag) / f"refused-run-{st.iteration}"
     moved = guards.quarantine(repo.root, problems, tracked, dest)
@@ -227,7 +226,7 @@ def _refuse_run(lab: Lab, st: LoopState, repo: Repo, result: RunResult, problems
     rec = records.RunRecord.from_dict(result.record).with_(status=records.Status.FAILED, reason=reason)
     records.write_record(result.path, rec)
     record = rec.to_dict()
-    with Index(lab) as index:
+    with lab.index() as index:
         index.upsert(result.path, record)
     return RunResult(result.path, record)
 
