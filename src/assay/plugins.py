@@ -26,6 +26,16 @@ def names(group: str) -> list[str]:
     return sorted({ep.name for ep in entry_points(group=group)})
 
 
+def load(target: str) -> Any:
+    """The object a `module:attribute` string names, imported on first use (as an entry point's value
+    is). Built-ins that need a heavy library are registered so: their module loads only when chosen,
+    and the registry does not import the module that imports it back."""
+    import importlib
+
+    module, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
 def find(group: str, name: str) -> Callable[..., Any] | None:
     """The factory a package registered as `name` in `group`, or None; a broken one is a clear error."""
     from importlib.metadata import entry_points
