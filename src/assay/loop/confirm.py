@@ -260,8 +260,8 @@ def _measure_at(lab: Lab, st: LoopState, exp: Experiment, settings: ConfirmSetti
                 commit: str) -> tuple[list[float], list[str], str | None]:
     """`settings.seeds` held-out runs of `commit` (seeds = config's seed + 0, 1, ...), each in a
     worktree of that commit; stops at the first that gives no value and says why."""
-    from assay.gitops import Repo
-    from assay.rerun import link_runs, worktree_at
+    from assay.gitops import Repo, worktree_at
+    from assay.rerun import link_runs
     from assay.runner.launch import RunSpec, start_run
 
     repo = Repo(exp.path)
