@@ -38,7 +38,6 @@ def build(root: Path, n_runs: int, n_points: int) -> tuple[object, str]:
     from assay.config import dump_yaml
     from assay.lab import init_lab
     from assay.store import records
-    from assay.store.index import Index
 
     lab, _ = init_lab(root)
     exp_dir = lab.experiment_dir("big")
@@ -71,7 +70,7 @@ def build(root: Path, n_runs: int, n_points: int) -> tuple[object, str]:
               "primary_metric": "val_loss", "metrics": records.summarize(long, lambda k: "min")["metrics"]}
     records.write_record(long, records.RunRecord.from_dict(record))
     rows.append((long, record, False))
-    with Index(lab) as index:
+    with lab.index() as index:
         index.rebuild(rows)
     return lab, records.run_id(long)
 
@@ -82,7 +81,6 @@ def build_compare(root: Path, configs: int, seeds: int, points: int) -> object:
     from assay.config import dump_yaml
     from assay.lab import init_lab
     from assay.store import records
-    from assay.store.index import Index
 
     lab, _ = init_lab(root)
     exp_dir = lab.experiment_dir("cmp")  # type: ignore[attr-defined]
@@ -106,7 +104,7 @@ def build_compare(root: Path, configs: int, seeds: int, points: int) -> object:
                       "metrics": records.summarize(path, lambda k: "min")["metrics"]}
             records.write_record(path, records.RunRecord.from_dict(record))
             rows.append((path, record, False))
-    with Index(lab) as index:
+    with lab.index() as index:
         index.rebuild(rows)
     return lab
 

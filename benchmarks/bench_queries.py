@@ -43,7 +43,6 @@ def dataset(n: int) -> list[dict]:
 
 def build_assay(root: Path, data: list[dict]):  # noqa: ANN201 - returns a Lab
     from assay.lab import init_lab
-    from assay.store.index import Index
 
     lab, _ = init_lab(root)
     exp = lab.experiment_dir("bench")
@@ -60,7 +59,7 @@ def build_assay(root: Path, data: list[dict]):  # noqa: ANN201 - returns a Lab
             "primary_metric": "m0", "params": d["params"],
             "metrics": {k: {"last": v, "best": v, "best_step": 9, "last_step": 9, "count": 10}
                         for k, v in d["metrics"].items()}}, False))
-    with Index(lab) as index:
+    with lab.index() as index:
         index.rebuild(rows)
     return lab
 

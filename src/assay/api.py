@@ -529,14 +529,13 @@ def journal(name: str, *, tag: str | None = None, lab: LabLike = None) -> Journa
 def ignore(run: str, *, why: str, lab: LabLike = None) -> Ignored:
     """Leave a run out of tables and comparisons (recorded in IGNORED_RUNS.md). `assay ignore`."""
     from assay.journal import ignore_run
-    from assay.store.index import Index
     from assay.store.query import find_run
 
     the_lab = find(lab)
     path = find_run(the_lab, run)
     ignore_run(path, why)
     run_id = f"{path.parent.parent.name}/{path.name}"
-    with Index(the_lab) as index:
+    with the_lab.index() as index:
         index.set_ignored(run_id, True)
     return Ignored(run_id, path, why)
 

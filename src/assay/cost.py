@@ -255,9 +255,8 @@ def estimate(lab: Lab, exp: Experiment, runs: int, gpus: int, recent: int = 10) 
     `recent` latest ok runs (smoke runs left out); None when neither exists.
     """
     from assay.config import flatten
-    from assay.store.index import Index
 
-    with Index(lab) as index:
+    with lab.index() as index:
         rows = index.db.execute(
             "SELECT r.path, r.duration, r.cpu_hours, EXISTS (SELECT 1 FROM tags t WHERE t.run_id=r.id AND t.key='smoke' "
             "AND t.value='true') FROM runs r WHERE r.experiment=? AND r.status='ok' AND r.ignored=0 AND r.duration>0 "

@@ -5,14 +5,15 @@ from __future__ import annotations
 import os
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from assay.config import dump_yaml, flatten, load_yaml, parse_duration, write_atomic
-from assay.errors import ConfigError, did_you_mean
-from assay.lab import EXPERIMENT_NAME, Lab
+from assay.errors import AssayError, ConfigError, did_you_mean
+from assay.lab import EXPERIMENT_NAME, Lab, find_lab
 
 if TYPE_CHECKING:
     from assay.sweep.space import SearchSpace
@@ -677,3 +678,14 @@ def loop_space(exp: Experiment) -> SearchSpace | None:
         raise ConfigError(f"`loop_space` in {_where(exp.file, 'loop_space')} must be a mapping of params to ranges, got {raw!r}",
                           f"Write it as\n  {_LOOP_SPACE_EXAMPLE}")
     return space_from_mapping(raw, file=exp.file, text=exp.file.read_text(encoding="utf-8"))
+
+
+def goal_lookup(lab_root: Path | None, experiment: str | None) -> Callable[[str], str]:
+    """The experiment's goal_of, or the name-based guess when its file is missing or unreadable
+    (a broken experiment file must not lose or hide a run's metrics)."""
+    if lab_root is not None and experiment:
+        try:
+            return load_experiment(find_lab(lab_root), experiment).goal_of
+        except AssayError:
+            pass
+    return guess_goal

@@ -1,6 +1,8 @@
 """Every git operation assay runs. The loop's writes are confined to the branch `assay/<tag>` and refs under `refs/assay/`.
 
 Nothing here touches another branch, stashes, or resets a file the loop did not commit itself.
+What provenance, the run diff, rerun and loop recovery need is read-only (see _read); rerun's
+temporary worktree is detached and removed afterwards.
 """
 
 from __future__ import annotations
@@ -9,6 +11,8 @@ import hashlib
 import os
 import re
 import subprocess
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -336,3 +340,125 @@ def _git_bytes(cwd: Path, *args: str, stdin: bytes | None = None) -> bytes:
         msg = (out.stderr or out.stdout).decode("utf-8", "replace").strip()
         raise GitError(f"git {' '.join(args[:2])} failed in {cwd}: {msg}", "Check the repository with `git status`.")
     return out.stdout
+
+
+# -- reading a repository ----------------------------------------------------------------------
+# Provenance, the run diff and the loop's recovery only read: GIT_OPTIONAL_LOCKS=0 keeps `git status`
+# and `git diff` from refreshing the user's index (a write, and a lock another git could trip on).
+_READ_ENV = {"GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"}
+
+
+def _read(cwd: Path, *args: str, timeout: float | None = None) -> subprocess.CompletedProcess[bytes] | None:
+    """A git command that writes nothing; None when git is not installed or did not answer in `timeout` s."""
+    try:
+        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=False, timeout=timeout,
+                              env={**os.environ, **_READ_ENV})
+    except (FileNotFoundError, subprocess.TimeoutExpired):
+        return None
+
+
+def git_installed() -> bool:
+    import shutil
+
+    return shutil.which("git") is not None
+
+
+def toplevel(cwd: Path, timeout: float | None = None) -> Path | None:
+    """The root of the work tree holding `cwd`; None outside git or without git."""
+    out = _read(cwd, "rev-parse", "--show-toplevel", timeout=timeout)
+    return Path(out.stdout.decode().strip()) if out is not None and out.returncode == 0 else None
+
+
+def head(cwd: Path) -> tuple[str | None, str | None]:
+    """(HEAD's commit, its branch name or "HEAD" when detached); (None, None) before the first commit."""
+    out = _read(cwd, "rev-parse", "HEAD", "--abbrev-ref", "HEAD")
+    words = out.stdout.decode().split() if out is not None and out.returncode == 0 else []
+    return (words[0] if words else None), (words[1] if len(words) > 1 else None)
+
+
+def status(cwd: Path) -> tuple[list[str], list[str]]:
+    """(changed tracked files, untracked files not ignored; a new folder as "dir/"), as `git status` lists them."""
+    out = _read(cwd, "status", "--porcelain=v1", "-z", "--untracked-files=normal")
+    entries = [e for e in (out.stdout if out is not None else b"").decode("utf-8", "replace").split("\0") if e]
+    return [e[3:] for e in entries if not e.startswith("??")], [e[3:] for e in entries if e.startswith("??")]
+
+
+def diff_head(cwd: Path, paths: Sequence[str] = ()) -> bytes:
+    """The binary diff of the work tree against HEAD (of `paths` only, when given); b"" when none."""
+    out = _read(cwd, "diff", "HEAD", "--binary", *(("--", *paths) if paths else ()))
+    return out.stdout if out is not None else b""
+
+
+def tree_objects(cwd: Path, commit: str, paths: Sequence[str]) -> list[tuple[str, str, str]]:
+    """(mode, object id, path) of every file `commit` holds under `paths`, recursively."""
+    out = _read(cwd, "ls-tree", "-r", "-z", commit, "--", *paths)
+    found = []
+    for entry in (out.stdout if out is not None else b"").decode("utf-8", "replace").split("\0"):
+        if entry:
+            meta, _, rel = entry.partition("\t")
+            mode, _, obj = meta.split()
+            found.append((mode, obj, rel))
+    return found
+
+
+def has_commit(cwd: Path, commit: str, timeout: float | None = None) -> bool:
+    """Whether the repository still holds `commit` (not rebased away or garbage-collected)."""
+    out = _read(cwd, "cat-file", "-e", f"{commit}^{{commit}}", timeout=timeout)
+    return out is not None and out.returncode == 0
+
+
+def diff_commits(cwd: Path, a: str, b: str, path: str, timeout: float | None = None) -> bytes:
+    """`git diff A B -- path`, without colour or external diff drivers.
+
+    Raises:
+        GitError: git is missing, timed out or failed (its message quoted).
+    """
+    out = _read(cwd, "diff", "--no-color", "--no-ext-diff", a, b, "--", path, timeout=timeout)
+    if out is None or out.returncode != 0:
+        why = out.stderr.decode(errors="replace").strip() if out is not None else "git not installed or not answering"
+        raise GitError(f"git diff {a[:12]} {b[:12]} failed: {why}", "Check the repository with `git status`.")
+    return out.stdout
+
+
+def read_blob(cwd: Path, ref: str) -> str | None:
+    """The text of the blob `ref` points at (as Repo.save_blob stores it); None when there is none."""
+    out = _read(cwd, "cat-file", "blob", ref)
+    return out.stdout.decode("utf-8", "replace") if out is not None and out.returncode == 0 else None
+
+
+# -- temporary worktrees -----------------------------------------------------------------------
+
+
+@contextmanager
+def worktree_at(root: Path, commit: str) -> Iterator[Path]:
+    """A detached git worktree of `commit` in a temporary folder, removed afterwards: code from
+    any commit runs there while the user's work tree, index and branches stay untouched.
+
+    Raises:
+        GitError: the worktree cannot be created (a stale one registered: `git worktree prune`).
+    """
+    import shutil
+    import tempfile
+
+    tmp = Path(tempfile.mkdtemp(prefix="assay-rerun-"))
+    tree = tmp / "tree"
+    try:
+        add = _read(root, "worktree", "add", "--detach", str(tree), commit)
+        if add is None or add.returncode != 0:
+            why = add.stderr.decode(errors="replace").strip() if add is not None else "git is not installed"
+            raise GitError(f"Could not check out {commit[:12]} into a worktree: {why}", "Run `git worktree prune` and retry.")
+        yield tree
+    finally:
+        if tree.exists():
+            _read(root, "worktree", "remove", "--force", str(tree))
+        shutil.rmtree(tmp, ignore_errors=True)
+        _read(root, "worktree", "prune")
+
+
+def apply_patch(tree: Path, patch: Path) -> str | None:
+    """Apply a binary patch (as git_state records it) to the work tree `tree`; None when it applied,
+    else why not (git's message)."""
+    out = _read(tree, "apply", "--binary", "--whitespace=nowarn", str(patch))
+    if out is None:
+        return "git is not installed"
+    return None if out.returncode == 0 else out.stderr.decode(errors="replace").strip()

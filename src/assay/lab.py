@@ -7,10 +7,13 @@ import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from assay.config import load_toml
 from assay.errors import ConfigError, StoreError
+
+if TYPE_CHECKING:
+    from assay.store.index import Index
 
 CONFIG_NAME = "assay.toml"
 STATE_DIR = ".assay"
@@ -59,6 +62,12 @@ class Lab:
 
     def experiment_dir(self, name: str) -> Path:
         return self.experiments_dir / check_experiment_name(name)
+
+    def index(self) -> Index:
+        """The lab's SQLite index, opened (created or upgraded as needed); a context manager."""
+        from assay.store.index import Index
+
+        return Index(self.index_path, experiments_dir=self.experiments_dir)
 
 
 def check_experiment_name(name: str) -> str:
@@ -203,9 +212,7 @@ def init_lab(root: Path | None = None) -> tuple[Lab, list[str]]:
     lab.experiments_dir.mkdir(exist_ok=True)
     if _upgrade_gitignore(lab.experiments_dir / ".gitignore"):
         written.append(str((lab.experiments_dir / ".gitignore").relative_to(root)))
-    from assay.store.index import Index
-
-    Index(lab).close()
+    lab.index().close()
     if install_agents_section(root / "AGENTS.md"):
         written.append("AGENTS.md")
     if import_into_claude_md(root / "CLAUDE.md"):

@@ -28,6 +28,16 @@ def names(group: str) -> list[str]:
     return sorted({ep.name for ep in entry_points(group=group)})
 
 
+def load(target: str) -> Any:
+    """The object a `module:attribute` string names, imported on first use (as an entry point's value
+    is). Built-ins that need a heavy library are registered so: their module loads only when chosen,
+    and the registry does not import the module that imports it back."""
+    import importlib
+
+    module, _, attribute = target.partition(":")
+    return getattr(importlib.import_module(module), attribute)
+
+
 def find(group: str, name: str) -> Callable[..., Any] | None:
     """The factory a package registered as `name` in `group`, or None; a broken one is a clear error."""
     from importlib.metadata import entry_points
@@ -59,11 +69,3 @@ def factory(group: str, name: str | None, builtins: Mapping[str, Callable[..., T
         raise PluginError(f"Unknown {what} '{name}' (known: {', '.join(known)}{also_known})." + did_you_mean(name or "", known), hint)
     return cast("Callable[..., T]", found)  # a plug-in's factory makes what its group's built-ins make
 
-
-def load(ref: str) -> Callable[..., Any]:
-    """The object `ref` names, as "package.module:attribute"."""
-    import importlib
-
-    module, _, attr = ref.partition(":")
-    obj: Callable[..., Any] = getattr(importlib.import_module(module), attr)
-    return obj

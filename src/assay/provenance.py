@@ -17,10 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-
-def _git(cwd: Path, *args: str) -> subprocess.CompletedProcess[bytes]:
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=False,
-                          env={**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"})
+from assay import gitops
 
 
 def git_state(cwd: Path, patch_path: Path | None = None) -> dict[str, Any] | None:
@@ -28,32 +25,25 @@ def git_state(cwd: Path, patch_path: Path | None = None) -> dict[str, Any] | Non
 
     Returns None outside a git repository. Untracked files are listed, not copied.
     """
-    try:
-        top = _git(cwd, "rev-parse", "--show-toplevel")
-    except FileNotFoundError:
-        return None  # git not installed
-    if top.returncode != 0:
-        return None
-    head = _git(cwd, "rev-parse", "HEAD", "--abbrev-ref", "HEAD")
-    lines = head.stdout.decode().split() if head.returncode == 0 else []
-    status = _git(cwd, "status", "--porcelain=v1", "-z", "--untracked-files=normal")
-    entries = [e for e in status.stdout.decode("utf-8", "replace").split("\0") if e]
-    dirty = [e[3:] for e in entries if not e.startswith("??")]
-    untracked = [e[3:] for e in entries if e.startswith("??")]
+    top = gitops.toplevel(cwd)
+    if top is None:
+        return None  # outside git, or git not installed
+    commit, branch = gitops.head(cwd)
+    dirty, untracked = gitops.status(cwd)
     state: dict[str, Any] = {
-        "root": top.stdout.decode().strip(),
-        "commit": lines[0] if lines else None,
-        "branch": lines[1] if len(lines) > 1 else None,
+        "root": str(top),
+        "commit": commit,
+        "branch": branch,
         "dirty": dirty,
         "untracked": untracked[:200],
         "patch": None,
     }
-    if dirty and lines and patch_path is not None:
-        diff = _git(cwd, "diff", "HEAD", "--binary")
-        if diff.stdout:
-            patch_path.write_bytes(diff.stdout)
+    if dirty and commit and patch_path is not None:
+        diff = gitops.diff_head(cwd)
+        if diff:
+            patch_path.write_bytes(diff)
             state["patch"] = patch_path.name
-            state["patch_sha256"] = hashlib.sha256(diff.stdout).hexdigest()
+            state["patch_sha256"] = hashlib.sha256(diff).hexdigest()
     return state
 
 
@@ -99,16 +89,15 @@ def code_version(exp_path: Path, code_paths: list[str] | tuple[str, ...] = (), g
                 rels.append(str(r.relative_to(top)) or ".")
             except ValueError:
                 continue  # a code path outside the repository: hashed by content below
-        tree = _git(top, "ls-tree", "-r", "-z", git["commit"], "--", *rels).stdout.decode("utf-8", "replace")
-        for entry in sorted(e for e in tree.split("\0") if e):
-            meta, _, rel = entry.partition("\t")
+        # ordered by mode, then object id: the order code fingerprints were recorded in since schema 3
+        for _, obj, rel in sorted(gitops.tree_objects(top, git["commit"], rels)):
             if _is_code_in(top / rel, exp):
-                h.update(f"{rel}\0{meta.split()[-1]}\n".encode())
+                h.update(f"{rel}\0{obj}\n".encode())
                 files += 1
         changed = [p for p in git.get("dirty") or [] if _is_code_in(top / p.split(" -> ")[-1], exp)
                    and any((top / p.split(" -> ")[-1]).resolve().is_relative_to(r) for r in roots)]
         if changed:
-            h.update(_git(top, "diff", "HEAD", "--binary", "--", *(p.split(" -> ")[-1] for p in changed)).stdout)
+            h.update(gitops.diff_head(top, [p.split(" -> ")[-1] for p in changed]))
         loose = [top / p for p in git.get("untracked") or []]  # a new folder is listed as "dir/": expanded below
         outside = [r for r in roots if not r.is_relative_to(top)]
     else:

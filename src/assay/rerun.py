@@ -9,16 +9,12 @@ like any other, tagged `rerun_of`.
 from __future__ import annotations
 
 import math
-import os
 import shutil
-import subprocess
-import tempfile
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from assay import gitops
 from assay.errors import GitError, RunError
 from assay.lab import Lab
 from assay.store import records
@@ -66,33 +62,6 @@ def within_noise(diff: float, sigma: float | None, df: int, confidence: float = 
                      f"difference, sigma={sigma:.4g}, df={df})")
 
 
-def _git(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False,
-                          env={**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"})
-
-
-@contextmanager
-def worktree_at(root: Path, commit: str) -> Iterator[Path]:
-    """A detached git worktree of `commit` in a temporary folder, removed afterwards: code from
-    any commit runs there while the user's work tree, index and branches stay untouched.
-
-    Raises:
-        GitError: the worktree cannot be created (a stale one registered: `git worktree prune`).
-    """
-    tmp = Path(tempfile.mkdtemp(prefix="assay-rerun-"))
-    wt = tmp / "tree"
-    try:
-        add = _git(root, "worktree", "add", "--detach", str(wt), commit)
-        if add.returncode != 0:
-            raise GitError(f"Could not check out {commit[:12]} into a worktree: {add.stderr.strip()}", "Run `git worktree prune` and retry.")
-        yield wt
-    finally:
-        if wt.exists():
-            _git(root, "worktree", "remove", "--force", str(wt))
-        shutil.rmtree(tmp, ignore_errors=True)
-        _git(root, "worktree", "prune")
-
-
 def link_runs(tree_exp: Path, exp_runs: Path) -> None:
     """Make the worktree's copy of the experiment write its run folders into the real runs/."""
     if (tree_exp / "runs").is_symlink() or (tree_exp / "runs").is_file():
@@ -131,7 +100,6 @@ def rerun(lab: Lab, ref: str, value: str = "last", confidence: float = 0.95) -> 
     from assay.experiment import load_experiment
     from assay.report.evidence import check_value
     from assay.runner.launch import RunSpec, start_run
-    from assay.store.index import Index
     from assay.store.query import find_run
 
     check_value(value)
@@ -144,7 +112,7 @@ def rerun(lab: Lab, ref: str, value: str = "last", confidence: float = 0.95) -> 
         raise GitError(f"Run {rid} has no recorded git commit (run.json has no git state)",
                        "Only runs launched inside a git repository can be rerun from their code; commit the experiment and run it again.")
     root_path = Path(root)
-    if _git(root_path, "cat-file", "-e", f"{commit}^{{commit}}").returncode != 0:
+    if not gitops.has_commit(root_path, commit):
         raise GitError(f"Commit {commit[:12]} of run {rid} is not in the repository at {root}",
                        "Fetch it (git fetch --all) or restore the branch that held it.")
     name = str(record.get("experiment") or path.parent.parent.name)
@@ -157,15 +125,15 @@ def rerun(lab: Lab, ref: str, value: str = "last", confidence: float = 0.95) -> 
                        "Rerun from the lab that produced the run.") from None
 
     warnings: list[str] = []
-    with worktree_at(root_path, commit) as wt:
+    with gitops.worktree_at(root_path, commit) as wt:
         patch = path / records.PATCH_FILE
         patched = bool(git.get("patch")) and patch.is_file()
         if git.get("dirty") and not patched:
             warnings.append("the run had uncommitted changes but no patch was recorded: rerunning the bare commit")
         if patched:
-            applied = _git(wt, "apply", "--binary", "--whitespace=nowarn", str(patch))
-            if applied.returncode != 0:
-                raise GitError(f"The recorded patch {patch} does not apply to {commit[:12]}: {applied.stderr.strip()}",
+            why = gitops.apply_patch(wt, patch)
+            if why is not None:
+                raise GitError(f"The recorded patch {patch} does not apply to {commit[:12]}: {why}",
                                "The patch file may have been edited; compare its sha256 with run.json git.patch_sha256.")
         if git.get("untracked"):
             warnings.append(f"{len(git['untracked'])} untracked file(s) existed at run time and are not in the rerun")
@@ -183,7 +151,7 @@ def rerun(lab: Lab, ref: str, value: str = "last", confidence: float = 0.95) -> 
         rec = records.RunRecord.from_dict(records.read_record(new_path)).with_(rerun_of=rid)
         records.write_record(new_path, rec)
         new_record = rec.to_dict()
-        with Index(lab) as index:  # the launcher indexed it under the worktree path; point it home
+        with lab.index() as index:  # the launcher indexed it under the worktree path; point it home
             index.upsert(new_path, new_record)
     if record.get("seed") != new_record.get("seed"):
         raise RunError(f"Rerun {new_record['id']} used seed {new_record.get('seed')}, not {record.get('seed')}")

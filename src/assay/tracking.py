@@ -217,7 +217,7 @@ class Run:
             self._fd = -1
         (self.path / PARAMS_READ_FILE).write_text(json.dumps(sorted(self._seen)))
         if not self.attached:
-            from assay.store.records import finalize_standalone
+            from assay.store.standalone import finalize_standalone
 
             finalize_standalone(self.path, status, self.lab_root)
 
@@ -260,12 +260,12 @@ def init(desc: str | None = None, *, experiment: str | None = None) -> Run:
         raw = json.loads(os.environ.get("ASSAY_PARAMS", "{}"))
         lab_root = Path(lab) if lab else None
     elif interactive or experiment is not None:
-        from assay.store.records import create_interactive  # no script folder: the lab of the working directory
+        from assay.store.standalone import create_interactive  # no script folder: the lab of the working directory
 
         path, raw, lab_root = create_interactive(Path.cwd(), experiment, desc)
         attached = False
     else:
-        from assay.store.records import create_standalone  # a hand-run script: its own run folder
+        from assay.store.standalone import create_standalone  # a hand-run script: its own run folder
 
         path, raw, lab_root = create_standalone(Path(sys.argv[0] if sys.argv and sys.argv[0] else "script.py"))
         attached = False

@@ -15,7 +15,6 @@ import pytest
 from assay.errors import StoreError
 from assay.runner import RunSpec, run_experiment
 from assay.store import records
-from assay.store.index import Index
 from assay.store.query import list_runs, reindex, show_run
 from tests.conftest import run_cli
 
@@ -29,7 +28,7 @@ for i in range(200):
 
 
 def _tables(lab) -> dict[str, list[tuple]]:
-    with Index(lab) as index:
+    with lab.index() as index:
         return {t: sorted(index.db.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in TABLES}
 
 

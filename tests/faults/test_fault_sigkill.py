@@ -23,7 +23,6 @@ import pytest
 
 from assay.runner import RunSpec, run_experiment
 from assay.store import records
-from assay.store.index import Index
 from tests.conftest import ASSAY, run_cli
 
 SCRIPT = """
@@ -42,7 +41,7 @@ SEEDS = [int(s) for s in os.environ.get("ASSAY_FAULT_SEEDS", "1,2,3,4,5,6,7,8").
 
 
 def _tables(lab) -> dict[str, list[tuple]]:
-    with Index(lab) as index:
+    with lab.index() as index:
         return {t: sorted(index.db.execute(f"SELECT * FROM {t}").fetchall(), key=repr) for t in TABLES}
 
 

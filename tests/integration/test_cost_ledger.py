@@ -130,7 +130,7 @@ def test_the_approval_gate_refuses_a_sweep_above_approve_above_without_a_tty_and
 
 
 def test_a_schema_3_index_gains_the_cost_columns_from_run_json(lab, make_experiment):
-    from assay.store.index import MIGRATIONS, SCHEMA_VERSION, Index
+    from assay.store.index import MIGRATIONS, SCHEMA_VERSION
 
     make_experiment(SLEEP)
     [res] = run_experiment(lab, RunSpec("exp", "old", env={"CUDA_VISIBLE_DEVICES": "0"}))
@@ -144,7 +144,7 @@ def test_a_schema_3_index_gains_the_cost_columns_from_run_json(lab, make_experim
     db.execute("PRAGMA user_version=3")
     db.commit()
     db.close()
-    with Index(lab) as index:
+    with lab.index() as index:
         assert index.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION
         row = index.db.execute("SELECT cpu_hours, gpu_hours FROM runs").fetchone()
     assert row == (res.record["cost"]["cpu_hours"], res.record["cost"]["gpu_hours"]) and row[1] > 0

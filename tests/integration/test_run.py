@@ -75,6 +75,8 @@ def test_sigterm_ignoring_script_is_killed_after_grace(lab, make_experiment, mon
     make_experiment("import signal, time\nsignal.signal(signal.SIGTERM, signal.SIG_IGN)\ntime.sleep(600)\n")
     res = run1(lab, timeout="1s")
     assert res.status == "timeout"
+    # SIGKILL came after the patched 0.5 s grace, not the default 5 s (1 s timeout + 5 s would be >= 6)
+    assert res.record["duration"] < 4.0, res.record["duration"]
 
 
 def test_memory_error_is_oom(lab, make_experiment):

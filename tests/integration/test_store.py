@@ -15,13 +15,12 @@ import pytest
 
 from assay.errors import StoreError
 from assay.runner import RunSpec, run_experiment
-from assay.store.index import Index
 from assay.store.query import compare, list_runs, reindex, running_and_lost, show_run
 from tests.conftest import ASSAY, run_cli
 
 
 def _table(lab, name):
-    with Index(lab) as index:
+    with lab.index() as index:
         return sorted(index.db.execute(f"SELECT * FROM {name}").fetchall(), key=repr)
 
 
@@ -246,16 +245,16 @@ def test_the_kept_connection_follows_a_replaced_index_and_stays_in_its_thread(la
 
     make_experiment("print('val_bpb: 1')\n")
     (a,) = run_experiment(lab, RunSpec("exp", "a"))
-    with shared_index(lab) as first:
+    with shared_index(lab.index_path, experiments_dir=lab.experiments_dir) as first:
         pass
-    with shared_index(lab) as again:
+    with shared_index(lab.index_path, experiments_dir=lab.experiments_dir) as again:
         assert again is first  # kept between calls
     other: list = []
     t = threading.Thread(target=lambda: other.append(list_runs(lab)[0]))
     t.start()
     t.join()
     assert [r["id"] for r in other[0]] == [a.record["id"]]  # another thread opened its own
-    with shared_index(lab) as mine:
+    with shared_index(lab.index_path, experiments_dir=lab.experiments_dir) as mine:
         assert mine is first
 
     for suffix in ("", "-wal", "-shm"):  # the index is deleted, and another process rebuilds it
@@ -263,15 +262,15 @@ def test_the_kept_connection_follows_a_replaced_index_and_stays_in_its_thread(la
     res = run_cli("reindex", "--json", cwd=lab.root)
     assert res.returncode == 0, res.stderr
     (b,) = run_experiment(lab, RunSpec("exp", "b"))
-    with shared_index(lab) as fresh:
+    with shared_index(lab.index_path, experiments_dir=lab.experiments_dir) as fresh:
         assert fresh is not first
     assert {r["id"] for r in list_runs(lab)[0]} == {a.record["id"], b.record["id"]}
 
-    with Index(lab) as index:  # damage the schema: the kept connection is dropped with a clear error
+    with lab.index() as index:  # damage the schema: the kept connection is dropped with a clear error
         index.db.execute("DROP TABLE params")
     with pytest.raises(StoreError, match="unreadable"):
         list_runs(lab)
-    with shared_index(lab) as after:
+    with shared_index(lab.index_path, experiments_dir=lab.experiments_dir) as after:
         assert after is not fresh
 
 

@@ -69,7 +69,6 @@ def build_lab(root: Path) -> RealLab:
     from assay.journal import add_note, ignore_run
     from assay.lab import init_lab
     from assay.runner.launch import RunSpec, run_experiment
-    from assay.store.index import Index
 
     lab, _ = init_lab(root)
     exp_dir = lab.experiment_dir("exp")
@@ -95,7 +94,7 @@ def build_lab(root: Path) -> RealLab:
     ignored = run("ignored", lr=0.01, losses=[3.0, 2.0])
     ignored_path = exp_dir / "runs" / ignored.split("/")[1]
     ignore_run(ignored_path, "data loader bug")
-    with Index(lab) as index:
+    with lab.index() as index:
         index.set_ignored(ignored, True)
     (exp_dir / "runs" / base.split("/")[1] / "plots" / "curve.png").write_bytes(PNG)
     add_note(exp_dir, f"[WEIRD] {XSS}", run=base)

@@ -56,7 +56,7 @@ from assay.checks.leakage_values import (
     source_of,
     trains,
 )
-from assay.checks.repro import dotted
+from assay.checks.names import dotted
 
 PREPROCESSING, OVERLAP, MULTI_TEST = "preprocessing-leakage", "overlap-leakage", "multi-test-leakage"
 KINDS = (PREPROCESSING, OVERLAP, MULTI_TEST)

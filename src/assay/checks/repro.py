@@ -17,6 +17,7 @@ from typing import Any
 
 from assay.checks.deps import dependency_findings
 from assay.checks.finding import Finding
+from assay.checks.names import dotted
 from assay.errors import ConfigError
 
 _RANDOM_FNS = {"random", "randint", "choice", "choices", "shuffle", "sample", "uniform", "gauss", "randrange",
@@ -74,21 +75,6 @@ def _aliases(tree: ast.Module) -> dict[str, str]:
             for a in node.names:
                 out[a.asname or a.name] = f"{node.module}.{a.name}"
     return out
-
-
-def dotted(node: ast.AST, aliases: dict[str, str]) -> str | None:
-    """`np.random.seed` -> 'numpy.random.seed' through the module's imports; None for non-names."""
-    parts = []
-    while isinstance(node, ast.Attribute):
-        parts.append(node.attr)
-        node = node.value
-    if isinstance(node, ast.Call):  # Path("x").write_text: the call's name stands for the receiver
-        inner = dotted(node.func, aliases)
-        return ".".join([inner, *reversed(parts)]) if inner else None
-    if not isinstance(node, ast.Name):
-        return None
-    root = aliases.get(node.id, node.id)
-    return ".".join([root, *reversed(parts)])
 
 
 def _source(path: Path) -> tuple[str, list[tuple[int, int]] | None]:

@@ -270,7 +270,6 @@ def import_mlflow(lab: Lab, *, tracking_uri: str, experiment: str, into: str | N
         >>> import_mlflow(lab, tracking_uri="sqlite:///mlflow.db", experiment="baseline", into="baseline")["created"]
         True
     """
-    from assay.store.index import Index
 
     try:
         from mlflow import MlflowClient
@@ -297,7 +296,7 @@ def import_mlflow(lab: Lab, *, tracking_uri: str, experiment: str, into: str | N
                 wanted.append(run)
         exp, decided = _target(lab, name, mexp, wanted or runs, metric, goal)
         done = _imported_ids(exp.runs_dir)
-        with Index(lab) as index:
+        with lab.index() as index:
             for run in wanted:
                 if run.info.run_id in done:
                     skipped.append({"mlflow_run_id": run.info.run_id, "why": "imported already"})

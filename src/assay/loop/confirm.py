@@ -26,6 +26,7 @@ from assay.experiment import ConfirmSettings, Experiment, confirm_settings, load
 from assay.lab import Lab
 from assay.loop import results
 from assay.loop.decisions import Decision
+from assay.loop.results import run_value
 from assay.loop.state import LoopState, find_by_tag, locked, save, state_dir
 from assay.runner.launch import RunResult
 
@@ -140,7 +141,6 @@ def _append(path: Path, line: dict[str, Any]) -> None:
 def count_looks(lab: Lab, st: LoopState, rows: list[results.Row]) -> tuple[int, bool]:
     """The loop's looks rebuilt from its run folders (runs tagged with the loop whose value it read),
     and whether that is only a lower bound (a run results.tsv lists has lost its folder)."""
-    from assay.loop.ratchet import run_value
     from assay.store.records import read_record
 
     exp_runs = lab.experiment_dir(st.experiment) / "runs"
@@ -260,11 +260,9 @@ def _measure_at(lab: Lab, st: LoopState, exp: Experiment, settings: ConfirmSetti
                 commit: str) -> tuple[list[float], list[str], str | None]:
     """`settings.seeds` held-out runs of `commit` (seeds = config's seed + 0, 1, ...), each in a
     worktree of that commit; stops at the first that gives no value and says why."""
-    from assay.gitops import Repo
-    from assay.loop.ratchet import run_value
-    from assay.rerun import link_runs, worktree_at
+    from assay.gitops import Repo, worktree_at
+    from assay.rerun import link_runs
     from assay.runner.launch import RunSpec, start_run
-    from assay.store.index import Index
 
     repo = Repo(exp.path)
     exp_rel = exp.path.resolve().relative_to(repo.root.resolve())
@@ -282,7 +280,7 @@ def _measure_at(lab: Lab, st: LoopState, exp: Experiment, settings: ConfirmSetti
             except (ConfigError, RunError) as exc:
                 return values, ids, f"could not start its held-out run: {exc.message}"
             run = RunResult(exp.runs_dir.resolve() / res.path.name, res.record)
-            with Index(lab) as index:  # the launcher indexed it under the worktree path; point it home
+            with lab.index() as index:  # the launcher indexed it under the worktree path; point it home
                 index.upsert(run.path, run.record)
             ids.append(str(run.record["id"]))
             v = run_value(run.record, st.value)

@@ -20,6 +20,7 @@ from assay.gitops import Repo, diff_hash, diff_size, file_hash
 from assay.lab import Lab
 from assay.loop import guards, results
 from assay.loop.decisions import Decided, Decision, Evidence, Settings, make_decision, pooled_sigma
+from assay.loop.results import run_value
 from assay.loop.state import SETTINGS, LoopState, find_by_tag, locked, save, settings_ref, state_dir
 from assay.runner.launch import RunResult, RunSpec, start_run
 from assay.store.records import slug
@@ -209,16 +210,6 @@ def _run(lab: Lab, st: LoopState, desc: str, seed_offset: int, commit: str) -> R
     return result
 
 
-def run_value(record: dict[str, Any], which: str = "last") -> float | None:
-    """The value of one run for the loop: the `last` (or, for a loop started with --value best,
-    `best`) value of its primary metric, when it finished ok with a finite one. Every number the
-    loop shows is computed from these."""
-    v = ((record.get("metrics") or {}).get(record.get("primary_metric") or "") or {}).get(which)
-    if record.get("status") != "ok" or not isinstance(v, (int, float)) or not math.isfinite(v):
-        return None
-    return float(v)
-
-
 def _code_path(lab: Lab, st: LoopState) -> Path:
     return state_dir(lab, st.experiment, st.tag) / "code.json"
 
@@ -233,7 +224,6 @@ def _refuse_run(lab: Lab, st: LoopState, repo: Repo, result: RunResult, problems
     """A run that changed what it may not (the evaluation, the code, bytecode): its value is not
     used, its record says why, and the untracked files it wrote move out of the tree."""
     from assay.store import records
-    from assay.store.index import Index
 
     dest = state_dir(lab, st.experiment, st.tag) / f"refused-run-{st.iteration}"
     moved = guards.quarantine(repo.root, problems, tracked, dest)
@@ -242,7 +232,7 @@ def _refuse_run(lab: Lab, st: LoopState, repo: Repo, result: RunResult, problems
     rec = records.RunRecord.from_dict(result.record).with_(status=records.Status.FAILED, reason=reason)
     records.write_record(result.path, rec)
     record = rec.to_dict()
-    with Index(lab) as index:
+    with lab.index() as index:
         index.upsert(result.path, record)
     return RunResult(result.path, record)
 

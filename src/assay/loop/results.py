@@ -141,3 +141,13 @@ def read(path: Path) -> list[Row]:
                              f"Fix or remove line {lineno} of {path}.")
         rows.append(Row(**{c: values.get(c, "") for c in COLUMNS if c != "status"}, status=status))
     return rows
+
+
+def run_value(record: dict[str, Any], which: str = "last") -> float | None:
+    """The value of one run for the loop: the `last` (or, for a loop started with --value best,
+    `best`) value of its primary metric, when it finished ok with a finite one. Every number the
+    loop shows is computed from these."""
+    v = ((record.get("metrics") or {}).get(record.get("primary_metric") or "") or {}).get(which)
+    if record.get("status") != "ok" or not isinstance(v, (int, float)) or not math.isfinite(v):
+        return None
+    return float(v)

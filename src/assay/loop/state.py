@@ -103,13 +103,13 @@ def find_by_tag(lab: Lab, tag: str, recover: bool = False) -> LoopState:
 
 
 def _settings_from_git(lab: Lab, tag: str) -> dict[str, Any] | None:
-    import subprocess
+    from assay.gitops import read_blob
 
-    out = subprocess.run(["git", "cat-file", "blob", settings_ref(tag)], cwd=lab.root, capture_output=True, text=True)
-    if out.returncode != 0:
+    text = read_blob(lab.root, settings_ref(tag))
+    if text is None:
         return None
     try:
-        data = json.loads(out.stdout)
+        data = json.loads(text)
     except ValueError:
         return None
     return {k: data[k] for k in SETTINGS if k in data} if isinstance(data, dict) else None

@@ -116,33 +116,15 @@ def runs_from_index(index: Any, exp: Experiment, metrics: list[str]) -> list[Run
     load_runs reads from thousands of run.json files, in a few queries (for the dashboard).
     Running runs are left out: no verdict counts them."""
     from assay.journal import ignored_runs
-    from assay.store.index import param_value
+    from assay.store.summary import finished_runs
 
     reasons = ignored_runs(exp.path)
-    recs: dict[str, dict[str, Any]] = {}
-    for rid, status, seed, started, path, reason, ignored, entry, code, label in index.db.execute(
-            "SELECT id, status, seed, started, path, reason, ignored, entry, code, code_label FROM runs "
-            "WHERE experiment=? AND status!='running'", (exp.name,)):
-        recs[rid] = {"id": rid, "status": status, "seed": seed, "started": started, "reason": reason, "entry": entry,
-                     "code": {"fingerprint": code, "label": label} if code else None,
-                     "params": {}, "metrics": {}, "_path": path, "_ignored": bool(ignored)}
-    for rid, key, value in index.db.execute(
-            "SELECT p.run_id, p.key, p.value FROM params p JOIN runs r ON r.id=p.run_id "
-            "WHERE r.experiment=? AND r.status!='running'", (exp.name,)):
-        if rid in recs:
-            recs[rid]["params"][key] = param_value(value)
-    marks = ",".join("?" * len(metrics))
-    for rid, key, last, best in index.db.execute(
-            f"SELECT m.run_id, m.key, m.last, m.best FROM metrics m JOIN runs r ON r.id=m.run_id "
-            f"WHERE r.experiment=? AND r.status!='running' AND m.key IN ({marks})", (exp.name, *metrics)):
-        if rid in recs:
-            recs[rid]["metrics"][key] = {"last": last, "best": best}
     out = []
-    for rec in recs.values():
-        path = Path(rec.pop("_path"))
-        ignored = reasons.get(path.name) or ("ignored" if rec.pop("_ignored") else None)
-        rec["params"] = _nest(rec["params"])
-        out.append(RunView(path, rec, ignored))
+    for run in finished_runs(index, exp.name, metrics):
+        path, flagged = Path(run.pop("path")), run.pop("ignored")
+        ignored = reasons.get(path.name) or ("ignored" if flagged else None)
+        run["params"] = _nest(run["params"])
+        out.append(RunView(path, run, ignored))
     out.sort(key=lambda r: (r.record.get("started") or 0, r.path.name))
     return out
 

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from assay.errors import RunError
+from assay.experiment import goal_lookup
 from assay.lab import Lab
 from assay.store import records
 
@@ -125,25 +126,24 @@ def wait_for_runs(lab: Lab, refs: list[str], timeout: float | None = None) -> Wa
     Raises:
         UnknownRunError: a reference names no run, or several.
     """
-    from assay.store.index import Index
     from assay.store.query import find_run
 
     paths = list(dict.fromkeys(find_run(lab, ref) for ref in refs))
     deadline = None if timeout is None else time.monotonic() + timeout
     while True:
-        recs = [_current(lab, p, Index) for p in paths]
+        recs = [_current(lab, p) for p in paths]
         running = [r for r in recs if r["status"] == records.Status.RUNNING.value]
         if not running or (deadline is not None and time.monotonic() >= deadline):
             return Waited(recs, bool(running))
         time.sleep(POLL_S)  # the runs belong to other processes; bounded by the deadline, if any
 
 
-def _current(lab: Lab, path: Path, index_cls: Any) -> dict[str, Any]:
+def _current(lab: Lab, path: Path) -> dict[str, Any]:
     """A run's record now; a running run whose process is gone is recorded (and indexed) as lost."""
     before = records.read_record(path)
-    rec = records.mark_lost_if_dead(path, before, records.goal_lookup(lab.root, before.get("experiment") or ""))
+    rec = records.mark_lost_if_dead(path, before, goal_lookup(lab.root, before.get("experiment") or ""))
     if rec["status"] != before["status"]:
-        with index_cls(lab) as index:
+        with lab.index() as index:
             if not index.readonly:
                 index.upsert(path, rec)
     return {**_NOT_ENDED, **rec, "path": str(path)}  # a running run has no outcome yet: the keys say so

@@ -24,7 +24,6 @@ from assay.runner import styles
 from assay.runner.control import Launcher, LaunchRequest, LocalLauncher
 from assay.runner.status import classify
 from assay.store import records
-from assay.store.index import Index
 
 _PEP723 = re.compile(r"^# /// script\s*$", re.M)
 
@@ -215,7 +214,7 @@ def start_run(lab: Lab, exp: Experiment, spec: RunSpec, seed_offset: int = 0, gr
         rec = rec.with_(command=inv.argv)
         cmd = inv.argv
         records.write_record(path, rec)
-    with Index(lab) as index:
+    with lab.index() as index:
         index.upsert(path, rec.to_dict())
     if spec.observer is not None:
         spec.observer.started(path, rec.to_dict())
@@ -255,7 +254,7 @@ def start_run(lab: Lab, exp: Experiment, spec: RunSpec, seed_offset: int = 0, gr
         now = time.time()
         rec = (child[-1] if child else rec).with_(status=records.Status.FAILED, reason=reason, ended=now, duration=now - started)
         records.write_record(path, rec)
-        with Index(lab) as index:
+        with lab.index() as index:
             index.upsert(path, rec.to_dict())
         if started_ok:
             raise RunError(f"Run {rec.id} stopped: {reason}", "Free disk space (df -h), then run it again.") from None
@@ -299,7 +298,7 @@ def start_run(lab: Lab, exp: Experiment, spec: RunSpec, seed_offset: int = 0, gr
     )
     records.write_record(path, rec)
     record = rec.to_dict()
-    with Index(lab) as index:
+    with lab.index() as index:
         index.upsert(path, record)
     if spec.observer is not None:
         spec.observer.ended(RunResult(path, record))

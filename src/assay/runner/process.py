@@ -350,14 +350,16 @@ def run_process(
     timeout: float | None,
     follow: bool = False,
     on_start: Callable[[int], None] | None = None,
-    grace: float = GRACE_SECONDS,
+    grace: float | None = None,
     on_sample: Callable[[dict[str, float]], None] | None = None,
     sample_every: float = SAMPLE_SECONDS,
 ) -> ProcessResult:
     """Run `cmd` to completion; see module docstring. Ctrl-C / SIGTERM stop the child, not us.
 
     `on_sample` gets the `sys/*` metrics (CPU %, RSS, GPU utilisation and memory) every
-    `sample_every` seconds while the script runs."""
+    `sample_every` seconds while the script runs. `grace`: seconds between SIGTERM and SIGKILL
+    (default GRACE_SECONDS, read at the call so that a setting made after import applies)."""
+    grace = GRACE_SECONDS if grace is None else grace
     stop: list[str] = []
     # Trap Ctrl-C/SIGTERM before the script exists: one arriving in between would otherwise kill
     # assay and leave the run 'lost' instead of 'interrupted'.

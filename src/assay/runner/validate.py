@@ -60,9 +60,8 @@ def smoke_run(lab: Lab, exp: Experiment, desc: str, overrides: list[str] | None 
         rec = rec.with_(reason=f"the smoke run did not finish under {format_duration(s.limit)}: scale `smoke.params` down in {exp.file}")
     records.write_record(res.path, rec)
     record = rec.to_dict()
-    from assay.store.index import Index
 
-    with Index(lab) as index:
+    with lab.index() as index:
         index.upsert(res.path, record)
     return RunResult(res.path, record)
 

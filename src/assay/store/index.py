@@ -19,7 +19,6 @@ from typing import Any, TypeVar
 
 from assay import identity
 from assay.errors import StoreError
-from assay.lab import Lab
 
 T = TypeVar("T")
 
@@ -126,16 +125,28 @@ TABLES = ("runs", "params", "metrics", "tags")
 class Index:
     """A connection to the lab's index; a context manager. Queries live in store/query.py."""
 
-    def __init__(self, lab: Lab, path: Path | None = None) -> None:
-        self.lab = lab
-        self.path = path or lab.index_path
+    def __init__(self, path: Path, *, experiments_dir: Path | None = None) -> None:
+        """Open the index at `path`, creating it or upgrading an older schema.
+
+        Args:
+            path: the database file (a lab's `index_path`; `lab.index()` opens it).
+            experiments_dir: where the lab keeps its experiments. Upgrading an index from before
+                schema 3 reads each row's run.json there by experiment and folder name (right even
+                when the lab was moved); without it, at the path the row recorded.
+
+        Raises:
+            StoreError: an index made by a newer assay, an unreadable file, or an index that needs
+                an upgrade on a read-only lab.
+        """
+        self.path = Path(path)
+        self.experiments_dir = experiments_dir
         # A lab on a read-only mount or without write permission is still read: the index is opened
         # read-only, readers skip what they would record (a lost run), writers get a StoreError.
         self.readonly = not writable(self.path)
         if not self.readonly:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
-            self.db = _open_readonly(lab, self.path) if self.readonly else sqlite3.connect(
+            self.db = _open_readonly(self.path) if self.readonly else sqlite3.connect(
                 self.path, timeout=60, isolation_level=None)
             self.db.execute("PRAGMA busy_timeout=60000")
             version = self.db.execute("PRAGMA user_version").fetchone()[0]
@@ -148,7 +159,7 @@ class Index:
                 if version < SCHEMA_VERSION:
                     raise StoreError(f"The index {self.path} is from an older assay (schema {version} < "
                                      f"{SCHEMA_VERSION}) and cannot be upgraded: the lab is read-only",
-                                     read_only_hint(lab))
+                                     READ_ONLY_HINT)
                 return
             if self.db.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 self.db.execute("PRAGMA journal_mode=WAL")
@@ -167,9 +178,9 @@ class Index:
                     if stmt.strip():
                         self.db.execute(stmt)
             if 0 < version < 3:
-                _backfill_identity(self.db, self.lab)
+                _backfill_identity(self.db, self.experiments_dir)
             if 0 < version < 4:
-                _backfill_cost(self.db, self.lab)
+                _backfill_cost(self.db, self.experiments_dir)
             self.db.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             self.db.execute("COMMIT")
         except BaseException:
@@ -200,8 +211,7 @@ class Index:
     def write(self, fn: Callable[..., T], *args: Any) -> T:
         """Run fn(db, *args) in one immediate transaction, retrying if the lock wait runs out."""
         if self.readonly:
-            raise StoreError(f"The lab {self.lab.root} is read-only: cannot update its index {self.path}",
-                             read_only_hint(self.lab))
+            raise StoreError(f"The lab of the index {self.path} is read-only: cannot update it", READ_ONLY_HINT)
         for attempt in range(20):
             try:
                 self.db.execute("BEGIN IMMEDIATE")
@@ -265,16 +275,15 @@ def writable(path: Path) -> bool:
     return not path.exists() or os.access(path, os.W_OK)
 
 
-def read_only_hint(lab: Lab) -> str:
-    return (f"Work in a writable copy (cp -r {lab.root} ~/lab-copy), or ask its owner to make it writable; "
-            "reading commands (runs, show, compare, status, ui) work as it is.")
+READ_ONLY_HINT = ("Work in a writable copy of the lab (cp -r LAB ~/lab-copy), or ask its owner to make it writable; "
+                  "reading commands (runs, show, compare, status, ui) work as it is.")
 
 
-def _open_readonly(lab: Lab, path: Path) -> sqlite3.Connection:
+def _open_readonly(path: Path) -> sqlite3.Connection:
     """The index opened read-only: `mode=ro`, else `immutable=1` (a WAL database in a folder where
     SQLite cannot create its -shm file opens only so; nothing can be writing a read-only lab)."""
     if not path.is_file():
-        raise StoreError(f"The lab {lab.root} is read-only and has no index ({path})", read_only_hint(lab))
+        raise StoreError(f"The lab is read-only and has no index ({path})", READ_ONLY_HINT)
     uri = path.resolve().as_uri()
     for mode in ("mode=ro", "immutable=1"):
         db = sqlite3.connect(f"{uri}?{mode}", uri=True, timeout=60, isolation_level=None)
@@ -299,7 +308,7 @@ def _file_id(path: Path) -> tuple[int, int] | None:
 
 
 @contextmanager
-def shared_index(lab: Lab) -> Iterator[Index]:
+def shared_index(path: Path, *, experiments_dir: Path | None = None) -> Iterator[Index]:
     """An index connection kept open for this thread between calls, as a client library keeps its
     connection pool: opening and closing one is a third of the cost of a page of runs (~0.4 of
     ~1.2 ms). It is reopened when the file was replaced, lives and dies with its thread (SQLite
@@ -307,12 +316,12 @@ def shared_index(lab: Lab) -> Iterator[Index]:
     database error.
     """
     held_by_thread: dict[tuple[str, int], tuple[Index, tuple[int, int]]] = _SHARED.__dict__.setdefault("held", {})
-    key = (str(lab.index_path), os.getpid())
+    key = (str(path), os.getpid())
     held = held_by_thread.pop(key, None)  # taken out while in use: a nested call opens its own
-    if held and held[1] != _file_id(lab.index_path):
+    if held and held[1] != _file_id(path):
         held[0].close()
         held = None
-    index = held[0] if held else Index(lab)
+    index = held[0] if held else Index(path, experiments_dir=experiments_dir)
     try:
         yield index
     except sqlite3.DatabaseError as exc:
@@ -358,14 +367,16 @@ def _store_error(exc: sqlite3.DatabaseError, path: Path) -> StoreError:
                       "`assay reindex` rebuilds the index from them.")
 
 
-def _backfill_identity(db: sqlite3.Connection, lab: Lab) -> None:
+def _backfill_identity(db: sqlite3.Connection, experiments_dir: Path | None) -> None:
     """Fill entry/code/config of rows indexed before those columns existed, from their run.json
-    (found in the lab by experiment and folder name, which stay right when a lab is moved)."""
+    (found under `experiments_dir` by experiment and folder name, which stay right when a lab is
+    moved; else at the path the row recorded)."""
     from assay.store.records import RECORD_FILE
 
     rows = db.execute("SELECT id, experiment, folder, path FROM runs WHERE config IS NULL").fetchall()
     for rid, experiment, folder, path in rows:
-        where = lab.experiments_dir / experiment / "runs" / folder if experiment and folder else Path(path or "")
+        where = (experiments_dir / experiment / "runs" / folder if experiments_dir and experiment and folder
+                 else Path(path or ""))
         try:
             record = json.loads((where / RECORD_FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError):
@@ -376,13 +387,14 @@ def _backfill_identity(db: sqlite3.Connection, lab: Lab) -> None:
                         identity.config_hash(record), rid))
 
 
-def _backfill_cost(db: sqlite3.Connection, lab: Lab) -> None:
+def _backfill_cost(db: sqlite3.Connection, experiments_dir: Path | None) -> None:
     """Fill the cost columns of rows indexed before they existed, from their run.json (a run
     recorded before the ledger has none: its columns stay empty)."""
     from assay.store.records import RECORD_FILE
 
     for rid, experiment, folder, path in db.execute("SELECT id, experiment, folder, path FROM runs").fetchall():
-        where = lab.experiments_dir / experiment / "runs" / folder if experiment and folder else Path(path or "")
+        where = (experiments_dir / experiment / "runs" / folder if experiments_dir and experiment and folder
+                 else Path(path or ""))
         try:
             record = json.loads((where / RECORD_FILE).read_text(encoding="utf-8"))
         except (OSError, ValueError):

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from assay.errors import ConfigError, StoreError, UnknownRunError, did_you_mean
+from assay.experiment import goal_lookup
 from assay.lab import Lab
 from assay.store import records
 from assay.store.index import Index, param_value, shared_index
@@ -158,7 +159,7 @@ def list_runs(
     """
     from assay.experiment import load_experiment
 
-    with shared_index(lab) as index:
+    with shared_index(lab.index_path, experiments_dir=lab.experiments_dir) as index:
         metrics_known, params_known = _known(index, experiment)
         clauses, args = [], []
         if experiment:
@@ -209,7 +210,7 @@ def list_runs(
         rows = [{**dict(zip(("id", "experiment", "status", "started", "duration", "peak_rss", "seed", "ignored",
                              "reason", "primary_metric", "desc", "path", "group"), row[:13])), "cost": _cost(row[13:])}
                 for row in index.db.execute(sql, args)]
-        _refresh_running(index, rows)
+        _refresh_running(lab, index, rows)
         _attach_details(index, rows)
     return rows, total
 
@@ -221,7 +222,7 @@ def _cost(cells: tuple[Any, ...]) -> dict[str, Any] | None:
     return dict(zip(("cpu_hours", "gpu_hours", "money"), cells))
 
 
-def _refresh_running(index: Index, rows: list[dict[str, Any]]) -> None:
+def _refresh_running(lab: Lab, index: Index, rows: list[dict[str, Any]]) -> None:
     """A listed 'running' run whose process is gone is shown (and recorded) as lost."""
     for r in rows:
         if r["status"] != "running":
@@ -231,7 +232,7 @@ def _refresh_running(index: Index, rows: list[dict[str, Any]]) -> None:
             record = records.read_record(path)
         except StoreError:
             continue
-        record = records.mark_lost_if_dead(path, record, records.goal_lookup(index.lab.root, r["experiment"]))
+        record = records.mark_lost_if_dead(path, record, goal_lookup(lab.root, r["experiment"]))
         if record["status"] != "running":
             if not index.readonly:  # a read-only lab: shown as lost, recorded by the next writable reader
                 index.upsert(path, record)
@@ -261,7 +262,7 @@ def find_run(lab: Lab, ref: str) -> Path:
     p = Path(ref)
     if (p / records.RECORD_FILE).is_file():
         return p.resolve()
-    with Index(lab) as index:
+    with lab.index() as index:
         exact = index.db.execute("SELECT path FROM runs WHERE id=? OR folder=?", (ref, ref)).fetchall()
         if len(exact) == 1:
             return Path(exact[0][0])
@@ -280,7 +281,7 @@ def _newest_run(lab: Lab, experiment: str | None) -> Path:
     """The run started last (ignored runs count: `last` is what ran last, not what is shown)."""
     if experiment is not None:
         lab.experiment_dir(experiment)  # a malformed name is a usage error naming it
-    with Index(lab) as index:
+    with lab.index() as index:
         row = index.db.execute("SELECT path FROM runs WHERE (? IS NULL OR experiment=?) ORDER BY started DESC LIMIT 1",
                                (experiment, experiment)).fetchone()
     if row is None:
@@ -334,7 +335,7 @@ def compare(lab: Lab, experiment: str, by: list[str] | None = None, metric: str 
     metric = metric or exp.metric
     goal = exp.goal_of(metric)
     hidden = "" if include_ignored else " AND r.ignored=0"
-    with Index(lab) as index:
+    with lab.index() as index:
         _, params_known = _known(index, experiment)
         if by is None:  # the params whose values differ between runs (the seed aside)
             by = [k for (k,) in index.db.execute(
@@ -454,7 +455,7 @@ def running_and_lost(lab: Lab) -> dict[str, list[dict[str, Any]]]:
     """Runs recorded as running: still alive, or 'lost' (their process is gone; now recorded so)."""
 
     out: dict[str, list[dict[str, Any]]] = {"running": [], "lost": []}
-    with Index(lab) as index:
+    with lab.index() as index:
         rows = index.db.execute("SELECT id, path, experiment FROM runs WHERE status='running'").fetchall()
         for rid, path, exp in rows:
             p = Path(path)
@@ -462,7 +463,7 @@ def running_and_lost(lab: Lab) -> dict[str, list[dict[str, Any]]]:
                 record = records.read_record(p)
             except StoreError:
                 continue
-            goal_of = records.goal_lookup(lab.root, exp)  # tolerates an unreadable experiment file
+            goal_of = goal_lookup(lab.root, exp)  # tolerates an unreadable experiment file
             record = records.mark_lost_if_dead(p, record, goal_of)
             if not index.readonly:
                 index.upsert(p, record)
@@ -504,7 +505,7 @@ def reindex(lab: Lab, force: bool = False) -> dict[str, Any]:
     moved_aside = None
     if force and lab.index_path.exists():
         try:
-            with Index(lab) as index:  # a corrupt page deep in the file does not show at open: check them all
+            with lab.index() as index:  # a corrupt page deep in the file does not show at open: check them all
                 broken = index.damaged() is not None
         except StoreError:
             broken = True
@@ -520,7 +521,7 @@ def reindex(lab: Lab, force: bool = False) -> dict[str, Any]:
     lost = cleaned = 0
     for name in list_experiments(lab):
         exp_dir = lab.experiment_dir(name)
-        goal_of = records.goal_lookup(lab.root, name)  # a broken experiment file still gets its runs listed
+        goal_of = goal_lookup(lab.root, name)  # a broken experiment file still gets its runs listed
         ignored = ignored_runs(exp_dir)
         runs_dir = exp_dir / "runs"
         if not runs_dir.is_dir():
@@ -543,7 +544,7 @@ def reindex(lab: Lab, force: bool = False) -> dict[str, Any]:
                 record["metrics"] = records.summarize(path, goal_of)["metrics"]
             record.setdefault("id", records.run_id(path))
             rows.append((path, record, path.name in ignored))
-    with Index(lab) as index:
+    with lab.index() as index:
         skipped = index.rebuild(rows)
     for path, why in skipped:
         problems.append({"path": str(path), "error": f"left out of the index: its run.json holds a value the "

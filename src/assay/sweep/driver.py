@@ -391,9 +391,8 @@ class _Ledger:
 def _sweep_spend(lab: Lab, sweep_id: str) -> tuple[Any, list[Any]]:
     """What the finished runs tagged sweep=<id> used: the total, and one Spend per trial run."""
     from assay.cost import Spend
-    from assay.store.index import Index
 
-    with Index(lab) as index:
+    with lab.index() as index:
         rows = index.db.execute(
             "SELECT r.cpu_hours, r.gpu_hours, r.duration, EXISTS (SELECT 1 FROM tags x WHERE x.run_id=r.id AND x.key='trial') "
             "FROM runs r JOIN tags t ON t.run_id=r.id AND t.key='sweep' AND t.value=? WHERE r.status!='running'",

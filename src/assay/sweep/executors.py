@@ -189,14 +189,13 @@ class ThreadedExecutor:
 
 def _mark_pruned(lab: Lab, res: RunResult, metric: str, at: tuple[int, float] | None) -> RunResult:
     """The launching process owns the record: say 'pruned', not 'interrupted', and why."""
-    from assay.store.index import Index
 
     step, value = at if at else (None, None)
     rec = records.RunRecord.from_dict(res.record).with_(
         status=records.Status.PRUNED, reason=f"pruned by the sweep at step {step} ({metric}={value}): worse than earlier trials there")
     records.write_record(res.path, rec)
     record = rec.to_dict()
-    with Index(lab) as index:
+    with lab.index() as index:
         index.upsert(res.path, record)
     return RunResult(res.path, record)
 

@@ -124,11 +124,15 @@ def _no_options(name: str, options: dict[str, Any]) -> None:
                           "Remove them, or use an Optuna sampler (tpe, cmaes, gp, qmc) which accepts pruner/startup options.")
 
 
+_OPTUNA_SAMPLER = "assay.sweep.optuna_sampler:OptunaSampler"  # loads optuna: only when a sweep names it
+
+
 def _optuna(kind: str) -> Callable[..., Sampler]:
     def make(space: SearchSpace, goal: str = "max", seed: int = 0, **options: Any) -> Sampler:
-        from assay.sweep.optuna_sampler import OptunaSampler
+        from assay import plugins
 
-        return OptunaSampler(space, goal, seed, kind=kind, **options)
+        sampler: Sampler = plugins.load(_OPTUNA_SAMPLER)(space, goal, seed, kind=kind, **options)
+        return sampler
 
     return make
 

@@ -13,10 +13,11 @@ from pathlib import Path
 from typing import Any
 
 from assay.errors import ConfigError, RunError, StoreError
-from assay.experiment import Experiment, list_experiments, load_experiment
+from assay.experiment import Experiment, goal_lookup, list_experiments, load_experiment
 from assay.lab import Lab
 from assay.store import records
 from assay.store.index import Index
+from assay.store.summary import experiment_counts, finished_stamp, key_names
 
 _NAME = re.compile(r"^[A-Za-z0-9][\w.\-]*$")  # experiment and run-folder names (as records.slug makes them)
 IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
@@ -82,15 +83,13 @@ def _stamp(index: Index, exp: Experiment) -> tuple[Any, ...] | None:
     comparison is reused while this is unchanged, so polling stays cheap at 10,000 runs."""
     from assay.journal import IGNORED_FILE
 
-    stamp = tuple(index.db.execute(
-        "SELECT COUNT(*), MAX(ended), SUM(ignored), SUM(status='ok') FROM runs WHERE experiment=? AND status!='running'",
-        (exp.name,)).fetchone())
+    stamp = finished_stamp(index, exp.name)
     if not stamp[0]:
         return None
     return stamp + tuple(f.stat().st_mtime_ns if f.exists() else None for f in (exp.file, exp.path / IGNORED_FILE))
 
 
-def _verdict(index: Index, exp: Experiment) -> dict[str, Any]:
+def _verdict(lab: Lab, index: Index, exp: Experiment) -> dict[str, Any]:
     """`assay verdict`'s judgement (confidence intervals over seeds, Bonferroni over configurations)
     from the index's copy of the runs; recomputed only when a run finishes or is ignored, or the
     experiment's criteria change, so polling the page stays cheap at 10,000 runs."""
@@ -110,7 +109,7 @@ def _verdict(index: Index, exp: Experiment) -> dict[str, Any]:
     cached = _VERDICTS.get(key)
     if cached and cached[0] == stamp:
         return cached[1]
-    v = verdict(index.lab, exp.name, runs=runs_from_index(index, exp, sorted({c.metric for c in criteria})))
+    v = verdict(lab, exp.name, runs=runs_from_index(index, exp, sorted({c.metric for c in criteria})))
     out = {"verdict": v.verdict, "reason": v.reason}
     _VERDICTS[key] = (stamp, out)
     return out
@@ -119,7 +118,7 @@ def _verdict(index: Index, exp: Experiment) -> dict[str, Any]:
 _CONFIGS: dict[tuple[str, str], tuple[tuple[Any, ...], dict[str, Any]]] = {}
 
 
-def configurations(index: Index, exp: Experiment) -> dict[str, Any] | None:
+def configurations(lab: Lab, index: Index, exp: Experiment) -> dict[str, Any] | None:
     """`assay compare --json` for the experiment (configurations by params, entry point and code
     version, each run's last value): the same numbers the CLI and the verdict show. Cached until
     a run finishes or is ignored; None before any run finished."""
@@ -132,7 +131,7 @@ def configurations(index: Index, exp: Experiment) -> dict[str, Any] | None:
     cached = _CONFIGS.get(key)
     if cached and cached[0] == stamp:
         return cached[1]
-    out = compare(index.lab, exp.name)
+    out = compare(lab, exp.name)
     _CONFIGS[key] = (stamp, out)
     return out
 
@@ -141,9 +140,8 @@ def experiments(lab: Lab) -> list[dict[str, Any]]:
     """One row per experiment: hypothesis, metric, run counts, best primary value, verdict."""
     names = list_experiments(lab)
     out = []
-    with Index(lab) as index:
-        counts = {e: (n, running, last) for e, n, running, last in index.db.execute(
-            "SELECT experiment, COUNT(*), SUM(status='running'), MAX(started) FROM runs WHERE ignored=0 GROUP BY experiment")}
+    with lab.index() as index:
+        counts = experiment_counts(index)
         for name in names:
             row: dict[str, Any] = {"name": name}
             try:
@@ -151,10 +149,10 @@ def experiments(lab: Lab) -> list[dict[str, Any]]:
             except ConfigError as exc:
                 out.append({**row, "error": exc.message, "runs": counts.get(name, (0, 0, None))[0]})
                 continue
-            cmp = configurations(index, exp)
+            cmp = configurations(lab, index, exp)
             top = cmp["rows"][cmp["best"]] if cmp and cmp["best"] is not None else None
             n, running, last = counts.get(name, (0, 0, None))
-            judged = _verdict(index, exp)
+            judged = _verdict(lab, index, exp)
             folder = exp.path
             out.append({**row, "hypothesis": exp.hypothesis, "metric": exp.metric, "goal": exp.goal,
                         "success": exp.success, "failure": exp.failure, "runs": n, "running": running or 0,
@@ -177,13 +175,10 @@ def _config_label(cmp: dict[str, Any], row: dict[str, Any]) -> str:
 def experiment_detail(lab: Lab, name: str) -> dict[str, Any]:
     """The experiment file's fields, its README and the metric/param names its runs use."""
     exp = experiment(lab, name)
-    with Index(lab) as index:
-        metrics = [k for (k,) in index.db.execute(
-            "SELECT DISTINCT m.key FROM metrics m JOIN runs r ON r.id=m.run_id WHERE r.experiment=? LIMIT 200", (name,))]
-        params = [k for (k,) in index.db.execute(
-            "SELECT DISTINCT p.key FROM params p JOIN runs r ON r.id=p.run_id WHERE r.experiment=? LIMIT 200", (name,))]
-        judged = _verdict(index, exp)
-        cmp = configurations(index, exp)
+    with lab.index() as index:
+        metrics, params = key_names(index, name)
+        judged = _verdict(lab, index, exp)
+        cmp = configurations(lab, index, exp)
     readme = exp.path / "README.md"
     return {"name": name, "hypothesis": exp.hypothesis, "metric": exp.metric, "goal": exp.goal,
             "success": exp.success, "failure": exp.failure, "entry": exp.entry, "secondary": exp.secondary,
@@ -230,9 +225,9 @@ def run(lab: Lab, run_id: str) -> dict[str, Any]:
     path = run_dir(lab, run_id)
     record = records.read_record(path)
     if record.get("status") == "running":
-        record = records.mark_lost_if_dead(path, record, records.goal_lookup(lab.root, record.get("experiment")))
+        record = records.mark_lost_if_dead(path, record, goal_lookup(lab.root, record.get("experiment")))
         if record.get("status") == "running":  # live: the record's metrics come at the end
-            summary = records.summarize(path, records.goal_lookup(lab.root, record.get("experiment")))
+            summary = records.summarize(path, goal_lookup(lab.root, record.get("experiment")))
             record["metrics"] = summary["metrics"]
     record["log_tail"] = records.log_tail(path, lines=80)
     record["ignored"] = ignored_runs(path.parent.parent).get(path.name)

@@ -2,33 +2,24 @@
 
 The code difference is `git diff COMMIT_A COMMIT_B -- <experiment folder>` between the commits the
 two runs recorded, plus each run's git.patch (what was uncommitted when it started). Git is only
-read: every call goes through `_git` (no index refresh, no lock taken), and a lab outside git, or
+read: every call goes through gitops' read-only helpers (no index refresh, no lock taken), and a lab outside git, or
 a commit the repository no longer holds, is said on the page instead.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
 from pathlib import Path
 from typing import Any
 
+from assay import gitops
+from assay.errors import GitError
 from assay.lab import Lab
 from assay.store import records
 
 MAX_DIFF = 256_000  # bytes of `git diff` output sent to the browser
+_GIT_TIMEOUT = 30  # seconds: a page must answer even when the repository is huge or on a stalled disk
 _ENV_KEYS = ("python_version", "python", "platform", "hostname", "cpu_count", "cuda_visible_devices")
-
-
-def _git(cwd: Path, *args: str) -> subprocess.CompletedProcess[bytes] | None:
-    """A read-only git command (GIT_OPTIONAL_LOCKS=0: `git diff` must not refresh the user's
-    index); None when git is not installed."""
-    try:
-        return subprocess.run(["git", *args], cwd=cwd, capture_output=True, check=False, timeout=30,
-                              env={**os.environ, "GIT_OPTIONAL_LOCKS": "0", "LC_ALL": "C"})
-    except (FileNotFoundError, subprocess.TimeoutExpired):
-        return None
 
 
 def _env(path: Path) -> dict[str, Any] | None:
@@ -91,26 +82,24 @@ def code_diff(lab: Lab, exp_path: Path, ga: dict[str, Any] | None, gb: dict[str,
     root = Path((ga or {}).get("root") or lab.root)
     if not root.is_dir():
         root = lab.root
-    top = _git(root, "rev-parse", "--show-toplevel")
-    if top is None:
+    if not gitops.git_installed():
         return {"available": False, "note": "git is not installed here, so the commits cannot be compared."}
-    if top.returncode != 0:
+    top_path = gitops.toplevel(root, timeout=_GIT_TIMEOUT)
+    if top_path is None:
         return {"available": False, "note": f"{root} is no longer a git repository, so the commits cannot be compared."}
-    top_path = Path(top.stdout.decode().strip())
     try:
         rel = str(exp_path.resolve().relative_to(top_path.resolve())) or "."
     except ValueError:
         rel = "."
     for c in (ca, cb):
-        known = _git(top_path, "cat-file", "-e", f"{c}^{{commit}}")
-        if known is None or known.returncode != 0:
+        if not gitops.has_commit(top_path, c, timeout=_GIT_TIMEOUT):
             return {"available": False, "note": f"Commit {c[:12]} is not in the repository any more (rebased or "
                     "garbage-collected), so the code difference cannot be shown."}
-    out = _git(top_path, "diff", "--no-color", "--no-ext-diff", ca, cb, "--", rel)
-    if out is None or out.returncode != 0:
-        return {"available": False, "note": f"git diff {ca[:12]} {cb[:12]} failed: "
-                f"{(out.stderr.decode(errors='replace').strip() if out else 'git not installed')}"}
-    return {"available": True, "same_commit": False, "diff": _cut(out.stdout), "a": ca, "b": cb, "path": rel}
+    try:
+        diff = gitops.diff_commits(top_path, ca, cb, rel, timeout=_GIT_TIMEOUT)
+    except GitError as exc:
+        return {"available": False, "note": exc.message}
+    return {"available": True, "same_commit": False, "diff": _cut(diff), "a": ca, "b": cb, "path": rel}
 
 
 def run_diff(lab: Lab, run_a: str, run_b: str) -> dict[str, Any]:
