@@ -201,6 +201,21 @@ def parse_limit(text: str | float | int, prices: Prices, source: str = "--max-co
     return Limit(amount, unit, raw)
 
 
+def priced_limit(lab: Lab, max_cost: str | float | None, run_hour: float | None = None) -> tuple[Prices, Limit | None]:
+    """The lab's prices (plus `run_hour`, a price per hour of a run's wall time) and `max_cost` parsed
+    against them (None: no limit).
+
+    Raises:
+        ConfigError: a bad price in assay.toml or an unreadable limit.
+    """
+    import dataclasses
+
+    prices = lab_prices(lab)
+    if run_hour is not None:
+        prices = dataclasses.replace(prices, run_hour=run_hour)
+    return prices, parse_limit(max_cost, prices) if max_cost is not None else None
+
+
 def would_exceed(limit: Limit, spent: Spend, each: Spend | None, in_flight: int, prices: Prices) -> bool:
     """Whether starting one more run could take the ledger past `limit`: what is spent, plus the
     expected use of the runs in flight and of the new one (`each`: a run's expected use, None when

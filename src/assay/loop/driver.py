@@ -7,7 +7,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from assay.config import parse_duration
-from assay.cost import Limit, Prices, Spend, format_amount, lab_prices, mean_run, parse_limit, total, would_exceed
+from assay.cost import Limit, Prices, Spend, format_amount, mean_run, priced_limit, total, would_exceed
 from assay.errors import GitError, RunError, StoreError
 from assay.gitops import Repo, diff_hash
 from assay.lab import Lab
@@ -121,12 +121,7 @@ def _is_retry(lab: Lab, st: LoopState, repo: Repo) -> bool:
 
 def cost_limit(lab: Lab, budget: Budget) -> tuple[Prices, Limit | None]:
     """The prices (assay.toml's, plus --cost-per-hour per run-hour) and the --max-cost limit."""
-    import dataclasses
-
-    prices = lab_prices(lab)
-    if budget.cost_per_hour is not None:
-        prices = dataclasses.replace(prices, run_hour=budget.cost_per_hour)
-    return prices, parse_limit(budget.max_cost, prices) if budget.max_cost is not None else None
+    return priced_limit(lab, budget.max_cost, budget.cost_per_hour)
 
 
 def _spend(lab: Lab, out: Outcome) -> Spend:

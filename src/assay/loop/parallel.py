@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from assay.config import parse_duration, write_atomic
-from assay.cost import Spend, format_amount, mean_run, spend_of, would_exceed
+from assay.cost import Spend, format_amount, mean_run, priced_limit, spend_of, would_exceed
 from assay.errors import ConfigError, GitError, RunError
 from assay.experiment import Experiment, load_experiment
 from assay.gitops import Repo, diff_hash, diff_size, file_hash
@@ -37,28 +37,15 @@ from assay.lab import Lab
 from assay.loop import guards, results
 from assay.loop.brief import brief
 from assay.loop.decisions import Decided, Decision, Evidence, Settings, make_decision, pooled_sigma
+from assay.loop.inflight import cand_prefix, inflight_path, leftovers, worktrees_dir
 from assay.loop.proposers import AgentCommand, Exhausted, ParamsProposer, Proposer
 from assay.loop.ratchet import Outcome, _code_key, _outside, _own_files, _refuse_run, _results_path, _row, run_value
-from assay.loop.state import LoopState, find_by_tag, locked, save, state_dir
+from assay.loop.state import find_by_tag, locked, save, state_dir
 from assay.runner.launch import RunResult, RunSpec
 from assay.store.records import process_start_time, slug
 
 if TYPE_CHECKING:
     from assay.loop.driver import Budget
-
-
-def worktrees_dir(lab: Lab, tag: str) -> Path:
-    """Where a parallel loop's candidate worktrees live: inside the lab's state folder (.assay/,
-    ignored by git), so they never show up as changes of the main work tree."""
-    return lab.state_dir / "loop" / tag / "wt"
-
-
-def cand_prefix(tag: str) -> str:
-    return f"refs/assay/{tag}/cand/"
-
-
-def _inflight_path(lab: Lab, st: LoopState) -> Path:
-    return state_dir(lab, st.experiment, st.tag) / "inflight.json"
 
 
 @dataclass
@@ -113,9 +100,7 @@ class ParallelLoop:
         self.mu = threading.Lock()  # guards self.st and self.active between candidate threads
         self.active: dict[int, Candidate] = {}
         self.next_k = 1
-        from assay.loop.driver import cost_limit
-
-        self.prices, self.limit = cost_limit(lab, budget)
+        self.prices, self.limit = priced_limit(lab, budget.max_cost, budget.cost_per_hour)
         self.spent, self.spends = Spend(), []  # the ledger of this call's runs (assay.cost)
 
     # -- the driver ---------------------------------------------------------------------------
@@ -127,8 +112,8 @@ class ParallelLoop:
         if st.best_commit is None:
             raise RunError("The loop has no baseline yet", f"assay loop resume {self.tag}")
         with locked(self.lab, st):
-            if leftovers := _leftovers(self.lab, self.repo, self.tag):
-                raise GitError(f"Loop {self.tag} has {len(leftovers)} candidate worktree(s) of an interrupted run: {guards.listing(leftovers)}",
+            if left := leftovers(self.lab, self.repo, self.tag):
+                raise GitError(f"Loop {self.tag} has {len(left)} candidate worktree(s) of an interrupted run: {guards.listing(left)}",
                                f"Clean them up first: assay loop resume {self.tag}")
             from assay.sweep.executors import get_executor
 
@@ -141,7 +126,7 @@ class ParallelLoop:
                 threads.shutdown(wait=True, cancel_futures=True)
                 for cand in list(self.active.values()):  # an error or an interrupt: leave nothing behind
                     self._finish(cand)
-                _inflight_path(self.lab, st).unlink(missing_ok=True)
+                inflight_path(self.lab, st).unlink(missing_ok=True)
 
     def _drive(self, threads: ThreadPoolExecutor) -> str:
         b = self.budget
@@ -478,84 +463,9 @@ class ParallelLoop:
         pid = os.getpid()
         data = {"pid": pid, "pid_started": process_start_time(pid), "slots": self.slots,
                 "candidates": [c.to_dict(self.tag) for c in sorted(self.active.values(), key=lambda c: c.k)]}
-        path = _inflight_path(self.lab, self.st)
+        path = inflight_path(self.lab, self.st)
         path.parent.mkdir(parents=True, exist_ok=True)
         write_atomic(path, json.dumps(data, indent=1))
-
-
-def in_flight(lab: Lab, st: LoopState) -> dict[str, Any]:
-    """What a running parallel loop is evaluating: `candidates` (empty when none runs) and
-    `leftovers`, worktrees an interrupted one left behind (`loop resume` removes them)."""
-    try:
-        data = json.loads(_inflight_path(lab, st).read_text())
-    except (FileNotFoundError, ValueError):
-        data = {}
-    pid = data.get("pid")
-    alive = isinstance(pid, int) and process_start_time(pid) is not None and _same_start(process_start_time(pid), data.get("pid_started"))
-    if alive and _zombie(pid):
-        alive = False
-    leftovers = [] if alive else sorted(str(p) for p in _worktree_paths(lab, st.tag))
-    return {"pid": pid if alive else None, "slots": data.get("slots") if alive else None,
-            "candidates": data.get("candidates", []) if alive else [], "leftovers": leftovers}
-
-
-def _same_start(now: float | None, recorded: Any) -> bool:
-    return now is not None and isinstance(recorded, (int, float)) and abs(now - recorded) < 2.0
-
-
-def _zombie(pid: int) -> bool:
-    """A killed process not yet reaped by its parent still has a start time; it runs nothing."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rsplit(")", 1)[-1].split()[0] == "Z"
-
-
-def _worktree_paths(lab: Lab, tag: str) -> list[Path]:
-    base = worktrees_dir(lab, tag)
-    return sorted(p for p in base.iterdir() if p.is_dir()) if base.is_dir() else []
-
-
-def _leftovers(lab: Lab, repo: Repo, tag: str) -> list[str]:
-    base = worktrees_dir(lab, tag).resolve()
-    known = [p for p in repo.worktrees() if p.resolve().is_relative_to(base)]
-    return sorted({*map(str, known), *map(str, _worktree_paths(lab, tag))}) + repo.refs(cand_prefix(tag))
-
-
-def cleanup(lab: Lab, st: LoopState, repo: Repo) -> list[str]:
-    """After a killed parallel loop (called by `loop resume` under the loop's lock): remove its
-    candidate worktrees (`git worktree remove --force`, then prune), delete its candidate refs,
-    its in-flight record, and finish a keep whose row was written but whose branch did not move.
-    Touches nothing else: other worktrees, branches and refs stay. Returns notes for the user."""
-    notes: list[str] = []
-    base = worktrees_dir(lab, st.tag).resolve()
-    gone = [p for p in repo.worktrees() if p.resolve().is_relative_to(base)]
-    gone += [p for p in _worktree_paths(lab, st.tag) if p not in gone]
-    for path in gone:
-        repo.remove_worktree(path)
-    if gone:
-        repo.git("worktree", "prune")
-        notes.append(f"removed {len(gone)} candidate worktree(s) of an interrupted parallel run (their tries stay under refs/assay/{st.tag}/tried/)")
-    refs = repo.refs(cand_prefix(st.tag))
-    for ref in refs:
-        repo.delete_ref(ref)
-    if refs:
-        notes.append(f"deleted {len(refs)} candidate ref(s) under {cand_prefix(st.tag)}")
-    _inflight_path(lab, st).unlink(missing_ok=True)
-    return notes
-
-
-def finish_keep(repo: Repo, st: LoopState, keep: tuple[str, ...]) -> str | None:
-    """A parallel keep writes its row, then moves the branch forward to the kept commit; killed in
-    between, the branch is behind the best: move it (only forward). A note, or None."""
-    tip = repo.head()
-    if st.best_commit is None or tip == st.best_commit:
-        return None
-    if repo.git("rev-list", "--count", f"{st.best_commit}..{tip}").strip() != "0":  # not behind the best: not ours
-        return None
-    repo.reset_branch(st.branch, st.best_commit, hard=True, keep=keep)
-    return f"moved {st.branch} forward to the kept {st.best_commit[:8]} (interrupted after its decision)"
 
 
 def run_parallel(lab: Lab, tag: str, proposer: Proposer, budget: Budget, slots: int, say: Callable[[str], None],

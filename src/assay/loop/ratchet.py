@@ -497,7 +497,7 @@ def status(lab: Lab, tag: str | None = None) -> dict[str, Any]:
 
 
 def _in_flight(lab: Lab, st: LoopState) -> dict[str, Any]:
-    from assay.loop.parallel import in_flight
+    from assay.loop.inflight import in_flight
 
     return in_flight(lab, st)
 
@@ -585,10 +585,10 @@ def _resume(lab: Lab, tag: str) -> dict[str, Any]:
     for ref in refs:
         c = repo.git("rev-parse", ref).strip()
         st.tried.setdefault(diff_hash(repo.git("diff", f"{c}~1", c, "--", *st.editable)), int(ref.rsplit("/", 1)[1]))
-    from assay.loop import parallel
+    from assay.loop import inflight
 
-    notes += parallel.cleanup(lab, st, repo)  # a killed `loop run --parallel`: its worktrees and candidate refs
-    if note := parallel.finish_keep(repo, st, _own_files(repo, load_experiment(lab, st.experiment))):
+    notes += inflight.cleanup(lab, st, repo)  # a killed `loop run --parallel`: its worktrees and candidate refs
+    if note := inflight.finish_keep(repo, st, _own_files(repo, load_experiment(lab, st.experiment))):
         notes.append(note)
     tip = repo.head()
     if st.best_commit is None:
