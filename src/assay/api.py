@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any, Literal, TypeVar, Union, overload
 
 if TYPE_CHECKING:
     from assay.checks.data import DataReport
@@ -277,8 +277,11 @@ class Figures:
         return [f.to_dict() for f in self.figures]
 
 
-def _raw(cls: type, data: dict[str, Any]) -> Any:
-    names = {f for f in cls.__dataclass_fields__ if f != "raw"}
+_R = TypeVar("_R", bound=_Raw)
+
+
+def _raw(cls: type[_R], data: dict[str, Any]) -> _R:
+    names = {f.name for f in fields(cls) if f.name != "raw"}
     return cls(raw=data, **{k: data[k] for k in names if k in data})
 
 
@@ -324,6 +327,33 @@ def new_experiment(name: str, *, hypothesis: str, metric: str | None = None, goa
 
 
 # ------------------------------------------------------------------ running
+
+
+@overload
+def run(name: str, desc: str = "run", *, params: Mapping[str, Any] | None = None, overrides: Sequence[str] = (),
+        seed: int | None = None, repeat: int = 1, timeout: str | None = None, entry: str | None = None,
+        tags: Mapping[str, str] | None = None, follow: bool = False, smoke: bool = False,
+        oom_ladder: bool | None = None, approve_locked: Sequence[str] = (), detach: Literal[False] = False,
+        observer: RunObserver | None = None, say: Callable[[str], None] | None = None,
+        lab: LabLike = None) -> Runs: ...
+
+
+@overload
+def run(name: str, desc: str = "run", *, params: Mapping[str, Any] | None = None, overrides: Sequence[str] = (),
+        seed: int | None = None, repeat: int = 1, timeout: str | None = None, entry: str | None = None,
+        tags: Mapping[str, str] | None = None, follow: bool = False, smoke: bool = False,
+        oom_ladder: bool | None = None, approve_locked: Sequence[str] = (), detach: Literal[True],
+        observer: RunObserver | None = None, say: Callable[[str], None] | None = None,
+        lab: LabLike = None) -> Detached: ...
+
+
+@overload
+def run(name: str, desc: str = "run", *, params: Mapping[str, Any] | None = None, overrides: Sequence[str] = (),
+        seed: int | None = None, repeat: int = 1, timeout: str | None = None, entry: str | None = None,
+        tags: Mapping[str, str] | None = None, follow: bool = False, smoke: bool = False,
+        oom_ladder: bool | None = None, approve_locked: Sequence[str] = (), detach: bool = False,
+        observer: RunObserver | None = None, say: Callable[[str], None] | None = None,
+        lab: LabLike = None) -> Runs | Detached: ...
 
 
 def run(name: str, desc: str = "run", *, params: Mapping[str, Any] | None = None, overrides: Sequence[str] = (),
@@ -560,7 +590,8 @@ def plot(target: str, *, metrics: Sequence[str] = (), compare: bool = False, for
     if not compare:
         return Figures(plot_run(the_lab, target, list(metrics) or None, format))
     figures: list[Figure] = []
-    for m in list(metrics) or [None]:
+    each: list[str | None] = [*metrics] or [None]  # None: the primary metric
+    for m in each:
         figures += plot_experiment(the_lab, target, m, format, value)
     return Figures(figures)
 

@@ -135,7 +135,8 @@ class Spend:
 
 def spend_of(record: Mapping[str, Any]) -> Spend:
     """One run's use, from its record (a run recorded before the ledger counts its wall time only)."""
-    cost = record.get("cost") if isinstance(record.get("cost"), dict) else {}
+    raw = record.get("cost")
+    cost: Mapping[str, Any] = raw if isinstance(raw, dict) else {}
     duration = record.get("duration")
     wall = float(duration) / 3600 if isinstance(duration, (int, float)) and not isinstance(duration, bool) else 0.0
     return Spend(1, _num(cost.get("cpu_hours")), _num(cost.get("gpu_hours")), wall)

@@ -19,7 +19,7 @@ def emit(result: R, json_: bool, human: Callable[[R], None], **extra: Any) -> No
     if json_:
         from assay.cli.render import emit_json
 
-        data = result.to_dict() if hasattr(result, "to_dict") else result
+        data: Any = result.to_dict() if hasattr(result, "to_dict") else result  # a dict, or a list (figures)
         emit_json({**data, **extra} if extra else data)
         return
     human(result)

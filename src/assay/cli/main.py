@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Optional, TypedDict
 
 # Rich help only on a terminal: piped (agents, scripts) it costs ~75 ms of imports for boxes
 # nobody sees. Typer reads TYPER_USE_RICH once, at import; it is removed again so that the
@@ -21,7 +21,7 @@ if _PLAIN:
 from assay.errors import AssayError  # noqa: E402
 
 if TYPE_CHECKING:  # kept out of `assay --help`
-    pass
+    from assay.api import ExperimentInfo, Journal, LabInfo, Reindexed, Runs, Waited
 
 app = typer.Typer(
     name="assay",
@@ -81,7 +81,7 @@ def init(path: Annotated[Optional[Path], typer.Argument(help="Folder to make a l
     emit(api.init(path), json_, _print_init)
 
 
-def _print_init(info) -> None:  # noqa: ANN001 - api.LabInfo
+def _print_init(info: LabInfo) -> None:
     print(f"lab ready at {info.root}" + (f" (wrote {', '.join(info.written)})" if info.written else " (already initialised)"))
     print("next: assay new NAME --hypothesis \"...\" --metric val_f1 --goal max")
 
@@ -109,7 +109,7 @@ def new(
     emit(info, json_, lambda i: _print_new(i, script=from_script, metric=metric, goal=goal))
 
 
-def _print_new(info, *, script: Path | None, metric: str | None, goal: str | None) -> None:  # noqa: ANN001 - api.ExperimentInfo
+def _print_new(info: ExperimentInfo, *, script: Path | None, metric: str | None, goal: str | None) -> None:
     from assay import api
 
     rel = _rel(info.path, api.find().root)
@@ -136,6 +136,17 @@ def _rel(path: Path, root: Path) -> Path:
     return path.relative_to(root) if path.is_relative_to(root) else path
 
 
+class _RunOptions(TypedDict):
+    """What `assay run` passes to api.run both in the foreground and with --detach."""
+
+    overrides: list[str]
+    timeout: str | None
+    entry: str | None
+    tags: dict[str, str]
+    oom_ladder: bool | None
+    approve_locked: list[str]
+
+
 @app.command(context_settings={"allow_extra_args": False})
 def run(
     name: str,
@@ -159,8 +170,8 @@ def run(
     from assay.cli.live import LiveRuns, wants_live_status
     from assay.runner.detach import HANDOFF_ENV, HandOff
 
-    common = {"overrides": list(overrides or []), "timeout": timeout, "entry": entry, "tags": parse_tags(tag or []),
-              "oom_ladder": oom_ladder, "approve_locked": approve_locked or []}
+    common: _RunOptions = {"overrides": list(overrides or []), "timeout": timeout, "entry": entry,
+                           "tags": parse_tags(tag or []), "oom_ladder": oom_ladder, "approve_locked": approve_locked or []}
     if detach:
         started = api.run(name, desc, detach=True, follow=follow, repeat=repeat, smoke=smoke, **common)
         emit(started, json_, lambda d: print(f"running  {d.id}  {d.path}  (pid {d.pid})\nnext: assay wait {d.id}"))
@@ -178,7 +189,7 @@ def run(
     raise typer.Exit(results.exit_code)
 
 
-def _print_unreported(results, printed: set[str], root: Path) -> None:  # noqa: ANN001 - api.Runs
+def _print_unreported(results: Runs, printed: set[str], root: Path) -> None:
     """Summary lines of the runs not reported as they ended (e.g. a smoke run)."""
     from assay.runner.launch import summary_line
 
@@ -203,7 +214,7 @@ def wait(
     raise typer.Exit(waited.exit_code)
 
 
-def _print_waited(waited, root: Path, run_refs: list[str], timeout: str | None) -> None:  # noqa: ANN001 - api.Waited
+def _print_waited(waited: Waited, root: Path, run_refs: list[str], timeout: str | None) -> None:
     from assay.config import format_duration, parse_duration
     from assay.runner.launch import RunResult, summary_line
 
@@ -283,7 +294,7 @@ def journal(name: str, tag: Annotated[Optional[str], typer.Option(help="Only thi
     emit(api.journal(name, tag=tag), json_, lambda j: _print_journal(j, tag))
 
 
-def _print_journal(entries, tag: str | None) -> None:  # noqa: ANN001 - api.Journal
+def _print_journal(entries: Journal, tag: str | None) -> None:
     for e in entries:
         print(f"{e.when} [{e.tag}] {e.text}" + (f" (run: {e.run})" if e.run else ""))
     if not entries:
@@ -307,7 +318,7 @@ def reindex(force: Annotated[bool, typer.Option(help="Move an unreadable index a
     emit(api.reindex(force=force), json_, _print_reindex)
 
 
-def _print_reindex(res) -> None:  # noqa: ANN001 - api.Reindexed
+def _print_reindex(res: Reindexed) -> None:
     d = res.to_dict()
     if d.get("moved_aside"):
         print(f"moved the unreadable index to {d['moved_aside']}")

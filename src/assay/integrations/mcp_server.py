@@ -92,11 +92,12 @@ def _guard(fn: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-def _clean(value: Any) -> Any:
+def _clean(value: dict[str, Any]) -> dict[str, Any]:
     """JSON-safe (NaN/inf as strings), as `--json` does."""
     from assay.api import json_safe
 
-    return json.loads(json.dumps(json_safe(value), default=str))
+    clean: dict[str, Any] = json.loads(json.dumps(json_safe(value), default=str))
+    return clean
 
 
 def _context_class() -> type:

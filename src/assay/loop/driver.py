@@ -62,7 +62,8 @@ def _iterate(lab: Lab, tag: str, proposer: Proposer, budget: Budget, say: Callab
     non_keeps = iterations = crashes = 0
     last_crash = ""
     prices, limit = cost_limit(lab, budget)
-    spent, tries = Spend(), []
+    spent = Spend()
+    tries: list[Spend] = []
     while True:
         if budget.max_iterations is not None and iterations >= budget.max_iterations:
             return f"max iterations ({budget.max_iterations})"

@@ -76,9 +76,9 @@ class LocalLauncher:
     """The command here, as a child process (what `assay run` does)."""
 
     def launch(self, request: LaunchRequest) -> ProcessResult:
-        sampling = {"on_sample": request.on_sample, "sample_every": request.sample_every} if request.on_sample else {}
         return run_process(list(request.command), request.cwd, dict(request.env), request.log_path, request.on_line,
-                           request.timeout, request.follow, request.on_start, **sampling)
+                           request.timeout, request.follow, request.on_start,
+                           on_sample=request.on_sample, sample_every=request.sample_every)
 
 
 class TrialControl:

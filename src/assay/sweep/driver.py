@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from assay.config import parse_duration
 from assay.errors import ConfigError, RunError
@@ -26,6 +26,9 @@ from assay.sweep.executors import Executor, executor_factory, get_executor
 from assay.sweep.samplers import Pruning, Resumable, Sampler, TrialResult, get_sampler
 from assay.sweep.space import SearchSpace, space_from_mapping, to_overrides, validate_space
 from assay.sweep.state import SweepFiles, TrialEntry, create_sweep, open_sweep
+
+if TYPE_CHECKING:
+    from assay.cost import Spend
 
 
 @dataclass(frozen=True)
@@ -388,7 +391,7 @@ class _Ledger:
         return self.spent.to_dict(self.prices)
 
 
-def _sweep_spend(lab: Lab, sweep_id: str) -> tuple[Any, list[Any]]:
+def _sweep_spend(lab: Lab, sweep_id: str) -> tuple[Spend, list[Spend]]:
     """What the finished runs tagged sweep=<id> used: the total, and one Spend per trial run."""
     from assay.cost import Spend
 
@@ -434,7 +437,8 @@ def approve_sweep(lab: Lab, config: SweepConfig, *, yes: bool, ask: Callable[[st
     if lab.settings.get("approve_above") is None:
         return None
     if config.sampler == "grid" and not config.trials and sf is None:
-        budget = config.space.size()
+        size = config.space.size()
+        budget = size if size is not None else len(config.space.grid())  # grid(): ConfigError for a continuous range
     else:
         budget = int((sf.settings.get("trials") if sf else None) or config.trials or 0)
     left = budget - (sum(1 for t in sf.trials().values() if t.status is not None) if sf else 0)

@@ -160,7 +160,11 @@ class _Relocate:
         self.pattern = re.compile("|".join(f"({re.escape(old)})(?=/|$|[\\s,:;=\"'])" for old, _ in self.moves))
 
     def __call__(self, text: str) -> str:
-        return self.pattern.sub(lambda m: self.moves[m.lastindex - 1][1], text) if self.moves else text
+        return self.pattern.sub(self._new, text) if self.moves else text
+
+    def _new(self, match: re.Match[str]) -> str:
+        assert match.lastindex is not None  # every alternative of the pattern is a group
+        return self.moves[match.lastindex - 1][1]
 
 
 def _pack(scratch: Path) -> tuple[bytes, list[str]]:
