@@ -224,7 +224,7 @@ def test_svg_and_pdf_figures_and_a_report_that_embeds_svg(lab, exp, cli):
 
 
 def test_loop_plot_counts_crashes_and_shows_every_try(lab, loop_lab):
-    from assay.loop.plot import progress_plot
+    from assay.loop.progress import progress_plot
     from assay.loop.ratchet import drop, start, try_candidate
     from assay.loop.state import find_by_tag
     from tests.integration.conftest import edit
@@ -247,7 +247,7 @@ def test_loop_plot_counts_crashes_and_shows_every_try(lab, loop_lab):
     assert [(c["try"], c["description"]) for c in side["crashes"]] == [(2, "depth undefined")]
     assert [p["try"] for p in side["points"]] == [0, 1, 3, 4]
     assert len(side["running_best"]) == 5 and side["running_best"][2] == side["running_best"][1]
-    from assay.loop.plot import _short
+    from assay.loop.progress import _short
 
     assert _short("a long description of what changed, ending with depth 2 -> 4").endswith("depth 2 -> 4")
 

@@ -11,7 +11,7 @@ import pytest
 from assay.loop import results
 from assay.loop.brief import brief
 from assay.loop.driver import Budget, run_loop
-from assay.loop.plot import progress_plot
+from assay.loop.progress import progress_plot
 from assay.loop.proposers import AgentCommand, ParamsProposer, make_proposer
 from assay.loop.ratchet import start, status, try_candidate
 from assay.loop.state import find_by_tag

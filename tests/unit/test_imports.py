@@ -46,3 +46,13 @@ def test_narrowed_dispatch_keeps_help_and_did_you_mean(tmp_path):
     from assay import __version__
 
     assert cli("--version").stdout.strip() == f"assay {__version__}"
+
+
+def test_assay_loop_functions_stay_functions_once_the_loop_modules_are_loaded():
+    # Loading a submodule binds its name on the package, so a module named like one of the lazy API
+    # names (assay.loop.confirm) would replace the function for the rest of the process.
+    code = ("import importlib, pkgutil, types\nimport assay.loop as loop\n"
+            "for m in pkgutil.iter_modules(loop.__path__):\n    importlib.import_module(f'assay.loop.{m.name}')\n"
+            "print('hidden:', *[n for n in loop.__all__ if isinstance(getattr(loop, n), types.ModuleType)])")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["hidden:"]

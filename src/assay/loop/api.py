@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from pathlib import Path
 
     from assay.lab import Lab
-    from assay.loop.confirm import Confirmation
+    from assay.loop.confirmation import Confirmation
     from assay.loop.ratchet import Outcome
 
 
@@ -251,7 +251,7 @@ def log(tag: str | None = None, *, last: int = 20, lab: Lab | None = None) -> Lo
 
 def confirm(tag: str, *, force: bool = False, lab: Lab | None = None) -> Confirmation:
     """Run the baseline and the best on the held-out split (`confirm:`), once (`assay loop confirm`)."""
-    from assay.loop.confirm import confirm as do_confirm
+    from assay.loop.confirmation import confirm as do_confirm
 
     return do_confirm(_lab(lab), tag, force)
 
@@ -276,7 +276,7 @@ def prompt(tag: str | None = None, *, last: int = 10, lab: Lab | None = None) ->
 
 def plot(tag: str | None = None, *, lab: Lab | None = None) -> LoopPlot:
     """Draw the progress plot from results.tsv (kept green and labelled, discarded grey, crashes red)."""
-    from assay.loop.plot import progress_plot
+    from assay.loop.progress import progress_plot
     from assay.loop.ratchet import current
     from assay.loop.state import find_by_tag
 

@@ -503,7 +503,7 @@ def _in_flight(lab: Lab, st: LoopState) -> dict[str, Any]:
 
 
 def _latest_confirmation(lab: Lab, st: LoopState) -> dict[str, Any] | None:
-    from assay.loop.confirm import latest
+    from assay.loop.confirmation import latest
 
     return latest(lab, st)
 
@@ -534,7 +534,7 @@ def _row_values(lab: Lab, row: results.Row, which: str) -> tuple[list[float], li
 
 def _recount_looks(lab: Lab, st: LoopState, rows: list[results.Row], notes: list[str]) -> None:
     """The looks and confirms, from the run folders and confirms.jsonl: never fewer than state.json says."""
-    from assay.loop.confirm import count_looks, read_confirms
+    from assay.loop.confirmation import count_looks, read_confirms
 
     looks, lower = count_looks(lab, st, rows)
     if looks > st.looks or (lower and looks >= st.looks):

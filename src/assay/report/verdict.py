@@ -359,7 +359,7 @@ def verdict(lab: Lab, name: str, confidence: float = 0.95, value: str = "last", 
 def _with_loops(lab: Lab, exp: Experiment, v: Verdict) -> Verdict:
     """A loop experiment's verdict says whether each loop's gain survived the held-out split
     (`assay loop confirm`), or that it is unconfirmed and how many looks at validation produced it."""
-    from assay.loop.confirm import loop_confirmations, overturned_by
+    from assay.loop.confirmation import loop_confirmations, overturned_by
 
     if notes := loop_confirmations(lab, exp):
         v.confirmation = notes
