@@ -3,8 +3,10 @@
 Each candidate starts from the best commit of that moment, in a worktree under the lab's
 `.assay/loop/TAG/wt/K` (detached HEAD, tracked by the ref `refs/assay/TAG/cand/K`). Its proposal is
 made there (an agent process runs with the worktree as its working directory), committed there,
-and measured through the local slot pool (one GPU per slot where there are GPUs); its run folders
-land in the lab's experiments/NAME/runs/ like any other run.
+and measured through an executor: the local slot pool (one GPU per slot where there are GPUs), or
+Ray, whose workers get the worktree's code as a snapshot (its commit, as a git bundle) and send the
+run's files back; either way its run folders land in the lab's experiments/NAME/runs/ like any
+other run.
 
 Decisions are taken one at a time, in the order candidates finish, by this process alone:
 a candidate is judged against the best at the time it started. If the best moved since, a
@@ -84,16 +86,17 @@ class ParallelLoop:
     """The driver of `loop run --parallel N` (see the module docstring)."""
 
     def __init__(self, lab: Lab, tag: str, proposer: Proposer, budget: Budget, slots: int,
-                 say: Callable[[str], None], executor: str = "local") -> None:
+                 say: Callable[[str], None], executor: str = "local", executor_options: dict[str, Any] | None = None) -> None:
         if slots < 1:
             raise ConfigError(f"--parallel must be 1 or more, got {slots}", "e.g. --parallel 2")
-        if executor != "local":
-            raise ConfigError(f"--executor {executor} is not supported by the parallel loop yet (candidates need the lab's disk)",
-                              f"Run it on this machine's slots: assay loop run {tag} --parallel {slots} --executor local")
+        from assay.sweep.executors import executor_factory
+
+        executor_factory(executor)  # an unknown name fails here, listing the known ones
         if not isinstance(proposer, (AgentCommand, ParamsProposer)):
             raise ConfigError(f"The parallel loop runs --agent CMD or --propose params, not {type(proposer).__name__}",
                               f"Run other proposers one candidate at a time: assay loop run {tag} --parallel 1")
         self.lab, self.tag, self.proposer, self.budget, self.slots, self.say = lab, tag, proposer, budget, slots, say
+        self.executor, self.executor_options = executor, dict(executor_options or {})
         self.st = find_by_tag(lab, tag)
         self.repo = Repo(lab.experiment_dir(self.st.experiment))
         self.exp = load_experiment(lab, self.st.experiment)
@@ -117,7 +120,8 @@ class ParallelLoop:
                                f"Clean them up first: assay loop resume {self.tag}")
             from assay.sweep.executors import get_executor
 
-            self.pool = get_executor("local", self.lab, self.slots)
+            # One trial per candidate at a time: as many executor slots as candidates in flight.
+            self.pool = get_executor(self.executor, self.lab, self.slots, **self.executor_options)
             threads = ThreadPoolExecutor(max_workers=self.slots, thread_name_prefix="assay-candidate")
             try:
                 return self._drive(threads)
@@ -469,12 +473,17 @@ class ParallelLoop:
 
 
 def run_parallel(lab: Lab, tag: str, proposer: Proposer, budget: Budget, slots: int, say: Callable[[str], None],
-                 executor: str = "local") -> str:
+                 executor: str = "local", executor_options: dict[str, Any] | None = None) -> str:
     """`assay loop run TAG --parallel N`: returns why it stopped (see ParallelLoop).
 
+    `executor` is where the candidates' runs go (`local`, `ray`, or a plug-in's name) and
+    `executor_options` what its factory takes (Ray: `address`, `cpus`, `gpus`).
+
     Raises:
-        ConfigError: a proposer or executor the parallel loop does not support, or N < 1.
+        ConfigError: a proposer the parallel loop does not support, or N < 1.
+        PluginError: an unknown executor, or options it does not take.
+        RunError: the Ray cluster at `address` cannot be reached.
         GitError: the loop's branch is not checked out, another command holds the loop, or an
             interrupted parallel run left worktrees (`assay loop resume TAG` removes them).
     """
-    return ParallelLoop(lab, tag, proposer, budget, slots, say, executor).run()
+    return ParallelLoop(lab, tag, proposer, budget, slots, say, executor, executor_options).run()
