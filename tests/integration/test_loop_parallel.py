@@ -214,7 +214,7 @@ def test_address_without_the_ray_executor_is_refused_before_any_candidate_starts
     assert out.returncode == 2, out.stdout + out.stderr
     assert "The local executor takes no options, got address" in out.stdout + out.stderr
     assert "Traceback" not in out.stdout + out.stderr
-    assert git(lab.root, "for-each-ref", "refs/assay/x/") == "" and not worktrees_dir(lab, "x").exists()
+    assert git(lab.root, "for-each-ref", "refs/assay/x/cand/") == "" and not worktrees_dir(lab, "x").exists()
 
 
 def test_an_unknown_executor_is_refused_with_the_known_ones(lab, par_lab):

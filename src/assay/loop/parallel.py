@@ -104,7 +104,7 @@ class ParallelLoop:
         self.active: dict[int, Candidate] = {}
         self.next_k = 1
         self.prices, self.limit = priced_limit(lab, budget.max_cost, budget.cost_per_hour)
-        self.spent, self.spends = Spend(), []  # the ledger of this call's runs (assay.cost)
+        self.spent, self.spends = Spend(), list[Spend]()  # the ledger of this call's runs (assay.cost)
 
     # -- the driver ---------------------------------------------------------------------------
     def run(self) -> str:
