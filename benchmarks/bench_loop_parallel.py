@@ -5,9 +5,11 @@ committed in its own worktree and measured by real runs (subprocess, run folder,
 index) of a script that spins a pure-Python loop for about `--work` CPU seconds. Its score never
 changes, so every candidate is a discard after one run and both loops do the same work per
 candidate; the figure is the throughput of decisions, worktrees and git included. Each run is one
-single-threaded process, so N slots want N idle cores: the table shows how many cores the runs
-kept busy (their CPU seconds over the loop's wall time) and the load average, since other load
-on the machine lowers the figures. The knob is a float (`interval`): proposing costs what it
+single-threaded process, so N slots want N idle cores. Two more columns tell the loop's own
+overhead from the machine's: "slots busy" is the share of slot-time that runs occupied (their wall
+time over slots x the loop's wall; the rest is the loop's proposing, git, decisions and process
+starts), "cores busy" how many cores the runs' processes used (their CPU seconds over the loop's
+wall). Slots busy but cores idle means other load on the machine (see the load average). The knob is a float (`interval`): proposing costs what it
 costs a user, not what a huge categorical would cost Optuna.
 
     python benchmarks/bench_loop_parallel.py [--candidates 8] [--work 2] [--parallel 2]
@@ -42,8 +44,8 @@ GIT_ENV = {**os.environ, "GIT_AUTHOR_NAME": "bench", "GIT_AUTHOR_EMAIL": "b@b", 
            "GIT_COMMITTER_EMAIL": "b@b"}
 
 
-def loop_wall(root: Path, parallel: int, candidates: int, work: float) -> tuple[float, int, float]:
-    """(wall seconds of `loop run`, candidates decided, CPU seconds of its runs) in a fresh lab."""
+def loop_wall(root: Path, parallel: int, candidates: int, work: float) -> tuple[float, int, float, float]:
+    """(wall seconds of `loop run`, candidates decided, wall and CPU seconds of its runs) in a fresh lab."""
     from assay import loop
 
     lab, _ = init_lab(root / f"lab{parallel}")
@@ -63,15 +65,16 @@ def loop_wall(root: Path, parallel: int, candidates: int, work: float) -> tuple[
     decided = len(out.lines)
     if decided != candidates:
         raise SystemExit(f"parallel={parallel}: {decided} of {candidates} candidates decided ({out.stopped}): {out.lines[-1:]}")
-    return wall, decided, _cpu_seconds(exp / "runs", since)
+    return (wall, decided, *_run_seconds(exp / "runs", since))
 
 
-def _cpu_seconds(runs: Path, since: float) -> float:
-    """CPU seconds of the runs started after `since` (the loop's; not the baseline of `loop start`)."""
+def _run_seconds(runs: Path, since: float) -> tuple[float, float]:
+    """(wall, CPU) seconds of the runs started after `since` (the loop's; not `loop start`'s baseline)."""
     from assay.store.records import read_record
 
-    recs = [read_record(p) for p in runs.iterdir() if (p / "run.json").is_file()]
-    return sum((r.get("cost") or {}).get("cpu_hours", 0.0) * 3600 for r in recs if r.get("started", 0) >= since)
+    recs = [r for p in runs.iterdir() if (p / "run.json").is_file() and (r := read_record(p)).get("started", 0) >= since]
+    return (sum(r.get("duration") or 0.0 for r in recs),
+            sum((r.get("cost") or {}).get("cpu_hours", 0.0) * 3600 for r in recs))
 
 
 def main() -> None:
@@ -92,9 +95,9 @@ def main() -> None:
     ratio = per_hour[n] / per_hour[1]
     print(f"{args.candidates} CPU-bound candidates of {args.work}s CPU each (one run each), {ncpu} CPU cores")
     print(f"load average (1 min) before, between, after: {', '.join(f'{x:.2f}' for x in load)}")
-    print(f"{'slots':>5}  {'wall':>7}  {'per candidate':>13}  {'decided/hour':>12}  {'cores busy with runs':>20}")
-    for k, (w, d, cpu) in ((1, one), (n, many)):
-        print(f"{k:>5}  {w:>6.1f}s  {w / d:>12.2f}s  {per_hour[k]:>12.0f}  {cpu / w:>20.2f}")
+    print(f"{'slots':>5}  {'wall':>7}  {'per candidate':>13}  {'decided/hour':>12}  {'slots busy':>10}  {'cores busy':>10}")
+    for k, (w, d, run_wall, cpu) in ((1, one), (n, many)):
+        print(f"{k:>5}  {w:>6.1f}s  {w / d:>12.2f}s  {per_hour[k]:>12.0f}  {run_wall / (k * w):>10.0%}  {cpu / w:>10.2f}")
     print(f"ratio {n} slots / 1 slot: {ratio:.2f}x (target >= {0.8 * n:.1f}x = 0.8 x {n}): "
           f"{'ok' if ratio >= 0.8 * n else 'below target'}")
 
