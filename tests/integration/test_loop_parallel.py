@@ -208,9 +208,18 @@ def test_parallel_params_proposals_are_distinct_and_each_runs_in_its_worktree(la
     assert st.in_flight["candidates"] == [] and st.to_dict()["best_commit"] == st.best_commit
 
 
-def test_ray_executor_is_refused_with_the_local_alternative(lab, par_lab):
+def test_address_without_the_ray_executor_is_refused_before_any_candidate_starts(lab, par_lab):
     start(lab, "exp", "x", ["train.py"], ["prepare.py"], decision="greedy")
-    out = run_cli("loop", "run", "x", "--parallel", "2", "--agent", "true", "--executor", "ray", cwd=lab.root)
+    out = run_cli("loop", "run", "x", "--parallel", "2", "--agent", "true", "--address", "127.0.0.1:6379", cwd=lab.root)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "The local executor takes no options, got address" in out.stdout + out.stderr
+    assert "Traceback" not in out.stdout + out.stderr
+    assert git(lab.root, "for-each-ref", "refs/assay/x/cand/") == "" and not worktrees_dir(lab, "x").exists()
+
+
+def test_an_unknown_executor_is_refused_with_the_known_ones(lab, par_lab):
+    start(lab, "exp", "u", ["train.py"], ["prepare.py"], decision="greedy")
+    out = run_cli("loop", "run", "u", "--parallel", "2", "--agent", "true", "--executor", "rayy", cwd=lab.root)
     assert out.returncode != 0
-    assert "--executor ray is not supported by the parallel loop yet" in out.stdout + out.stderr
-    assert "--executor local" in out.stdout + out.stderr
+    assert "rayy" in out.stdout + out.stderr and "ray" in (out.stdout + out.stderr).replace("rayy", "")
+    assert "Traceback" not in out.stdout + out.stderr

@@ -161,7 +161,9 @@ def run(
     max_cost: Annotated[Optional[str], typer.Option(help="Start no try that could take the runs' cost past this: '$20', '10gpu-h', '5cpu-h' (a number: money when priced, else GPU-hours).")] = None,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Approve a loop whose estimate is above approve_above in assay.toml.")] = False,
     parallel: Annotated[int, typer.Option(help="Candidates evaluated at once, each in its own git worktree.")] = 1,
-    executor: Annotated[str, typer.Option(help="Where candidates' runs go: local (one slot per candidate, one GPU each).")] = "local",
+    executor: Annotated[str, typer.Option(
+        help="Where candidates' runs go: local (one slot per candidate, one GPU each) or ray (workers get the candidate's commit; no shared disk needed).")] = "local",
+    address: Annotated[Optional[str], typer.Option(help="With --executor ray: the cluster's address (default: a local Ray instance).")] = None,
     json_: JsonOpt = False,
 ) -> None:
     """Let an agent command or the params proposer drive the loop within budgets."""
@@ -171,7 +173,7 @@ def run(
     out = loop.run(tag, parallel=parallel, agent=agent, propose=propose, params=param, space=space,
                    max_iterations=max_iterations, max_time=max_time, plateau=plateau, max_crashes=max_crashes,
                    agent_timeout=agent_timeout, cost_per_hour=cost_per_hour, max_cost=max_cost, executor=executor,
-                   yes=yes, ask=ask_on_tty(), say=None if json_ else print)
+                   address=address, yes=yes, ask=ask_on_tty(), say=None if json_ else print)
     emit(out, json_, lambda o: print(f"stopped: {o.stopped}"))
 
 

@@ -131,10 +131,12 @@ def run(tag: str, *, parallel: int = 1, agent: str | None = None, propose: str |
         params: Sequence[str] | None = None, space: Sequence[str] | None = None, max_iterations: int | None = 20,
         max_time: str | None = None, plateau: int | None = 10, max_crashes: int | None = 5, agent_timeout: str = "30m",
         cost_per_hour: float | None = None, max_cost: str | float | None = None, executor: str = "local",
-        yes: bool = False, ask: Callable[[str], bool] | None = None,
+        address: str | None = None, yes: bool = False, ask: Callable[[str], bool] | None = None,
         say: Callable[[str], None] | None = None, lab: Lab | None = None) -> LoopRun:
     """Let an agent command (`agent`) or a built-in proposer (`propose="params"`) drive the loop
-    within budgets; with `parallel=N`, up to N candidates at once, each in its own worktree.
+    within budgets; with `parallel=N`, up to N candidates at once, each in its own worktree, their
+    runs on this machine's slots (`executor="local"`) or on Ray (`executor="ray"`, a cluster at
+    `address`, else a local Ray instance; the workers need not share the lab's disk).
 
     `say` gets each decision's line as it is taken (they are also in the result). `max_cost` is a
     limit in assay.cost's units ('$20', '10gpu-h', '5cpu-h'). When the lab sets `approve_above`
@@ -142,7 +144,8 @@ def run(tag: str, *, parallel: int = 1, agent: str | None = None, propose: str |
     refuse with ConfigError, exit 2).
 
     Raises:
-        ConfigError: both or neither of agent/propose, a bad space, an unsupported executor.
+        ConfigError: both or neither of agent/propose, a bad space.
+        PluginError: an unknown executor, or `address` with the local one.
         GitError: the loop's branch is not checked out, or another command holds the loop.
     """
     from assay.experiment import load_experiment
@@ -165,12 +168,12 @@ def run(tag: str, *, parallel: int = 1, agent: str | None = None, propose: str |
     if approved := approve_loop(lab, tag, budget, yes=yes, ask=ask):
         tell(approved)
 
-    if parallel == 1 and executor == "local":
+    if parallel == 1 and executor == "local" and address is None:
         why = run_loop(lab, tag, proposer, budget, tell)
     else:
         from assay.loop.parallel import run_parallel
 
-        why = run_parallel(lab, tag, proposer, budget, parallel, tell, executor)
+        why = run_parallel(lab, tag, proposer, budget, parallel, tell, executor, {"address": address} if address else None)
         record_stop(lab, tag, why)
     return LoopRun(tag, why, lines, parallel)
 

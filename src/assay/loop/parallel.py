@@ -3,8 +3,10 @@
 Each candidate starts from the best commit of that moment, in a worktree under the lab's
 `.assay/loop/TAG/wt/K` (detached HEAD, tracked by the ref `refs/assay/TAG/cand/K`). Its proposal is
 made there (an agent process runs with the worktree as its working directory), committed there,
-and measured through the local slot pool (one GPU per slot where there are GPUs); its run folders
-land in the lab's experiments/NAME/runs/ like any other run.
+and measured through an executor: the local slot pool (one GPU per slot where there are GPUs), or
+Ray, whose workers get the worktree's code as a snapshot (its commit, as a git bundle) and send the
+run's files back; either way its run folders land in the lab's experiments/NAME/runs/ like any
+other run.
 
 Decisions are taken one at a time, in the order candidates finish, by this process alone:
 a candidate is judged against the best at the time it started. If the best moved since, a
@@ -73,6 +75,7 @@ class Candidate:
     refused: str | None = None
     rebased_from: str | None = None  # the best it was first judged against, once rebased
     pending: Any = None  # the params proposer's point and Optuna trial for this proposal
+    exhausted: str | None = None  # the params proposer found nothing new to propose
 
     def to_dict(self, tag: str) -> dict[str, Any]:
         return {"k": self.k, "phase": self.phase, "description": self.description, "base": self.base,
@@ -84,24 +87,29 @@ class ParallelLoop:
     """The driver of `loop run --parallel N` (see the module docstring)."""
 
     def __init__(self, lab: Lab, tag: str, proposer: Proposer, budget: Budget, slots: int,
-                 say: Callable[[str], None], executor: str = "local") -> None:
+                 say: Callable[[str], None], executor: str = "local", executor_options: dict[str, Any] | None = None) -> None:
         if slots < 1:
             raise ConfigError(f"--parallel must be 1 or more, got {slots}", "e.g. --parallel 2")
-        if executor != "local":
-            raise ConfigError(f"--executor {executor} is not supported by the parallel loop yet (candidates need the lab's disk)",
-                              f"Run it on this machine's slots: assay loop run {tag} --parallel {slots} --executor local")
+        from assay.sweep.executors import executor_factory
+
+        executor_factory(executor)  # an unknown name fails here, listing the known ones
         if not isinstance(proposer, (AgentCommand, ParamsProposer)):
             raise ConfigError(f"The parallel loop runs --agent CMD or --propose params, not {type(proposer).__name__}",
                               f"Run other proposers one candidate at a time: assay loop run {tag} --parallel 1")
         self.lab, self.tag, self.proposer, self.budget, self.slots, self.say = lab, tag, proposer, budget, slots, say
+        self.executor, self.executor_options = executor, dict(executor_options or {})
         self.st = find_by_tag(lab, tag)
         self.repo = Repo(lab.experiment_dir(self.st.experiment))
         self.exp = load_experiment(lab, self.st.experiment)
         self.mu = threading.Lock()  # guards self.st and self.active between candidate threads
+        # The proposer proposes and learns one candidate at a time (distinct proposals), in the
+        # candidates' threads, so that a proposal overlaps the other candidates' runs.
+        self.proposing = threading.Lock()
         self.active: dict[int, Candidate] = {}
+        self.retired: list[Candidate] = []  # decided; their worktrees go once the next candidates started
         self.next_k = 1
         self.prices, self.limit = priced_limit(lab, budget.max_cost, budget.cost_per_hour)
-        self.spent, self.spends = Spend(), []  # the ledger of this call's runs (assay.cost)
+        self.spent, self.spends = Spend(), list[Spend]()  # the ledger of this call's runs (assay.cost)
 
     # -- the driver ---------------------------------------------------------------------------
     def run(self) -> str:
@@ -117,14 +125,15 @@ class ParallelLoop:
                                f"Clean them up first: assay loop resume {self.tag}")
             from assay.sweep.executors import get_executor
 
-            self.pool = get_executor("local", self.lab, self.slots)
+            # One trial per candidate at a time: as many executor slots as candidates in flight.
+            self.pool = get_executor(self.executor, self.lab, self.slots, **self.executor_options)
             threads = ThreadPoolExecutor(max_workers=self.slots, thread_name_prefix="assay-candidate")
             try:
                 return self._drive(threads)
             finally:
                 self.pool.shutdown(cancel=True)
                 threads.shutdown(wait=True, cancel_futures=True)
-                for cand in list(self.active.values()):  # an error or an interrupt: leave nothing behind
+                for cand in [*self.retired, *self.active.values()]:  # an error or an interrupt: leave nothing behind
                     self._finish(cand)
                 inflight_path(self.lab, st).unlink(missing_ok=True)
 
@@ -137,20 +146,22 @@ class ParallelLoop:
         while True:
             why = why or self._stop_reason(started, deadline, non_keeps, crashes)
             while why is None and len(futures) < self.slots:
-                try:
-                    cand = self._start()
-                except Exhausted as exc:
-                    why = f"search space exhausted: {exc.message}"
-                    break
+                cand = self._start()
                 started += 1
                 futures[threads.submit(self._evaluate, cand)] = cand
                 why = self._stop_reason(started, deadline, non_keeps, crashes)
+            while self.retired:  # after the starts: a free slot does not wait for this cleanup
+                self._finish(self.retired.pop())
             if not futures:
                 return why or "nothing in flight"
             done, _ = wait(list(futures), return_when=FIRST_COMPLETED)
             for fut in done:
                 cand = futures.pop(fut)
                 fut.result()  # an error in the evaluation surfaces here, not silently
+                if cand.exhausted is not None:
+                    why = why or f"search space exhausted: {cand.exhausted}"
+                    self._retire(cand)
+                    continue
                 decision = self._decide(cand)
                 if decision is None:  # rebased onto a newer best: measured again there
                     futures[threads.submit(self._measure, cand)] = cand
@@ -179,8 +190,8 @@ class ParallelLoop:
 
     # -- one candidate ------------------------------------------------------------------------
     def _start(self) -> Candidate:
-        """A worktree at the best commit; the params proposer proposes here (distinct proposals
-        need one proposer at a time), an agent later in the candidate's own thread."""
+        """A worktree at the best commit (worktrees are added and removed by this thread only:
+        `git worktree prune` must not race an `add`); the proposal is made in the candidate's thread."""
         st, k = self.st, self.next_k
         self.next_k += 1
         root = worktrees_dir(self.lab, self.tag) / str(k)
@@ -193,24 +204,30 @@ class ParallelLoop:
         with self.mu:
             self.active[k] = cand
             self._write_inflight()
-        if isinstance(self.proposer, ParamsProposer):
-            try:
-                cand.description = self._propose_params(cand)
-            except Exhausted:
-                self._finish(cand)
-                raise
         return cand
 
     def _propose_params(self, cand: Candidate) -> str:
+        """Under `proposing` (one proposal at a time, so they are distinct), from the best of now:
+        the worktree moves to it if another candidate was kept since it was made."""
+        from dataclasses import replace
+
         p = self.proposer
         assert isinstance(p, ParamsProposer)
-        main = p.config
-        p.config = cand.root / self.repo.rel(main)
-        try:
-            desc = p.propose("", self.st) or "(no description)"
-        finally:
-            p.config = main
-        cand.pending, p.pending, p.trial = (p.pending, p.trial), None, None
+        with self.proposing:
+            with self.mu:
+                best, best_values = self.st.best_commit, list(self.st.best_values)
+                st = replace(self.st, best_commit=best)  # config.yaml is rewritten from this commit's copy
+            if best and best != cand.base:
+                Repo(cand.root).git("checkout", "-q", "--detach", best)
+                self.repo.save_ref(f"{cand_prefix(self.tag)}{cand.k}", best)
+                cand.base, cand.base_values = best, best_values
+            main = p.config
+            p.config = cand.root / self.repo.rel(main)
+            try:
+                desc = p.propose("", st) or "(no description)"
+            finally:
+                p.config = main
+            cand.pending, p.pending, p.trial = (p.pending, p.trial), None, None
         return desc
 
     def _brief(self, cand: Candidate) -> str:
@@ -226,9 +243,15 @@ class ParallelLoop:
         return text + "\n".join(lines) + "\n"
 
     def _evaluate(self, cand: Candidate) -> Candidate:
-        """In the candidate's thread: propose (an agent), check, commit, measure."""
+        """In the candidate's thread: propose, check, commit, measure."""
         st = self.st
-        if isinstance(self.proposer, AgentCommand):
+        if isinstance(self.proposer, ParamsProposer):
+            try:
+                cand.description = self._propose_params(cand)
+            except Exhausted as exc:
+                cand.exhausted = exc.message
+                return cand
+        elif isinstance(self.proposer, AgentCommand):
             cwd = cand.root / self.repo.rel(self.lab.root) if self.lab.root != self.repo.root else cand.root
             cand.description = self.proposer.call(self._brief(cand), st, cwd, {
                 "ASSAY_WORKTREE": str(cand.root), "ASSAY_EXPERIMENT_DIR": str(cand.exp.path)})
@@ -339,7 +362,7 @@ class ParallelLoop:
             patch = self._set_aside(cand)
             self.say(f"refused  {cand.description}: {cand.refused} (saved {patch.name})")
             self._observe(cand, Decision.REFUSED, None)
-            self._finish(cand)
+            self._retire(cand)
             return Decision.REFUSED
         assert cand.commit is not None
         runs = cand.earlier + cand.runs
@@ -351,7 +374,7 @@ class ParallelLoop:
                 save(self.lab, st)
             self._say(cand, Decision.CRASH, None, cand.crash, results.commit_value(st.best_values))
             self._observe(cand, Decision.CRASH, None)
-            self._finish(cand)
+            self._retire(cand)
             return Decision.CRASH
         decided = cand.decided
         assert decided is not None
@@ -385,7 +408,7 @@ class ParallelLoop:
             self.repo.reset_branch(st.branch, cand.commit, hard=True, keep=_own_files(self.repo, exp))
         self._say(cand, status, delta, reason, results.commit_value(st.best_values), value)
         self._observe(cand, status, value)
-        self._finish(cand)
+        self._retire(cand)
         return status
 
     def _rebase(self, cand: Candidate) -> str | None:
@@ -427,9 +450,10 @@ class ParallelLoop:
 
     def _observe(self, cand: Candidate, decision: Decision, value: float | None) -> None:
         p = self.proposer
-        if isinstance(p, ParamsProposer) and cand.pending is not None:
-            p.pending, p.trial = cand.pending
-        p.observe(cand.description, decision, value)
+        with self.proposing:
+            if isinstance(p, ParamsProposer) and cand.pending is not None:
+                p.pending, p.trial = cand.pending
+            p.observe(cand.description, decision, value)
 
     def _set_aside(self, cand: Candidate) -> Path:
         """A refused proposal's diff (new files included) as loops/TAG/refused-pK-N.patch."""
@@ -446,6 +470,13 @@ class ParallelLoop:
     def _phase(self, cand: Candidate, phase: str) -> None:
         with self.mu:
             cand.phase = phase
+            self._write_inflight()
+
+    def _retire(self, cand: Candidate) -> None:
+        """The candidate is decided: out of what is in flight now, its worktree and ref removed soon (`_drive`)."""
+        with self.mu:
+            self.active.pop(cand.k, None)
+            self.retired.append(cand)
             self._write_inflight()
 
     def _finish(self, cand: Candidate) -> None:
@@ -469,12 +500,17 @@ class ParallelLoop:
 
 
 def run_parallel(lab: Lab, tag: str, proposer: Proposer, budget: Budget, slots: int, say: Callable[[str], None],
-                 executor: str = "local") -> str:
+                 executor: str = "local", executor_options: dict[str, Any] | None = None) -> str:
     """`assay loop run TAG --parallel N`: returns why it stopped (see ParallelLoop).
 
+    `executor` is where the candidates' runs go (`local`, `ray`, or a plug-in's name) and
+    `executor_options` what its factory takes (Ray: `address`, `cpus`, `gpus`).
+
     Raises:
-        ConfigError: a proposer or executor the parallel loop does not support, or N < 1.
+        ConfigError: a proposer the parallel loop does not support, or N < 1.
+        PluginError: an unknown executor, or options it does not take.
+        RunError: the Ray cluster at `address` cannot be reached.
         GitError: the loop's branch is not checked out, another command holds the loop, or an
             interrupted parallel run left worktrees (`assay loop resume TAG` removes them).
     """
-    return ParallelLoop(lab, tag, proposer, budget, slots, say, executor).run()
+    return ParallelLoop(lab, tag, proposer, budget, slots, say, executor, executor_options).run()
