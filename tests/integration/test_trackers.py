@@ -34,9 +34,12 @@ def _run(lab, exp, *overrides: str):
 
 
 def _sources(path: Path) -> dict[str, set[str]]:
-    """{metric: {src, ...}} of the run's metrics.jsonl (src "api" for the assay API)."""
+    """{metric: {src, ...}} of the run's metrics.jsonl (src "api" for the assay API); the runner's
+    own sys/* samples (a run slower than the sampling interval, e.g. on a busy machine) left out."""
     out: dict[str, set[str]] = {}
     for ev in records.iter_events(path):
+        if ev.get("src") == "sys":
+            continue
         for k in ev.get("m") or {}:
             out.setdefault(k, set()).add(ev.get("src", "api"))
     return out
