@@ -1,7 +1,6 @@
 """What every command module shares: the `--json` / `--value` options and `emit`, the one place a
 command's result becomes output (its `to_dict()` as JSON, or the command's text for people)."""
 
-from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar

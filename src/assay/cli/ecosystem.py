@@ -1,6 +1,5 @@
 """`assay export mlflow`, `assay import mlflow` and `assay mcp`: bridges to other tools (registered on the main app)."""
 
-from __future__ import annotations
 
 from typing import Annotated, Any, Optional
 

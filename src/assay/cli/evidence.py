@@ -1,6 +1,5 @@
 """`assay plot | verdict | report | check | check-data | rerun`: evidence a reader can trust."""
 
-from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Any, Optional

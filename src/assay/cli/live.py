@@ -5,7 +5,6 @@ stdout as soon as it ends (so `--repeat 5` shows each seed as it finishes).
 stdout keeps exactly one summary line per run: scripts read it; everything else goes to stderr.
 """
 
-from __future__ import annotations
 
 import json
 import os

@@ -1,6 +1,5 @@
 """`assay loop ...` and `assay try`: the keep-or-discard ratchet."""
 
-from __future__ import annotations
 
 from typing import Annotated, Optional
 

@@ -1,6 +1,5 @@
 """`assay` commands. Each parses, calls one API function, renders; no SQL, git or processes here."""
 
-from __future__ import annotations
 
 import os
 import sys
@@ -81,7 +80,7 @@ def init(path: Annotated[Optional[Path], typer.Argument(help="Folder to make a l
     emit(api.init(path), json_, _print_init)
 
 
-def _print_init(info: LabInfo) -> None:
+def _print_init(info: "LabInfo") -> None:
     print(f"lab ready at {info.root}" + (f" (wrote {', '.join(info.written)})" if info.written else " (already initialised)"))
     print("next: assay new NAME --hypothesis \"...\" --metric val_f1 --goal max")
 
@@ -109,7 +108,7 @@ def new(
     emit(info, json_, lambda i: _print_new(i, script=from_script, metric=metric, goal=goal))
 
 
-def _print_new(info: ExperimentInfo, *, script: Path | None, metric: str | None, goal: str | None) -> None:
+def _print_new(info: "ExperimentInfo", *, script: Path | None, metric: str | None, goal: str | None) -> None:
     from assay import api
 
     rel = _rel(info.path, api.find().root)
@@ -189,7 +188,7 @@ def run(
     raise typer.Exit(results.exit_code)
 
 
-def _print_unreported(results: Runs, printed: set[str], root: Path) -> None:
+def _print_unreported(results: "Runs", printed: set[str], root: Path) -> None:
     """Summary lines of the runs not reported as they ended (e.g. a smoke run)."""
     from assay.runner.launch import summary_line
 
@@ -214,7 +213,7 @@ def wait(
     raise typer.Exit(waited.exit_code)
 
 
-def _print_waited(waited: Waited, root: Path, run_refs: list[str], timeout: str | None) -> None:
+def _print_waited(waited: "Waited", root: Path, run_refs: list[str], timeout: str | None) -> None:
     from assay.config import format_duration, parse_duration
     from assay.runner.launch import RunResult, summary_line
 
@@ -294,7 +293,7 @@ def journal(name: str, tag: Annotated[Optional[str], typer.Option(help="Only thi
     emit(api.journal(name, tag=tag), json_, lambda j: _print_journal(j, tag))
 
 
-def _print_journal(entries: Journal, tag: str | None) -> None:
+def _print_journal(entries: "Journal", tag: str | None) -> None:
     for e in entries:
         print(f"{e.when} [{e.tag}] {e.text}" + (f" (run: {e.run})" if e.run else ""))
     if not entries:
@@ -318,7 +317,7 @@ def reindex(force: Annotated[bool, typer.Option(help="Move an unreadable index a
     emit(api.reindex(force=force), json_, _print_reindex)
 
 
-def _print_reindex(res: Reindexed) -> None:
+def _print_reindex(res: "Reindexed") -> None:
     d = res.to_dict()
     if d.get("moved_aside"):
         print(f"moved the unreadable index to {d['moved_aside']}")

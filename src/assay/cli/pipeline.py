@@ -1,6 +1,5 @@
 """`assay gate` and `assay best`: steps of a pipeline (train -> gate -> evaluate the best checkpoint)."""
 
-from __future__ import annotations
 
 from typing import Annotated, Any, Optional
 

@@ -1,6 +1,5 @@
 """Output for people (Rich tables on a terminal, plain columns otherwise) and agents (--json)."""
 
-from __future__ import annotations
 
 import json
 import math

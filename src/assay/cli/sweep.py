@@ -1,6 +1,5 @@
 """`assay sweep NAME sweep.yaml` or `assay sweep NAME lr=1e-4,3e-4 batch=32,64`: many runs of one experiment."""
 
-from __future__ import annotations
 
 from typing import Annotated, Any, Optional
 

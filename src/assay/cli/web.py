@@ -1,6 +1,5 @@
 """`assay` commands for the web area (registered on the main app by register())."""
 
-from __future__ import annotations
 
 import os
 import sys
