@@ -13,7 +13,7 @@ from assay.config import flatten, load_yaml
 from assay.errors import ConfigError, PluginError
 from assay.loop.proposers import PROPOSERS, AgentCommand, Exhausted, ParamsProposer, infer_space, make_proposer, rewrite_config
 from assay.loop.state import LoopState
-from assay.sweep.space import Choice, Range, space_from_args
+from assay.sweep.space import Range, space_from_args
 
 TRAIN = "LR = 1.0\nprint('val_bpb:', 1 + (LR - 0.3) ** 2)\n"
 # Rewrites LR in train.py and describes the change, as a coding agent would.
@@ -167,7 +167,7 @@ def test_search_space_from_experiment_yaml(lab, make_experiment):
                     loop_space={"lr": {"low": 1e-4, "high": 1e-1, "log": True}, "depth": "range(2,5)"})
     st = LoopState(tag="y", experiment="exp", editable=["experiments/exp/config.yaml"], protected={})
     p = make_proposer(lab, st, "min", None, "params")
-    assert p.space.dims == {"lr": Range(1e-4, 1e-1, log=True), "depth": Choice((2, 3, 4))}
+    assert p.space.dims == {"lr": Range(1e-4, 1e-1, log=True), "depth": Range(2, 4, integer=True, step=1)}
     make_experiment(TRAIN, name="bad", config={"seed": 0, "lr": 0.01}, loop_space=["lr"])
     bad = LoopState(tag="z", experiment="bad", editable=["experiments/bad/config.yaml"], protected={})
     with pytest.raises(ConfigError, match="`loop_space` in .*experiment.yaml:\\d+ must be a mapping"):

@@ -17,10 +17,22 @@ def test_inline_lists_become_choices_and_single_values_fixed():
 def test_hydra_functions_parse_to_ranges_and_choices():
     sp = space_from_args(["a=range(2,5)", "b=interval(0,0.5)", "c=log(1e-5,1e-2)", "d=tag(log,interval(1e-4,1e-1))",
                           "e=choice(relu,gelu)"])
-    assert sp.dims["a"] == Choice((2, 3, 4))  # Hydra: stop excluded
+    assert sp.dims["a"] == Range(2, 4, integer=True, step=1) and sp.dims["a"].grid() == (2, 3, 4)  # Hydra: stop excluded
     assert sp.dims["b"] == Range(0, 0.5, log=False, integer=False)
     assert sp.dims["c"].log and sp.dims["d"].log and sp.dims["d"].low == 1e-4
     assert sp.dims["e"] == Choice(("relu", "gelu"))
+
+
+def test_integer_ranges_stay_ordered_ranges_for_optuna_and_lists_for_the_grid():
+    from optuna.distributions import IntDistribution
+
+    from assay.sweep.optuna_sampler import _distribution
+
+    sp = space_from_args(["a=range(0,100000,5)", "b=range(10,0,-2)", "c=range(3,4)"])
+    assert sp.dims["a"].grid()[:3] == (0, 5, 10) and sp.dims["a"].grid()[-1] == 99995
+    assert _distribution("a", sp.dims["a"]) == IntDistribution(0, 99995, step=5)
+    assert sp.dims["b"] == Choice((10, 8, 6, 4, 2))  # a descending range keeps its order as a list
+    assert sp.dims["c"] == Choice((3,))
 
 
 def test_yaml_ranges_infer_int_and_step_makes_them_gridable(tmp_path):
