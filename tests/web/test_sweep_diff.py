@@ -131,12 +131,12 @@ def test_sweep_page_shows_the_trials_and_best_of_assay_sweep_json(page_of, sweep
 
 def test_sweep_importance_is_optunas_fanova_over_the_trials_the_cli_reported(page_of, sweep_dash, sweep_lab):
     import optuna
-    from optuna.distributions import CategoricalDistribution, FloatDistribution
+    from optuna.distributions import CategoricalDistribution, FloatDistribution, IntDistribution
     from optuna.importance import FanovaImportanceEvaluator, get_param_importances
     from optuna.trial import TrialState, create_trial
 
     summary = sweep_lab.summary
-    dists = {"lr": FloatDistribution(1e-4, 1e-1, log=True), "layers": CategoricalDistribution([1, 2, 3, 4]),
+    dists = {"lr": FloatDistribution(1e-4, 1e-1, log=True), "layers": IntDistribution(1, 4),  # layers=range(1,5): an ordered integer range
              "opt": CategoricalDistribution(["sgd", "adam"])}
     study = optuna.create_study(direction="minimize")
     for t in summary["trials"]:
