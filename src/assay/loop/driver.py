@@ -65,18 +65,9 @@ def _iterate(lab: Lab, tag: str, proposer: Proposer, budget: Budget, say: Callab
     spent = Spend()
     tries: list[Spend] = []
     while True:
-        if budget.max_iterations is not None and iterations >= budget.max_iterations:
-            return f"max iterations ({budget.max_iterations})"
-        if time.monotonic() >= deadline:
-            return f"max time ({budget.max_time})"
-        if budget.plateau is not None and non_keeps >= budget.plateau:
-            return f"plateau: {non_keeps} tries without a keep"
-        if budget.max_crashes is not None and crashes >= budget.max_crashes:
-            return (f"max crashes: {crashes} crashes in a row (last: {last_crash[:200]}); fix what makes the runs crash, "
-                    f"or allow more with --max-crashes")
-        if limit is not None and would_exceed(limit, spent, mean_run(tries), 0, prices):
-            return (f"max cost: {format_amount(spent.amount(limit.unit, prices), limit.unit, prices)} spent of "
-                    f"{limit.describe(prices)} (a try costs ~{format_amount((mean_run(tries) or spent).amount(limit.unit, prices), limit.unit, prices)})")
+        if why := stop_reason(budget, tries=iterations, deadline=deadline, non_keeps=non_keeps, crashes=crashes,
+                              last_crash=last_crash, spent=spent, each=mean_run(tries), in_flight=0, prices=prices, limit=limit):
+            return why
         st = find_by_tag(lab, tag)
         try:
             description = proposer.propose(brief(lab, st), st)
@@ -118,6 +109,27 @@ def _is_retry(lab: Lab, st: LoopState, repo: Repo) -> bool:
             fresh.pending_crash = None
             save(lab, fresh)
     return False
+
+
+def stop_reason(budget: Budget, *, tries: int, deadline: float, non_keeps: int, crashes: int, last_crash: str = "",
+                spent: Spend, each: Spend | None, in_flight: int, prices: Prices, limit: Limit | None) -> str | None:
+    """Why the loop must start no more tries (None: it may), for the one-at-a-time and the parallel loop.
+
+    `tries` counts tries started, `each` is a try's mean cost so far and `in_flight` the tries
+    running now (their cost is expected on top of what is spent)."""
+    if budget.max_iterations is not None and tries >= budget.max_iterations:
+        return f"max iterations ({budget.max_iterations})"
+    if time.monotonic() >= deadline:
+        return f"max time ({budget.max_time})"
+    if budget.plateau is not None and non_keeps >= budget.plateau:
+        return f"plateau: {non_keeps} tries without a keep"
+    if budget.max_crashes is not None and crashes >= budget.max_crashes:
+        last = f" (last: {last_crash[:200]})" if last_crash else ""
+        return f"max crashes: {crashes} crashes in a row{last}; fix what makes the runs crash, or allow more with --max-crashes"
+    if limit is not None and would_exceed(limit, spent, each, in_flight, prices):
+        return (f"max cost: {format_amount(spent.amount(limit.unit, prices), limit.unit, prices)} spent of "
+                f"{limit.describe(prices)} (a try costs ~{format_amount((each or spent).amount(limit.unit, prices), limit.unit, prices)})")
+    return None
 
 
 def cost_limit(lab: Lab, budget: Budget) -> tuple[Prices, Limit | None]:

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from assay.config import parse_duration, write_atomic
-from assay.cost import Spend, format_amount, mean_run, priced_limit, spend_of, would_exceed
+from assay.cost import Spend, mean_run, priced_limit, spend_of
 from assay.errors import ConfigError, GitError, RunError
 from assay.experiment import Experiment, load_experiment
 from assay.gitops import Repo, diff_hash, diff_size, file_hash
@@ -174,19 +174,11 @@ class ParallelLoop:
                     non_keeps = 0 if decision == Decision.KEEP else non_keeps + 1
 
     def _stop_reason(self, started: int, deadline: float, non_keeps: int, crashes: int) -> str | None:
-        b = self.budget
-        if b.max_iterations is not None and started >= b.max_iterations:
-            return f"max iterations ({b.max_iterations})"
-        if time.monotonic() >= deadline:
-            return f"max time ({b.max_time})"
-        if b.plateau is not None and non_keeps >= b.plateau:
-            return f"plateau: {non_keeps} tries without a keep"
-        if b.max_crashes is not None and crashes >= b.max_crashes:
-            return f"max crashes: {crashes} crashes in a row; fix what makes the runs crash, or allow more with --max-crashes"
-        if self.limit is not None and would_exceed(self.limit, self.spent, mean_run(self.spends), len(self.active), self.prices):
-            return (f"max cost: {format_amount(self.spent.amount(self.limit.unit, self.prices), self.limit.unit, self.prices)} "
-                    f"spent of {self.limit.describe(self.prices)}")
-        return None
+        from assay.loop.driver import stop_reason
+
+        return stop_reason(self.budget, tries=started, deadline=deadline, non_keeps=non_keeps, crashes=crashes,
+                           spent=self.spent, each=mean_run(self.spends), in_flight=len(self.active), prices=self.prices,
+                           limit=self.limit)
 
     # -- one candidate ------------------------------------------------------------------------
     def _start(self) -> Candidate:
