@@ -1,4 +1,5 @@
-"""Fixtures of the loop tests: a git repository holding an experiment with a fixed evaluation."""
+"""Fixtures of the integration tests: a git repository holding an experiment with a fixed evaluation
+(the loop), and one local Ray instance per test module (executors, the parallel loop on Ray)."""
 
 from __future__ import annotations
 
@@ -52,3 +53,12 @@ def commit_baseline(root) -> None:
     git(root, "init", "-q", "-b", "main")
     git(root, "add", "-A")
     git(root, "commit", "-qm", "baseline")
+
+
+@pytest.fixture(scope="module")
+def ray_local():
+    """A local Ray instance of 2 CPUs for the module's tests (skipped where Ray is not installed)."""
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
+    yield ray
+    ray.shutdown()

@@ -7,14 +7,6 @@ from assay.sweep.executors import LocalPool, get_executor
 from assay.testing import executors as conformance
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield ray
-    ray.shutdown()
-
-
 @pytest.fixture(params=["local", "ray"])
 def make(request):
     if request.param == "ray":

@@ -39,12 +39,6 @@ print("val_bpb:", evaluate(LR, DEPTH))
 """
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield ray
-    ray.shutdown()
-
 
 def _evaluate(text: str) -> float:
     """What PREPARE's evaluate gives for the constants in a version of train.py."""

@@ -26,13 +26,6 @@ print("tokens_per_s:", 123)
 """
 
 
-@pytest.fixture(scope="module")
-def ray_local():
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, configure_logging=False)
-    yield ray
-    ray.shutdown()
-
 
 @pytest.fixture(params=sorted(EXECUTORS))
 def executor(request, lab):
