@@ -1,7 +1,7 @@
 """The loop's Python front door: `assay.loop.start`, `try_`, `run`, `status`, `resume`, `log`,
 `confirm`, `drop`, `prompt`, `plot`.
 
-Each takes keyword-only options (and `lab`, default: the lab around the working directory) and
+Each takes keyword-only options (and `lab`: a Lab or a folder, default: the lab around the working directory) and
 returns a typed record whose `to_dict()` is what the CLI prints under `--json`.
 
     import assay.loop
@@ -19,15 +19,16 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from assay.api import LabLike
     from assay.lab import Lab
     from assay.loop.confirmation import Confirmation
     from assay.loop.ratchet import Outcome
 
 
-def _lab(lab: Lab | None) -> Lab:
-    from assay.lab import find_lab
+def _lab(lab: LabLike) -> Lab:
+    from assay.api import find  # the front door's one rule: a Lab, a folder, else ASSAY_LAB's or the cwd's
 
-    return lab if lab is not None else find_lab()
+    return find(lab)
 
 
 @dataclass(frozen=True)
@@ -93,7 +94,7 @@ class Resumed:
 def start(name: str, *, tag: str, edit: Sequence[str], protect: Sequence[str] = (), decision: str = "noise-aware",
           repeats: int = 3, max_repeats: int = 4, min_delta: float = 0.0, confidence: float = 0.95,
           lines_per_delta: float = 0.0, timeout: str | None = None, max_retries: int = 2, value: str = "last",
-          warn: Callable[[str], None] | None = None, lab: Lab | None = None) -> Outcome:
+          warn: Callable[[str], None] | None = None, lab: LabLike = None) -> Outcome:
     """Create branch assay/TAG from the checked-out commit and run the unmodified baseline.
 
     `warn` is told when the experiment declares no held-out `confirm:` split.
@@ -116,7 +117,7 @@ def start(name: str, *, tag: str, edit: Sequence[str], protect: Sequence[str] = 
                     timeout=timeout, max_retries=max_retries, value=value)
 
 
-def try_(description: str, *, force: bool = False, retry: bool = False, lab: Lab | None = None) -> Outcome:
+def try_(description: str, *, force: bool = False, retry: bool = False, lab: LabLike = None) -> Outcome:
     """Commit the edits in the work tree, run them, keep or reset (`assay try`).
 
     Raises:
@@ -132,7 +133,7 @@ def run(tag: str, *, parallel: int = 1, agent: str | None = None, propose: str |
         max_time: str | None = None, plateau: int | None = 10, max_crashes: int | None = 5, agent_timeout: str = "30m",
         cost_per_hour: float | None = None, max_cost: str | float | None = None, executor: str = "local",
         address: str | None = None, yes: bool = False, ask: Callable[[str], bool] | None = None,
-        say: Callable[[str], None] | None = None, lab: Lab | None = None) -> LoopRun:
+        say: Callable[[str], None] | None = None, lab: LabLike = None) -> LoopRun:
     """Let an agent command (`agent`) or a built-in proposer (`propose="params"`) drive the loop
     within budgets; with `parallel=N`, up to N candidates at once, each in its own worktree, their
     runs on this machine's slots (`executor="local"`) or on Ray (`executor="ray"`, a cluster at
@@ -178,14 +179,14 @@ def run(tag: str, *, parallel: int = 1, agent: str | None = None, propose: str |
     return LoopRun(tag, why, lines, parallel)
 
 
-def status(tag: str | None = None, *, lab: Lab | None = None) -> LoopStatus:
+def status(tag: str | None = None, *, lab: LabLike = None) -> LoopStatus:
     """The loop's state (default: the loop whose branch is checked out)."""
     from assay.loop.ratchet import status as do_status
 
     return LoopStatus(**do_status(_lab(lab), tag))
 
 
-def resume(tag: str, *, lab: Lab | None = None) -> Resumed:
+def resume(tag: str, *, lab: LabLike = None) -> Resumed:
     """Rebuild the loop's progress from git and results.tsv after an interruption or a kill, and
     remove what a killed parallel run left (its worktrees, candidate refs and locks)."""
     from assay.loop.ratchet import resume as do_resume
@@ -240,7 +241,7 @@ class LoopPlot:
         return asdict(self)
 
 
-def log(tag: str | None = None, *, last: int = 20, lab: Lab | None = None) -> LoopLog:
+def log(tag: str | None = None, *, last: int = 20, lab: LabLike = None) -> LoopLog:
     """The last `last` rows (0: all) of results.tsv for the loop (default: the checked-out one)."""
     from pathlib import Path
 
@@ -252,21 +253,21 @@ def log(tag: str | None = None, *, last: int = 20, lab: Lab | None = None) -> Lo
     return LoopLog(s["tag"], s["label"], [r.to_dict() for r in (rows[-last:] if last else rows)])
 
 
-def confirm(tag: str, *, force: bool = False, lab: Lab | None = None) -> Confirmation:
+def confirm(tag: str, *, force: bool = False, lab: LabLike = None) -> Confirmation:
     """Run the baseline and the best on the held-out split (`confirm:`), once (`assay loop confirm`)."""
     from assay.loop.confirmation import confirm as do_confirm
 
     return do_confirm(_lab(lab), tag, force)
 
 
-def drop(tag: str, *, lab: Lab | None = None) -> Dropped:
+def drop(tag: str, *, lab: LabLike = None) -> Dropped:
     """Abandon the crashed candidate (its diff stays under refs/assay/TAG/tried/)."""
     from assay.loop.ratchet import drop as do_drop
 
     return Dropped(tag, do_drop(_lab(lab), tag))
 
 
-def prompt(tag: str | None = None, *, last: int = 10, lab: Lab | None = None) -> Prompt:
+def prompt(tag: str | None = None, *, last: int = 10, lab: LabLike = None) -> Prompt:
     """The brief an agent gets: goal, rules, best so far and the last `last` results."""
     from assay.loop.brief import brief
     from assay.loop.ratchet import current
@@ -277,7 +278,7 @@ def prompt(tag: str | None = None, *, last: int = 10, lab: Lab | None = None) ->
     return Prompt(st.tag, brief(the_lab, st, last))
 
 
-def plot(tag: str | None = None, *, lab: Lab | None = None) -> LoopPlot:
+def plot(tag: str | None = None, *, lab: LabLike = None) -> LoopPlot:
     """Draw the progress plot from results.tsv (kept green and labelled, discarded grey, crashes red)."""
     from assay.loop.progress import progress_plot
     from assay.loop.ratchet import current
